@@ -1,0 +1,169 @@
+/*
+ * api.h — the one surface between the C host and Lua.
+ *
+ * lua/dpdk/cdef.lua mirrors every declaration between the DL_FFI_BEGIN and
+ * DL_FFI_END markers (spec/cdef_spec.lua checks that they agree), so keep this
+ * part free of macros and includes: plain C that LuaJIT's ffi.cdef accepts.
+ *
+ * Conventions (lua-resty-core style): functions return a status code
+ * (DL_OK, DL_AGAIN, DL_ERROR); on DL_ERROR the reason is in dl_errmsg(), a
+ * per-thread text that tells the user what went wrong and what to do.
+ * C never calls into Lua: dl_poll() hands back events and Lua resumes the
+ * coroutines that wait for them.
+ */
+#ifndef DL_API_H
+#define DL_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* DL_FFI_BEGIN */
+enum {
+    DL_OK = 0,
+    DL_AGAIN = 1,
+    DL_ERROR = -1,
+};
+
+enum {
+    DL_MAX_DEVICES = 16,
+    DL_MAX_ADDRS = 128,
+    DL_MAX_CORES = 256,
+    DL_MAX_EAL_ARGS = 64,
+    DL_EAL_ARG_LEN = 256,
+    DL_NAME_LEN = 256,
+};
+
+enum { DL_ROLE_DPDK = 0, DL_ROLE_KERNEL = 1 };
+
+/* An address with its prefix length; family is 4 or 6, addr in network order. */
+typedef struct dl_cidr {
+    int family;
+    int prefix;
+    uint8_t addr[16];
+} dl_cidr;
+
+typedef struct dl_device_config {
+    char pci_address[64];  /* "" when the device is a vdev */
+    char vdev[DL_NAME_LEN]; /* e.g. "net_tap0,iface=dl0"; "" for PCI devices */
+    char original_name[64];
+    int has_mac;
+    uint8_t mac[6];
+    int mtu;  /* 1500 when absent */
+    int role; /* DL_ROLE_DPDK or DL_ROLE_KERNEL */
+    int has_gateway_v4;
+    uint8_t gateway_v4[4];
+    int has_gateway_v6;
+    uint8_t gateway_v6[16];
+    int n_addresses;
+    dl_cidr addresses[DL_MAX_ADDRS];
+    int n_peer_addresses; /* tap only: put on the kernel side of the tap */
+    dl_cidr peer_addresses[DL_MAX_ADDRS];
+} dl_device_config;
+
+typedef struct dl_config {
+    char path[4096]; /* where it was read from ("<built-in>" for the embedded default) */
+    int n_cores;
+    int cores[DL_MAX_CORES];
+    int n_devices;
+    dl_device_config devices[DL_MAX_DEVICES];
+    int n_eal_args;
+    char eal_args[DL_MAX_EAL_ARGS][DL_EAL_ARG_LEN];
+} dl_config;
+
+/* host/config.c: parse and validate an env.json. NULL on error (dl_errmsg names
+ * the file, the field and what was expected). path NULL: the search order
+ * DPDK_ENV_CONFIG, ./config/dpdk-env.json, /etc/dpdk/env.json, built-in default. */
+dl_config *dl_config_load(const char *path);
+/* Parse JSON text; origin names it in errors. */
+dl_config *dl_config_parse(const char *text, size_t len, const char *origin);
+void dl_config_free(dl_config *cfg);
+/* The path the search order picks (or "<built-in>"), without reading it. */
+const char *dl_config_search(void);
+
+typedef struct dl_runtime dl_runtime;
+typedef struct dl_worker dl_worker;
+
+typedef struct dl_runtime_opts {
+    int workers;              /* 0: one per free core of dpdk_cores */
+    const char *config_path;  /* NULL: the search order */
+    int n_eal_args;
+    const char **eal_args;    /* after env.json's eal_args */
+    int mempool_size;         /* mbufs per port (8192) */
+    int cache_size;           /* per-core mempool cache (256) */
+    int queue_descriptors;    /* RX and TX ring size (128) */
+    int n_devices;
+    const char **devices;     /* filter: pci_address, vdev name or original_name */
+    const char *lua_path;     /* package.path / cpath for the worker states */
+    const char *lua_cpath;
+} dl_runtime_opts;
+
+/* host/runtime.c: build a runtime (EAL on first use, locks, ports, worker
+ * threads 1..n-1). Worker 0 is the calling thread, entered by dl_worker_enter. */
+dl_runtime *dl_runtime_start(const dl_runtime_opts *opts);
+/* Stop workers (each closes its Lua state), wait up to timeout_s, then stop the
+ * ports and release the locks. DL_AGAIN: a worker did not stop in time. */
+int dl_runtime_stop(dl_runtime *rt, double timeout_s);
+int dl_runtime_worker_count(const dl_runtime *rt);
+dl_worker *dl_runtime_worker(dl_runtime *rt, int index);
+int dl_runtime_port_count(const dl_runtime *rt);
+
+typedef struct dl_port_info {
+    int port_id;
+    int n_queues;
+    int mtu;
+    uint8_t mac[6];
+    char name[DL_NAME_LEN];   /* the DPDK device name */
+    char ifname[64];          /* kernel side of a tap, else "" */
+    uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf;
+} dl_port_info;
+int dl_runtime_port_info(dl_runtime *rt, int index, dl_port_info *out);
+
+/* host/worker.c */
+enum {
+    DL_EV_WAKE = 1, /* token: a coroutine's wait ended */
+    DL_EV_MAIL = 2, /* messages wait in the mailbox: dl_mail_take */
+    DL_EV_STOP = 3, /* the runtime is stopping: leave the loop */
+};
+
+typedef struct dl_event {
+    uint32_t kind;
+    uint32_t token;
+    int64_t arg;
+} dl_event;
+
+typedef struct dl_worker_stats {
+    uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_dropped, tx_dropped, loops;
+} dl_worker_stats;
+
+/* Pin the calling thread to the worker's core and make it the worker's
+ * thread (dl_self). Worker 0 is entered by block_on on the main thread. */
+int dl_worker_enter(dl_worker *w);
+void dl_worker_leave(dl_worker *w);
+dl_worker *dl_self(void);
+int dl_worker_index(const dl_worker *w);
+int dl_worker_core(const dl_worker *w);
+dl_runtime *dl_worker_runtime(dl_worker *w);
+/* One loop turn: rx burst on every port, stack input and timers, tx flush.
+ * Fills at most max events; returns their number. */
+int dl_poll(dl_worker *w, dl_event *events, int max);
+void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out);
+
+/* Messages between workers (copied; any thread may post, only the owner takes). */
+int dl_mail_post(dl_worker *to, const char *data, size_t len);
+int dl_mail_take(dl_worker *w, const char **data, size_t *len);
+void dl_mail_release(const char *data);
+
+/* host/log.c */
+enum { DL_LOG_ERROR = 1, DL_LOG_WARN = 2, DL_LOG_INFO = 3, DL_LOG_DEBUG = 4 };
+int dl_log_enabled(int level, const char *module);
+void dl_log_write(int level, const char *module, const char *msg);
+
+/* host/main.c and friends */
+const char *dl_errmsg(void);
+const char *dl_version(void);
+double dl_now(void);      /* monotonic seconds */
+int dl_interrupted(void); /* SIGINT/SIGTERM seen */
+int dl_eal_initialized(void);
+/* DL_FFI_END */
+
+#endif

@@ -1,0 +1,178 @@
+/*
+ * eal.c — the EAL, initialised once per process, lazily by the first runtime.
+ *
+ * rte_eal_init can run only once per process (a second call fails with
+ * EALREADY, even after rte_eal_cleanup), so later runtimes reuse it and must
+ * ask for the same EAL arguments. We add what a library user should not have
+ * to think about: a unique --file-prefix (so processes never share EAL
+ * files), an --lcores mapping that leaves the main thread's affinity alone
+ * (workers pin themselves), and a quiet log level.
+ */
+#include <errno.h>
+#include <dirent.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+
+#include "runtime.h"
+
+enum { MAX_ARGS = DL_MAX_EAL_ARGS * 2 + 8 };
+
+static bool initialized;
+static char first_args[DL_MAX_EAL_ARGS * 2 * 64]; /* the user's args, for comparison */
+static char file_prefix[64];
+
+int dl_eal_initialized(void)
+{
+    return initialized;
+}
+
+static bool has_arg(char **argv, int argc, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (int i = 0; i < argc; i++)
+        if (strncmp(argv[i], prefix, n) == 0)
+            return true;
+    return false;
+}
+
+static int hugepages_total(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    int total = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "HugePages_Total: %d", &total) == 1)
+            break;
+    fclose(f);
+    return total;
+}
+
+/* "0@(0-1)": lcore 0 (the main thread) may run on every CPU we may run on. */
+static void main_lcore_mapping(char *buf, size_t len)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    sched_getaffinity(0, sizeof set, &set);
+    size_t off = (size_t)snprintf(buf, len, "--lcores=0@(");
+    bool first = true;
+    for (int c = 0; c < CPU_SETSIZE && off < len - 8; c++) {
+        if (!CPU_ISSET(c, &set))
+            continue;
+        off += (size_t)snprintf(buf + off, len - off, "%s%d", first ? "" : ",", c);
+        first = false;
+    }
+    snprintf(buf + off, len - off, ")");
+}
+
+static int explain_failure(char **argv, int argc, int err)
+{
+    char hint[512] = "";
+    if (err == EALREADY)
+        snprintf(hint, sizeof hint,
+                 "the EAL was already initialised (or its initialisation failed) in this process; "
+                 "start a new process");
+    else if (geteuid() != 0)
+        snprintf(hint, sizeof hint, "run as root (sudo): DPDK needs it for devices and memory");
+    else if (!has_arg(argv, argc, "--no-huge") && hugepages_total() <= 0)
+        snprintf(hint, sizeof hint,
+                 "no hugepages are reserved: add \"--no-huge\" to eal_args (fine for vdevs such "
+                 "as net_tap and net_memif) or reserve hugepages with scripts/dpdk/setup.sh");
+    else if (has_arg(argv, argc, "--no-huge") && has_arg(argv, argc, "--in-memory"))
+        snprintf(hint, sizeof hint,
+                 "--no-huge cannot be combined with --in-memory: drop --in-memory");
+    else
+        snprintf(hint, sizeof hint,
+                 "check the EAL messages above; a PCI device must be bound to vfio-pci "
+                 "(scripts/dpdk/setup.sh dpdk-bind)");
+    return dl_fail("rte_eal_init failed: %s; %s", rte_strerror(err), hint);
+}
+
+int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts)
+{
+    char user_args[sizeof first_args] = "";
+    char *argv[MAX_ARGS];
+    int argc = 0;
+    argv[argc++] = "dpdklua";
+    for (int i = 0; i < cfg->n_eal_args && argc < MAX_ARGS - 4; i++)
+        argv[argc++] = (char *)cfg->eal_args[i];
+    for (int i = 0; i < opts->n_eal_args && argc < MAX_ARGS - 4; i++)
+        argv[argc++] = (char *)opts->eal_args[i];
+    for (int i = 1; i < argc; i++) {
+        strncat(user_args, argv[i], sizeof user_args - strlen(user_args) - 2);
+        strncat(user_args, " ", sizeof user_args - strlen(user_args) - 1);
+    }
+
+    if (initialized) {
+        if (strcmp(user_args, first_args) != 0)
+            return dl_fail("the EAL is already initialised in this process with other "
+                           "arguments (first: \"%s\", now: \"%s\"); it can be initialised "
+                           "once per process: use the same eal_args or a new process",
+                           first_args, user_args);
+        return DL_OK;
+    }
+
+    char prefix_arg[96], lcores_arg[1024];
+    if (!has_arg(argv, argc, "--file-prefix")) {
+        snprintf(file_prefix, sizeof file_prefix, "dpdklua-%d", (int)getpid());
+        snprintf(prefix_arg, sizeof prefix_arg, "--file-prefix=%s", file_prefix);
+        argv[argc++] = prefix_arg;
+    }
+    if (!has_arg(argv, argc, "-l") && !has_arg(argv, argc, "-c") &&
+        !has_arg(argv, argc, "--lcores")) {
+        main_lcore_mapping(lcores_arg, sizeof lcores_arg);
+        argv[argc++] = lcores_arg;
+    }
+    if (!has_arg(argv, argc, "--log-level")) {
+        const char *dbg = getenv("DPDK_DEBUG");
+        argv[argc++] = (dbg && *dbg && strcmp(dbg, "0") != 0) ? "--log-level=info"
+                                                              : "--log-level=warning";
+    }
+
+    DL_DEBUG("eal", "rte_eal_init with %s", user_args);
+    optind = 1; /* the EAL parses with getopt */
+    if (rte_eal_init(argc, argv) < 0)
+        return explain_failure(argv, argc, rte_errno);
+    optind = 1;
+    initialized = true;
+    snprintf(first_args, sizeof first_args, "%s", user_args);
+    return DL_OK;
+}
+
+/* With --no-huge the EAL still leaves its runtime directory; remove ours. */
+static void remove_runtime_dir(void)
+{
+    if (!file_prefix[0])
+        return;
+    char dir[256];
+    snprintf(dir, sizeof dir, "/var/run/dpdk/%s", file_prefix);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+void dl_eal_cleanup(void)
+{
+    if (!initialized)
+        return;
+    rte_eal_cleanup();
+    remove_runtime_dir();
+    initialized = false;
+}

@@ -1,0 +1,233 @@
+/*
+ * port.c — bring a configured device up as a DPDK port with one RX/TX queue
+ * pair per worker, and take it down again.
+ *
+ * Set-up is one linear sequence (as in DPDK's l2fwd): probe → configure →
+ * queues → start → promiscuous → kernel-side addresses; each failure names
+ * the device, the step and the reason.
+ */
+#include <errno.h>
+#include <net/if.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <rte_bus.h>
+#include <rte_dev.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "runtime.h"
+
+extern char **environ;
+
+/* Room in each mbuf's private area for the stack's per-packet bookkeeping
+ * (an lwIP pbuf_custom wraps the mbuf there: zero-copy RX). */
+enum { DL_MBUF_PRIV_SIZE = 64 };
+
+void dl_device_key(const dl_device_config *dev, char *buf, size_t len)
+{
+    if (dev->pci_address[0]) {
+        snprintf(buf, len, "%s", dev->pci_address);
+        return;
+    }
+    size_t n = strcspn(dev->vdev, ",");
+    snprintf(buf, len, "%.*s", (int)n, dev->vdev);
+}
+
+static int run_ip(const char *const args[])
+{
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "ip", NULL, NULL, (char *const *)args, environ);
+    if (rc != 0)
+        return dl_fail("cannot run ip (install iproute2): %s", strerror(rc));
+    int status;
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char cmd[512] = "";
+        for (int i = 0; args[i]; i++) {
+            strncat(cmd, args[i], sizeof cmd - strlen(cmd) - 2);
+            strncat(cmd, " ", sizeof cmd - strlen(cmd) - 1);
+        }
+        return dl_fail("'%s' failed (see its message above)", cmd);
+    }
+    return DL_OK;
+}
+
+/* Put peer_addresses on the kernel side of a tap and bring it up, so that
+ * kernel programs (curl, nc) reach the service through it. */
+static int configure_tap_peer(dl_port *port)
+{
+    const dl_device_config *dev = port->dev;
+    if (!port->ifname[0])
+        return DL_OK;
+    const char *up[] = {"ip", "link", "set", "dev", port->ifname, "up", NULL};
+    if (run_ip(up) != DL_OK)
+        return DL_ERROR;
+    for (int i = 0; i < dev->n_peer_addresses; i++) {
+        const dl_cidr *c = &dev->peer_addresses[i];
+        char text[INET6_ADDRSTRLEN], cidr[INET6_ADDRSTRLEN + 8];
+        inet_ntop(c->family == 6 ? AF_INET6 : AF_INET, c->addr, text, sizeof text);
+        snprintf(cidr, sizeof cidr, "%s/%d", text, c->prefix);
+        const char *v4[] = {"ip", "addr", "replace", cidr, "dev", port->ifname, NULL};
+        const char *v6[] = {"ip", "-6", "addr", "replace", cidr, "dev", port->ifname, "nodad", NULL};
+        if (run_ip(c->family == 6 ? v6 : v4) != DL_OK)
+            return dl_fail_context("%s: peer_addresses[%d]", port->name, i);
+    }
+    return DL_OK;
+}
+
+static int find_or_probe(dl_port *port, const dl_device_config *dev)
+{
+    uint16_t id;
+    if (rte_eth_dev_get_port_by_name(port->name, &id) == 0) {
+        port->port_id = id; /* already probed, e.g. by --vdev in eal_args */
+        return DL_OK;
+    }
+    const char *bus = dev->pci_address[0] ? "pci" : "vdev";
+    const char *args = dev->pci_address[0] ? "" : dev->vdev + strcspn(dev->vdev, ",");
+    if (*args == ',')
+        args++;
+    if (rte_eal_hotplug_add(bus, port->name, args) != 0) {
+        if (dev->pci_address[0])
+            return dl_fail("device %s: probe failed: %s; bind it to vfio-pci with "
+                           "scripts/dpdk/setup.sh dpdk-bind and check that eal_args have no "
+                           "--no-pci",
+                           port->name, rte_strerror(rte_errno));
+        return dl_fail("device %s: cannot create vdev \"%s\": %s (see the EAL messages above)",
+                       port->name, dev->vdev, rte_strerror(rte_errno));
+    }
+    port->hotplugged = true;
+    if (rte_eth_dev_get_port_by_name(port->name, &id) != 0)
+        return dl_fail("device %s: probed but no ethdev port appeared", port->name);
+    port->port_id = id;
+    return DL_OK;
+}
+
+int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *rt)
+{
+    const dl_runtime_opts *o = &rt->opts;
+    memset(port, 0, sizeof *port);
+    port->lock_fd = -1;
+    port->dev = dev;
+    port->n_queues = rt->n_workers;
+    port->mtu = dev->mtu;
+    dl_device_key(dev, port->name, sizeof port->name);
+    if (find_or_probe(port, dev) != DL_OK)
+        return DL_ERROR;
+    uint16_t pid = port->port_id;
+
+    struct rte_eth_dev_info info;
+    int rc = rte_eth_dev_info_get(pid, &info);
+    if (rc != 0)
+        return dl_fail("port %s: cannot read device info: %s", port->name, rte_strerror(-rc));
+    if (port->n_queues > info.max_rx_queues || port->n_queues > info.max_tx_queues)
+        return dl_fail("port %s: %d workers need %d queue pairs, the device has %u RX / %u TX; "
+                       "ask for fewer workers",
+                       port->name, rt->n_workers, port->n_queues, info.max_rx_queues,
+                       info.max_tx_queues);
+    if (info.if_index > 0)
+        if_indextoname(info.if_index, port->ifname);
+
+    struct rte_eth_conf conf;
+    memset(&conf, 0, sizeof conf);
+    conf.rxmode.mtu = (uint32_t)dev->mtu;
+    rc = rte_eth_dev_configure(pid, (uint16_t)port->n_queues, (uint16_t)port->n_queues, &conf);
+    if (rc != 0)
+        return dl_fail("port %s: configure (%d queues, mtu %d) failed: %s", port->name,
+                       port->n_queues, dev->mtu, rte_strerror(-rc));
+
+    uint16_t nb_rxd = (uint16_t)o->queue_descriptors, nb_txd = (uint16_t)o->queue_descriptors;
+    rte_eth_dev_adjust_nb_rx_tx_desc(pid, &nb_rxd, &nb_txd);
+
+    char pool_name[RTE_MEMPOOL_NAMESIZE];
+    snprintf(pool_name, sizeof pool_name, "dl%d_p%u", rt->seq, pid);
+    uint32_t room = RTE_MBUF_DEFAULT_BUF_SIZE;
+    uint32_t frame = (uint32_t)dev->mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN + 8;
+    if (frame + RTE_PKTMBUF_HEADROOM > room)
+        room = frame + RTE_PKTMBUF_HEADROOM;
+    port->pool = rte_pktmbuf_pool_create(pool_name, (unsigned)o->mempool_size,
+                                         (unsigned)o->cache_size, DL_MBUF_PRIV_SIZE,
+                                         (uint16_t)room, (int)rte_eth_dev_socket_id(pid));
+    if (!port->pool)
+        return dl_fail("port %s: cannot create a mempool of %d mbufs of %u bytes: %s; lower "
+                       "mempool_size or give the EAL more memory (-m)",
+                       port->name, o->mempool_size, room, rte_strerror(rte_errno));
+
+    int socket = rte_eth_dev_socket_id(pid);
+    for (int q = 0; q < port->n_queues; q++) {
+        rc = rte_eth_rx_queue_setup(pid, (uint16_t)q, nb_rxd, (unsigned)socket, NULL, port->pool);
+        if (rc != 0)
+            return dl_fail("port %s: RX queue %d set-up failed: %s", port->name, q,
+                           rte_strerror(-rc));
+        rc = rte_eth_tx_queue_setup(pid, (uint16_t)q, nb_txd, (unsigned)socket, NULL);
+        if (rc != 0)
+            return dl_fail("port %s: TX queue %d set-up failed: %s", port->name, q,
+                           rte_strerror(-rc));
+    }
+
+    /* A tap's port MAC is the kernel interface's own MAC: the stack keeps the
+     * configured MAC in software instead (the port runs promiscuous), or the
+     * kernel would see its own address on frames from the stack. */
+    bool is_tap = strncmp(dev->vdev, "net_tap", 7) == 0;
+    if (dev->has_mac && !is_tap) {
+        struct rte_ether_addr mac;
+        memcpy(mac.addr_bytes, dev->mac, 6);
+        rc = rte_eth_dev_default_mac_addr_set(pid, &mac);
+        if (rc != 0)
+            DL_WARN("port", "%s: cannot set MAC from config: %s; using the device's",
+                    port->name, rte_strerror(-rc));
+    }
+
+    rc = rte_eth_dev_start(pid);
+    if (rc != 0)
+        return dl_fail("port %s: start failed: %s", port->name, rte_strerror(-rc));
+    port->started = true;
+
+    rc = rte_eth_promiscuous_enable(pid);
+    if (rc != 0) /* harmless for a device that only sees its own MAC */
+        DL_WARN("port", "%s: promiscuous mode unavailable (%s); continuing", port->name,
+                rte_strerror(-rc));
+
+    struct rte_ether_addr mac;
+    rte_eth_macaddr_get(pid, &mac);
+    memcpy(port->mac, dev->has_mac ? dev->mac : mac.addr_bytes, 6);
+    if (is_tap && memcmp(port->mac, mac.addr_bytes, 6) == 0)
+        port->mac[5] ^= 0x01; /* never share the kernel side's MAC */
+
+    if (configure_tap_peer(port) != DL_OK)
+        return DL_ERROR;
+    DL_INFO("port", "%s (port %u%s%s) up: %d queue pairs, %u/%u descriptors, mtu %d", port->name,
+            pid, port->ifname[0] ? ", kernel side " : "", port->ifname, port->n_queues, nb_rxd,
+            nb_txd, dev->mtu);
+    return DL_OK;
+}
+
+void dl_port_close(dl_port *port)
+{
+    if (!port->dev)
+        return;
+    uint16_t pid = port->port_id;
+    if (port->started) {
+        rte_eth_dev_stop(pid);
+        port->started = false;
+    }
+    if (rte_eth_dev_is_valid_port(pid))
+        rte_eth_dev_close(pid); /* returns the queues' mbufs to the pool */
+    if (port->hotplugged) {
+        const char *bus = port->dev->pci_address[0] ? "pci" : "vdev";
+        if (rte_eal_hotplug_remove(bus, port->name) != 0)
+            DL_DEBUG("port", "%s: hotplug remove: %s", port->name, rte_strerror(rte_errno));
+        port->hotplugged = false;
+    }
+    if (port->pool) {
+        rte_mempool_free(port->pool);
+        port->pool = NULL;
+    }
+    port->dev = NULL;
+}

@@ -1,0 +1,86 @@
+/*
+ * runtime.h — the runtime, its workers and ports, as the host's C files see them.
+ */
+#ifndef DL_RUNTIME_H
+#define DL_RUNTIME_H
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "host.h"
+
+struct rte_mempool;
+struct rte_mbuf;
+struct rte_ring;
+
+enum { DL_MAX_WORKERS_LIMIT = 64, DL_RX_BURST = 32, DL_MAILBOX_SIZE = 1024 };
+
+typedef struct dl_port {
+    uint16_t port_id;
+    int n_queues;
+    int mtu;
+    uint8_t mac[6];          /* the stack's MAC on this port */
+    char name[DL_NAME_LEN];  /* DPDK device name: "net_tap0" or a PCI address */
+    char ifname[64];         /* kernel side of a tap, "" otherwise */
+    bool hotplugged;         /* we probed it, so we remove it at stop */
+    bool started;
+    int lock_fd;
+    struct rte_mempool *pool;
+    const dl_device_config *dev;
+} dl_port;
+
+struct dl_worker {
+    dl_runtime *rt;
+    int index; /* also the RX/TX queue index on every port */
+    int core;
+    bool has_thread; /* workers 1..n-1 run on their own thread; worker 0 on the caller's */
+    pthread_t thread;
+    atomic_bool exited;
+    int lock_fd; /* the core's lock */
+    struct rte_ring *mailbox;
+    cpu_set_t saved_affinity; /* worker 0: the caller's affinity, restored on leave */
+    dl_worker_stats stats;    /* written by the owner only; read with relaxed loads */
+    struct rte_mbuf *rx[DL_RX_BURST];
+};
+
+struct dl_runtime {
+    dl_config *cfg;
+    dl_runtime_opts opts; /* scalar options; string lists are not kept */
+    char lua_path[4096];
+    char lua_cpath[4096];
+    int seq; /* distinguishes the names of this runtime's rings and pools */
+    atomic_int stopping;
+    int n_workers;
+    dl_worker workers[DL_MAX_WORKERS_LIMIT];
+    int n_ports;
+    dl_port ports[DL_MAX_DEVICES];
+};
+
+/* host/eal.c */
+int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts);
+void dl_eal_cleanup(void);
+
+/* host/locks.c: advisory locks under the lock directory (/var/run/dpdk). */
+int dl_lock_try(const char *kind, const char *name, int *fd_out); /* DL_OK, DL_AGAIN, DL_ERROR */
+void dl_lock_release(int fd);
+/* "pid 123 (cmdline)" of the holder, or "unknown". */
+void dl_lock_holder(const char *kind, const char *name, char *buf, size_t len);
+
+/* host/port.c */
+int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *rt);
+void dl_port_close(dl_port *port);
+/* The device's lock name: its PCI address or its vdev name ("net_tap0"). */
+void dl_device_key(const dl_device_config *dev, char *buf, size_t len);
+
+/* host/worker.c */
+int dl_worker_init(dl_worker *w, dl_runtime *rt, int index);
+int dl_worker_start_thread(dl_worker *w);
+void dl_worker_destroy(dl_worker *w);
+
+/* host/runtime.c */
+int dl_runtime_loop_active(void); /* a worker loop runs on the main thread */
+void dl_host_shutdown(void);      /* at exit: stop a live runtime, clean up EAL */
+
+#endif

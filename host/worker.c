@@ -1,0 +1,237 @@
+/*
+ * worker.c — one busy-polling worker per core.
+ *
+ * A worker owns queue `index` of every port and a mailbox. Workers 1..n-1 run
+ * on their own pinned thread with their own LuaJIT state, whose loop
+ * (lua/dpdk/worker.lua) calls dl_poll until the runtime stops; worker 0 is
+ * the thread that calls rt:block_on / rt:run, pinned while it runs the loop.
+ *
+ * The turn, as in DPDK's l2fwd: rx burst → (stack input, timers) → events →
+ * tx flush. Until the TCP stack lands, received packets are counted and freed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "runtime.h"
+
+static _Thread_local dl_worker *self;
+static atomic_int main_loop_active;
+
+typedef struct mail {
+    size_t len;
+    char data[];
+} mail;
+
+dl_worker *dl_self(void)
+{
+    return self;
+}
+
+int dl_runtime_loop_active(void)
+{
+    return atomic_load(&main_loop_active);
+}
+
+int dl_worker_index(const dl_worker *w)
+{
+    return w->index;
+}
+
+int dl_worker_core(const dl_worker *w)
+{
+    return w->core;
+}
+
+dl_runtime *dl_worker_runtime(dl_worker *w)
+{
+    return w->rt;
+}
+
+static inline void stat_add(uint64_t *counter, uint64_t n)
+{
+    __atomic_store_n(counter, *counter + n, __ATOMIC_RELAXED); /* single writer */
+}
+
+void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out)
+{
+    out->rx_packets = __atomic_load_n(&w->stats.rx_packets, __ATOMIC_RELAXED);
+    out->rx_bytes = __atomic_load_n(&w->stats.rx_bytes, __ATOMIC_RELAXED);
+    out->tx_packets = __atomic_load_n(&w->stats.tx_packets, __ATOMIC_RELAXED);
+    out->tx_bytes = __atomic_load_n(&w->stats.tx_bytes, __ATOMIC_RELAXED);
+    out->rx_dropped = __atomic_load_n(&w->stats.rx_dropped, __ATOMIC_RELAXED);
+    out->tx_dropped = __atomic_load_n(&w->stats.tx_dropped, __ATOMIC_RELAXED);
+    out->loops = __atomic_load_n(&w->stats.loops, __ATOMIC_RELAXED);
+}
+
+int dl_worker_init(dl_worker *w, dl_runtime *rt, int index)
+{
+    w->rt = rt;
+    w->index = index;
+    atomic_init(&w->exited, false);
+    char name[RTE_RING_NAMESIZE];
+    snprintf(name, sizeof name, "dl%d_mail%d", rt->seq, index);
+    w->mailbox = rte_ring_create(name, DL_MAILBOX_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
+    if (!w->mailbox)
+        return dl_fail("worker %d: cannot create its mailbox: %s", index,
+                       rte_strerror(rte_errno));
+    return DL_OK;
+}
+
+void dl_worker_destroy(dl_worker *w)
+{
+    if (w->mailbox) {
+        void *m;
+        while (rte_ring_dequeue(w->mailbox, &m) == 0)
+            free(m);
+        rte_ring_free(w->mailbox);
+        w->mailbox = NULL;
+    }
+}
+
+int dl_worker_enter(dl_worker *w)
+{
+    if (self == w)
+        return dl_fail("worker %d is already running on this thread", w->index);
+    if (self)
+        return dl_fail("this thread already runs worker %d", self->index);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(w->core, &set);
+    if (!w->has_thread)
+        pthread_getaffinity_np(pthread_self(), sizeof w->saved_affinity, &w->saved_affinity);
+    int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    if (rc != 0)
+        return dl_fail("worker %d: cannot pin to core %d: %s", w->index, w->core, strerror(rc));
+    self = w;
+    if (!w->has_thread)
+        atomic_store(&main_loop_active, 1);
+    return DL_OK;
+}
+
+void dl_worker_leave(dl_worker *w)
+{
+    if (self != w)
+        return;
+    self = NULL;
+    if (!w->has_thread) {
+        pthread_setaffinity_np(pthread_self(), sizeof w->saved_affinity, &w->saved_affinity);
+        atomic_store(&main_loop_active, 0);
+    }
+}
+
+int dl_poll(dl_worker *w, dl_event *events, int max)
+{
+    int n = 0;
+    if (atomic_load_explicit(&w->rt->stopping, memory_order_relaxed)) {
+        events[n++] = (dl_event){.kind = DL_EV_STOP};
+        return n;
+    }
+    dl_runtime *rt = w->rt;
+    uint16_t queue = (uint16_t)w->index;
+    for (int p = 0; p < rt->n_ports; p++) {
+        uint16_t nb = rte_eth_rx_burst(rt->ports[p].port_id, queue, w->rx, DL_RX_BURST);
+        if (nb == 0)
+            continue;
+        uint64_t bytes = 0;
+        for (uint16_t i = 0; i < nb; i++)
+            bytes += rte_pktmbuf_pkt_len(w->rx[i]);
+        stat_add(&w->stats.rx_packets, nb);
+        stat_add(&w->stats.rx_bytes, bytes);
+        rte_pktmbuf_free_bulk(w->rx, nb); /* no stack yet: every packet ends here */
+    }
+    if (n < max && !rte_ring_empty(w->mailbox))
+        events[n++] = (dl_event){.kind = DL_EV_MAIL, .arg = rte_ring_count(w->mailbox)};
+    stat_add(&w->stats.loops, 1);
+    return n;
+}
+
+int dl_mail_post(dl_worker *to, const char *data, size_t len)
+{
+    mail *m = malloc(sizeof *m + len);
+    if (!m)
+        return dl_fail("cannot post a message of %zu bytes: out of memory", len);
+    m->len = len;
+    memcpy(m->data, data, len);
+    if (rte_ring_enqueue(to->mailbox, m) != 0) {
+        free(m);
+        return DL_AGAIN; /* full: the receiver is behind */
+    }
+    return DL_OK;
+}
+
+int dl_mail_take(dl_worker *w, const char **data, size_t *len)
+{
+    void *p;
+    if (rte_ring_dequeue(w->mailbox, &p) != 0)
+        return DL_AGAIN;
+    mail *m = p;
+    *data = m->data;
+    *len = m->len;
+    return DL_OK;
+}
+
+void dl_mail_release(const char *data)
+{
+    if (data)
+        free((char *)data - offsetof(mail, data));
+}
+
+/* The thread of workers 1..n-1: a fresh Lua state runs dpdk.worker's loop. */
+static void *worker_main(void *arg)
+{
+    dl_worker *w = arg;
+    if (rte_thread_register() != 0) /* an lcore id: per-core mempool caches work */
+        DL_WARN("worker", "worker %d: rte_thread_register failed: %s; mempool caches are off",
+                w->index, rte_strerror(rte_errno));
+    if (dl_worker_enter(w) != DL_OK) {
+        DL_ERR("worker", "%s", dl_errmsg());
+        goto out;
+    }
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        DL_ERR("worker", "worker %d: cannot create a Lua state: out of memory", w->index);
+        goto out;
+    }
+    luaL_openlibs(L);
+    lua_getglobal(L, "package");
+    lua_pushstring(L, w->rt->lua_path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, w->rt->lua_cpath);
+    lua_setfield(L, -2, "cpath");
+    lua_pop(L, 1);
+    /* The thread's whole life is this one call: the loop lives in Lua and
+     * returns when dl_poll reports DL_EV_STOP. */
+    if (luaL_dostring(L, "return require('dpdk.worker').main()") != 0)
+        DL_ERR("worker", "worker %d stopped by an error: %s", w->index, lua_tostring(L, -1));
+    lua_close(L);
+    dl_worker_leave(w);
+out:
+    rte_thread_unregister();
+    atomic_store(&w->exited, true);
+    return NULL;
+}
+
+int dl_worker_start_thread(dl_worker *w)
+{
+    w->has_thread = true;
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0) {
+        w->has_thread = false;
+        return dl_fail("worker %d: cannot create its thread: %s", w->index, strerror(rc));
+    }
+    char name[16];
+    snprintf(name, sizeof name, "dpdklua-w%d", w->index);
+    pthread_setname_np(w->thread, name);
+    return DL_OK;
+}

@@ -1,0 +1,115 @@
+-- dpdk — the runtime API: build a runtime, spawn tasks, sleep, yield, ask
+-- where you run. See README.md and spec/runtime_spec.lua for examples.
+local ffi = require "ffi"
+local C = require "dpdk.cdef"
+local sched = require "dpdk.sched"
+local runtime = require "dpdk.runtime"
+
+local M = {
+    _VERSION = ffi.string(C.dl_version()),
+}
+
+-- dpdk.runtime{ workers, eal_args, mempool_size, cache_size, queue_descriptors,
+-- devices, config } → rt, or nil and an error that says what to fix.
+M.runtime = runtime.new
+
+-- Run fn(...) as a new task on this worker; it starts at the next scheduling
+-- point. Returns a handle: handle:join() → true, results... | false, err.
+function M.spawn(fn, ...)
+    sched.current_task("dpdk.spawn")
+    return sched.spawn(fn, ...)
+end
+
+M.sleep = sched.sleep   -- dpdk.sleep(seconds)
+M.yield = sched.yield   -- let other tasks and the network run, then continue
+
+-- Monotonic time in seconds (float, sub-microsecond resolution).
+function M.now()
+    return C.dl_now()
+end
+
+-- Index of the worker this code runs on (0-based), or nil outside a worker.
+function M.worker_id()
+    local w = C.dl_self()
+    if w == nil then return nil end
+    return C.dl_worker_index(w)
+end
+
+-- The CPU core this worker is pinned to, or nil outside a worker.
+function M.core_id()
+    local w = C.dl_self()
+    if w == nil then return nil end
+    return C.dl_worker_core(w)
+end
+
+local function current_runtime_ptr()
+    local w = C.dl_self()
+    if w ~= nil then
+        return C.dl_worker_runtime(w)
+    end
+    local rt = runtime.active()
+    return rt and rt.ptr
+end
+
+-- Number of workers of the running runtime (0 when there is none).
+function M.worker_count()
+    local p = current_runtime_ptr()
+    return p and C.dl_runtime_worker_count(p) or 0
+end
+
+local function mac_text(mac)
+    return ("%02x:%02x:%02x:%02x:%02x:%02x"):format(mac[0], mac[1], mac[2], mac[3], mac[4], mac[5])
+end
+
+-- Counters of the running runtime: { workers = { {rx_packets=…}, … }, ports = { {name=…}, … } }
+-- (1-based lists; workers[1] is worker 0). nil when no runtime runs.
+function M.stats()
+    local p = current_runtime_ptr()
+    if not p then return nil end
+    local out = { workers = {}, ports = {} }
+    local ws = ffi.new("dl_worker_stats")
+    for i = 0, C.dl_runtime_worker_count(p) - 1 do
+        local w = C.dl_runtime_worker(p, i)
+        C.dl_worker_stats_get(w, ws)
+        out.workers[i + 1] = {
+            worker = i, core = C.dl_worker_core(w),
+            rx_packets = tonumber(ws.rx_packets), rx_bytes = tonumber(ws.rx_bytes),
+            tx_packets = tonumber(ws.tx_packets), tx_bytes = tonumber(ws.tx_bytes),
+            rx_dropped = tonumber(ws.rx_dropped), tx_dropped = tonumber(ws.tx_dropped),
+            loops = tonumber(ws.loops),
+        }
+    end
+    local info = ffi.new("dl_port_info")
+    for i = 0, C.dl_runtime_port_count(p) - 1 do
+        if C.dl_runtime_port_info(p, i, info) == C.DL_OK then
+            out.ports[i + 1] = {
+                port_id = info.port_id, name = ffi.string(info.name),
+                ifname = info.ifname[0] ~= 0 and ffi.string(info.ifname) or nil,
+                mac = mac_text(info.mac), mtu = info.mtu, queues = info.n_queues,
+                ipackets = tonumber(info.ipackets), opackets = tonumber(info.opackets),
+                ibytes = tonumber(info.ibytes), obytes = tonumber(info.obytes),
+                imissed = tonumber(info.imissed), ierrors = tonumber(info.ierrors),
+                oerrors = tonumber(info.oerrors), rx_nombuf = tonumber(info.rx_nombuf),
+            }
+        end
+    end
+    return out
+end
+
+local LEVELS = { error = C.DL_LOG_ERROR, warn = C.DL_LOG_WARN, info = C.DL_LOG_INFO,
+    debug = C.DL_LOG_DEBUG }
+
+-- dpdk.log(level, ...): "error" | "warn" | "info" | "debug", filtered by DPDKLUA_LOG.
+function M.log(level, ...)
+    local l = LEVELS[level]
+    if not l then
+        error("dpdk.log: level must be error, warn, info or debug, got " .. tostring(level), 2)
+    end
+    if C.dl_log_enabled(l, "lua") == 0 then return end
+    local n = select("#", ...)
+    local parts = { ... }
+    for i = 1, n do parts[i] = tostring(parts[i]) end
+    C.dl_log_write(l, "lua", table.concat(parts, " ", 1, n))
+end
+
+return M

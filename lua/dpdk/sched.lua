@@ -1,0 +1,356 @@
+-- dpdk.sched — the coroutine scheduler of one worker (one per Lua state).
+--
+-- A task is a coroutine plus its bookkeeping. Tasks wait in one of three
+-- ways: on the ready queue (spawned, yielded, woken), on the timer heap
+-- (sleep, timeouts), or on a token that C hands back from dl_poll when the
+-- event they wait for happens. C never calls Lua: each loop turn asks C for
+-- events (dl_poll) and resumes the tasks they name.
+local ffi = require "ffi"
+local C = require "dpdk.cdef"
+
+local co_create, co_resume, co_running, co_status, co_yield =
+    coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.yield
+local traceback = debug.traceback
+local select, unpack, type, error, xpcall, setmetatable = select, unpack, type, error, xpcall,
+    setmetatable
+
+local EV_WAKE, EV_MAIL, EV_STOP = C.DL_EV_WAKE, C.DL_EV_MAIL, C.DL_EV_STOP
+local MAX_EVENTS = 256
+
+local M = {}
+
+-- Passed to coroutine.yield by suspend(): tells the scheduler the task parked
+-- itself (on a timer or a token) rather than yielding to be run again.
+local PARKED = setmetatable({}, { __tostring = function() return "dpdk.sched.PARKED" end })
+
+local events = ffi.new("dl_event[?]", MAX_EVENTS)
+
+-- Per-state scheduler state; reset when a runtime is attached.
+local worker          -- dl_worker* driven by this state, nil when detached
+local ready, ready_head, ready_tail = {}, 1, 0
+local timers, n_timers, timer_seq = {}, 0, 0 -- binary min-heap of timer records
+local by_task = setmetatable({}, { __mode = "k" }) -- coroutine -> task
+local waiting = {}    -- token -> task
+local next_token = 0
+local mail_handler    -- function(data_ptr, len) for DL_EV_MAIL
+local current         -- the task being resumed
+local stopping = false
+
+local Task = {}
+Task.__index = Task
+
+local function log(level, msg)
+    C.dl_log_write(level, "sched", msg)
+end
+
+-- Queue a task to run; why and arg are what its wait returns.
+local function push_ready(task, why, arg)
+    ready_tail = ready_tail + 1
+    ready[ready_tail] = task
+    task.state = "ready"
+    task.why, task.arg = why, arg
+end
+
+-- Timer heap ------------------------------------------------------------
+
+local function heap_less(a, b)
+    return a.at < b.at or (a.at == b.at and a.seq < b.seq)
+end
+
+local function heap_push(t)
+    n_timers = n_timers + 1
+    local i = n_timers
+    timers[i] = t
+    while i > 1 do
+        local p = (i - i % 2) / 2
+        if heap_less(timers[p], timers[i]) then break end
+        timers[p], timers[i] = timers[i], timers[p]
+        i = p
+    end
+end
+
+local function heap_pop()
+    local top = timers[1]
+    timers[1] = timers[n_timers]
+    timers[n_timers] = nil
+    n_timers = n_timers - 1
+    local i = 1
+    while true do
+        local l, r, s = 2 * i, 2 * i + 1, i
+        if l <= n_timers and heap_less(timers[l], timers[s]) then s = l end
+        if r <= n_timers and heap_less(timers[r], timers[s]) then s = r end
+        if s == i then break end
+        timers[s], timers[i] = timers[i], timers[s]
+        i = s
+    end
+    return top
+end
+
+-- Tasks -----------------------------------------------------------------
+
+local function finish(task, ok, ...)
+    task.state = "dead"
+    task.ok = ok
+    task.results = { n = select("#", ...), ... }
+    if not ok and not task.quiet then
+        log(C.DL_LOG_ERROR, "task " .. task.name .. " failed: " .. tostring((...)))
+    end
+    local joiners = task.joiners
+    if joiners then
+        task.joiners = nil
+        for i = 1, #joiners do
+            push_ready(joiners[i])
+        end
+    end
+end
+
+local function task_body(task, fn, ...)
+    finish(task, xpcall(fn, traceback, ...))
+end
+
+local task_count = 0
+
+-- Create a task that starts at the next scheduling point (FIFO).
+function M.spawn(fn, ...)
+    if type(fn) ~= "function" then
+        error("spawn: expected a function, got " .. type(fn), 2)
+    end
+    task_count = task_count + 1
+    local task = setmetatable({ name = "#" .. task_count, state = "new" }, Task)
+    task.co = co_create(task_body)
+    by_task[task.co] = task
+    task.start_args = { n = select("#", ...), ... }
+    task.fn = fn
+    push_ready(task)
+    return task
+end
+
+function Task:done()
+    return self.state == "dead"
+end
+
+-- Wait for the task to end: true, results... or false, error (with traceback).
+-- A failure that a joiner collects was still logged when it happened.
+function Task:join()
+    if self.state ~= "dead" then
+        local me = M.current_task("join")
+        if me == self then error("a task cannot join itself", 2) end
+        local joiners = self.joiners
+        if not joiners then
+            joiners = {}
+            self.joiners = joiners
+        end
+        joiners[#joiners + 1] = me
+        M.suspend()
+    end
+    local r = self.results
+    return self.ok, unpack(r, 1, r.n)
+end
+
+Task.__tostring = function(self) return "dpdk task " .. self.name end
+
+function M.current_task(what)
+    local co = co_running()
+    local task = co and by_task[co]
+    if not task then
+        error((what or "this") .. " must be called from a task of the dpdk runtime "
+            .. "(inside rt:block_on, rt:run or dpdk.spawn)", 3)
+    end
+    return task
+end
+
+function M.in_task()
+    local co = co_running()
+    return co ~= nil and by_task[co] ~= nil
+end
+
+-- Park the current task until something wakes it (a timer, a token, a join).
+-- Returns what the waker passed.
+function M.suspend()
+    return co_yield(PARKED)
+end
+
+-- Park for `seconds`; wakes with "timeout".
+function M.sleep(seconds)
+    local task = M.current_task("dpdk.sleep")
+    if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
+        error("dpdk.sleep: expected seconds >= 0, got " .. tostring(seconds), 2)
+    end
+    if seconds == 0 then
+        push_ready(task)
+        return co_yield(PARKED)
+    end
+    M.wait(nil, seconds)
+end
+
+function M.yield()
+    local task = M.current_task("dpdk.yield")
+    push_ready(task)
+    co_yield(PARKED)
+end
+
+-- A token for C to hand back in a DL_EV_WAKE event: wakes the current task
+-- the next time it waits with M.wait(token, ...).
+function M.token()
+    next_token = next_token + 1
+    if next_token >= 0xffffffff then next_token = 1 end
+    return next_token
+end
+
+-- Wait for the token (may be nil) and/or a timeout (seconds, may be nil).
+-- Returns "event", arg or "timeout".
+function M.wait(token, timeout)
+    local task = M.current_task("wait")
+    local wait_id = (task.wait_id or 0) + 1
+    task.wait_id = wait_id
+    if token then
+        waiting[token] = task
+    end
+    if timeout and timeout >= 0 then
+        timer_seq = timer_seq + 1
+        heap_push({ at = C.dl_now() + timeout, seq = timer_seq, task = task, wait_id = wait_id })
+    end
+    task.state = "waiting"
+    local why, arg = co_yield(PARKED)
+    if token then
+        waiting[token] = nil
+    end
+    task.wait_id = wait_id + 1 -- a timer still in the heap for this wait is now stale
+    return why, arg
+end
+
+-- Wake the task waiting on token (used by C events and Lua-side waiters).
+function M.wake(token, arg)
+    local task = waiting[token]
+    if task and task.state == "waiting" then
+        waiting[token] = nil
+        push_ready(task, "event", arg)
+        return true
+    end
+    return false
+end
+
+local function run_timers()
+    if n_timers == 0 then return end
+    local now = C.dl_now()
+    while n_timers > 0 and timers[1].at <= now do
+        local t = heap_pop()
+        local task = t.task
+        if task.state == "waiting" and task.wait_id == t.wait_id then
+            push_ready(task, "timeout")
+        end
+    end
+end
+
+local function resume(task)
+    local co = task.co
+    local ok, res
+    current = task
+    task.state = "running"
+    local a = task.start_args
+    if a then
+        task.start_args = nil
+        local fn = task.fn
+        task.fn = nil
+        ok, res = co_resume(co, task, fn, unpack(a, 1, a.n))
+    else
+        ok, res = co_resume(co, task.why, task.arg)
+    end
+    current = nil
+    if not ok then
+        -- task_body catches errors, so this is a scheduler bug or an error in
+        -- the error handler itself: report it rather than lose it.
+        finish(task, false, traceback(co, tostring(res)))
+        return
+    end
+    if co_status(co) == "dead" then
+        by_task[co] = nil
+    elseif res ~= PARKED and task.state == "running" then
+        push_ready(task) -- a plain coroutine.yield() acts like dpdk.yield()
+    end
+end
+
+local function run_ready()
+    -- Only the tasks queued before this turn: a task that yields runs again
+    -- after the next poll, so yielding lets packets and timers through.
+    local last = ready_tail
+    while ready_head <= last do
+        local task = ready[ready_head]
+        ready[ready_head] = nil
+        ready_head = ready_head + 1
+        if task.state == "ready" then
+            resume(task)
+        end
+    end
+end
+
+-- One turn of the loop: poll C, dispatch events, fire timers, run tasks.
+function M.turn()
+    local n = C.dl_poll(worker, events, MAX_EVENTS)
+    for i = 0, n - 1 do
+        local ev = events[i]
+        local kind = ev.kind
+        if kind == EV_WAKE then
+            M.wake(ev.token, tonumber(ev.arg))
+        elseif kind == EV_MAIL then
+            if mail_handler then mail_handler() end
+        elseif kind == EV_STOP then
+            stopping = true
+        end
+    end
+    run_timers()
+    run_ready()
+end
+
+-- Drive the loop until pred() is true, the runtime stops or, on the main
+-- thread, a signal interrupts it.
+function M.run_until(pred, interruptible)
+    while not pred() do
+        if stopping then
+            return "stopped"
+        end
+        if interruptible and C.dl_interrupted() ~= 0 then
+            return "interrupted"
+        end
+        M.turn()
+    end
+    return "done"
+end
+
+-- Bind this state's scheduler to a worker; a new runtime starts afresh.
+function M.attach(w, on_mail)
+    if worker ~= nil and worker ~= w then
+        M.detach()
+    end
+    if worker == nil then
+        ready, ready_head, ready_tail = {}, 1, 0
+        timers, n_timers = {}, 0
+        waiting = {}
+        stopping = false
+    end
+    worker = w
+    mail_handler = on_mail
+end
+
+function M.detach()
+    worker = nil
+    mail_handler = nil
+    ready, ready_head, ready_tail = {}, 1, 0
+    timers, n_timers = {}, 0
+    waiting = {}
+    stopping = false
+end
+
+function M.worker()
+    return worker
+end
+
+function M.stopping()
+    return stopping
+end
+
+function M.pending()
+    return ready_tail - ready_head + 1, n_timers
+end
+
+return M

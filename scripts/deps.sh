@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what dpdklua needs on Debian 12 and fetches the lwIP source.
+# Idempotent: a second run installs nothing and downloads nothing.
+# Used by the Makefile (make deps / make test), .ci/run and the README.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+build="$here/build"
+lwip_version="2.2.1+dfsg1-1+deb13u1"
+lwip_dir="$build/lwip"
+
+packages=(
+  build-essential pkg-config git ca-certificates
+  libdpdk-dev dpdk libnuma-dev libbsd-dev
+  luajit2 libluajit2-5.1-dev libcjson-dev lua-busted luarocks
+  curl iproute2 netcat-openbsd python3 procps util-linux kmod dpkg-dev
+)
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# lwIP comes from Debian's source package (trixie has 2.2.1 with the post-2.1.3 TCP
+# fixes). A deb-src line changes no installed package. LWIP_SRC overrides all this.
+if [ -n "${LWIP_SRC:-}" ]; then
+  echo "deps: using LWIP_SRC=$LWIP_SRC"; exit 0
+fi
+if [ ! -f "$lwip_dir/src/core/tcp.c" ]; then
+  list=/etc/apt/sources.list.d/dpdklua-lwip-src.list
+  if ! grep -qs "trixie" "$list"; then
+    echo "deb-src http://deb.debian.org/debian trixie main" | as_root tee "$list" >/dev/null
+    as_root apt-get update -qq
+  fi
+  mkdir -p "$build/lwip-src"
+  (cd "$build/lwip-src" && apt-get source --download-only "lwip=$lwip_version" >/dev/null)
+  tarball=$(ls "$build"/lwip-src/lwip_*.orig.tar.* | head -n1)
+  rm -rf "$lwip_dir" && mkdir -p "$lwip_dir"
+  tar -xf "$tarball" -C "$lwip_dir" --strip-components=1
+  echo "deps: lwIP source unpacked in $lwip_dir"
+fi

@@ -1,0 +1,224 @@
+-- Test helper: run Lua in a fresh `dpdklua` process (the EAL can be
+-- initialised once per process, so every test that builds a runtime gets its
+-- own), write configs, and manage background servers.
+--
+--   local child = require "spec.helpers.child"
+--   local r = child.run([[ ...lua... ]], { env = { X = "1" }, args = {...} })
+--   r.status, r.stdout, r.stderr
+--   local p = child.start([[ ...lua... ]]); p:wait_output("READY"); p:kill()
+local ffi = require "ffi"
+
+pcall(ffi.cdef, [[
+int usleep(unsigned int usec);
+int kill(int pid, int sig);
+]])
+
+local M = {}
+
+local ROOT = os.getenv("DPDKLUA_ROOT") or "."
+M.DPDKLUA = ROOT .. "/dpdklua"
+
+local tmpdir
+function M.tmpdir()
+    if not tmpdir then
+        local p = io.popen("mktemp -d /tmp/dpdklua-spec.XXXXXX")
+        tmpdir = p:read("*l")
+        p:close()
+    end
+    return tmpdir
+end
+
+local counter = 0
+function M.tmpfile(suffix, content)
+    counter = counter + 1
+    local path = ("%s/%d-%d%s"):format(M.tmpdir(), os.time(), counter, suffix or "")
+    if content then
+        local f = assert(io.open(path, "w"))
+        f:write(content)
+        f:close()
+    end
+    return path
+end
+
+function M.read(path)
+    local f = io.open(path, "r")
+    if not f then return "" end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+function M.sleep(seconds)
+    ffi.C.usleep(math.floor(seconds * 1e6))
+end
+
+local function shell_quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+M.quote = shell_quote
+
+local function env_prefix(env)
+    local parts = {}
+    for k, v in pairs(env or {}) do
+        parts[#parts + 1] = k .. "=" .. shell_quote(v)
+    end
+    table.sort(parts)
+    return #parts > 0 and ("env " .. table.concat(parts, " ") .. " ") or ""
+end
+
+local function command(code, opts)
+    local script = M.tmpfile(".lua", code)
+    local args = {}
+    for i, a in ipairs(opts.args or {}) do args[i] = shell_quote(a) end
+    return env_prefix(opts.env) .. shell_quote(M.DPDKLUA) .. " " .. shell_quote(script) .. " "
+        .. table.concat(args, " ")
+end
+
+-- Run code to completion (bounded by opts.timeout seconds, default 30).
+function M.run(code, opts)
+    opts = opts or {}
+    local out, err, rc = M.tmpfile(".out"), M.tmpfile(".err"), M.tmpfile(".rc")
+    local cmd = ("timeout -s KILL %d %s > %s 2> %s < /dev/null; echo $? > %s"):format(
+        opts.timeout or 30, command(code, opts), out, err, rc)
+    os.execute(cmd)
+    return {
+        status = tonumber(M.read(rc):match("%d+")),
+        stdout = M.read(out),
+        stderr = M.read(err),
+    }
+end
+
+-- Run a shell command; returns its exit status and output (stdout+stderr).
+function M.sh(cmd)
+    local p = io.popen(cmd .. " 2>&1; echo \"__rc=$?\"")
+    local s = p:read("*a")
+    p:close()
+    local rc = tonumber(s:match("__rc=(%d+)%s*$"))
+    return rc, (s:gsub("__rc=%d+%s*$", ""))
+end
+
+local Proc = {}
+Proc.__index = Proc
+
+-- Start code in the background, in its own process group (setsid) so that
+-- kill() ends it and anything it started.
+function M.start(code, opts)
+    opts = opts or {}
+    local out, err, rc = M.tmpfile(".out"), M.tmpfile(".err"), M.tmpfile(".rc")
+    local inner = ("%s > %s 2> %s < /dev/null; echo $? > %s"):format(command(code, opts), out, err, rc)
+    local p = io.popen("setsid sh -c " .. shell_quote(inner) .. " > /dev/null 2>&1 & echo $!")
+    local pid = tonumber(p:read("*l"))
+    p:close()
+    return setmetatable({ pid = pid, out = out, err = err, rcfile = rc }, Proc)
+end
+
+function Proc:stdout() return M.read(self.out) end
+function Proc:stderr() return M.read(self.err) end
+
+-- The dpdklua process itself (the child of the sh wrapper).
+function Proc:child_pid()
+    local p = io.popen("pgrep -P " .. self.pid)
+    local pid = tonumber(p:read("*l") or "")
+    p:close()
+    return pid
+end
+
+-- Wait until stdout contains pattern (plain text); true or false on timeout.
+function Proc:wait_output(pattern, timeout)
+    local deadline = os.time() + (timeout or 20)
+    repeat
+        if self:stdout():find(pattern, 1, true) then return true end
+        if self:exited() then return self:stdout():find(pattern, 1, true) ~= nil end
+        M.sleep(0.02)
+    until os.time() > deadline
+    return false
+end
+
+function Proc:exited()
+    return M.read(self.rcfile):match("%d+") ~= nil
+end
+
+-- Wait for the process to end; its exit status, or nil on timeout.
+function Proc:wait(timeout)
+    local deadline = os.time() + (timeout or 20)
+    repeat
+        local rc = M.read(self.rcfile):match("%d+")
+        if rc then return tonumber(rc) end
+        M.sleep(0.02)
+    until os.time() > deadline
+    return nil
+end
+
+-- Signal the dpdklua process (default SIGTERM) and wait for its end; if it
+-- does not end, SIGKILL its whole process group.
+function Proc:kill(sig)
+    if not self:exited() then
+        local pid = self:child_pid()
+        if pid then ffi.C.kill(pid, sig or 15) end
+    end
+    local rc = self:wait(10)
+    if not rc then
+        ffi.C.kill(-self.pid, 9)
+        rc = self:wait(5)
+    end
+    return rc
+end
+
+-- A JSON config for a child runtime. spec = { cores = {0}, devices = { {vdev=…}, … },
+-- eal_args = {…} }; eal_args default to the no-hugepage set every test uses.
+local function json(v)
+    local t = type(v)
+    if t == "table" then
+        if #v > 0 or next(v) == nil and getmetatable(v) == M.array_mt then
+            local parts = {}
+            for i = 1, #v do parts[i] = json(v[i]) end
+            return "[" .. table.concat(parts, ",") .. "]"
+        end
+        local keys = {}
+        for k in pairs(v) do keys[#keys + 1] = k end
+        table.sort(keys)
+        local parts = {}
+        for i, k in ipairs(keys) do parts[i] = json(tostring(k)) .. ":" .. json(v[k]) end
+        return "{" .. table.concat(parts, ",") .. "}"
+    elseif t == "string" then
+        return '"' .. v:gsub('[%c"\\]', function(c)
+            return ("\\u%04x"):format(c:byte())
+        end) .. '"'
+    else
+        return tostring(v)
+    end
+end
+M.json = json
+M.array_mt = {}
+function M.array(t) return setmetatable(t or {}, M.array_mt) end
+
+M.EAL_ARGS = { "--no-huge", "-m", "128", "--no-pci", "--no-telemetry" }
+
+function M.config(spec)
+    spec = spec or {}
+    local cfg = {
+        dpdk_cores = spec.cores or { 0 },
+        devices = spec.devices or M.array(),
+        eal_args = spec.eal_args or M.EAL_ARGS,
+    }
+    return M.tmpfile(".json", json(cfg))
+end
+
+-- A tap device config with its own interface name and /24 (10.<net>.0.0):
+-- the stack is .2, the kernel side .1.
+function M.tap_device(name, net, extra)
+    local d = {
+        vdev = ("net_tap_%s,iface=%s"):format(name, name),
+        mac = ("02:d1:%02x:00:00:02"):format(net % 256),
+        addresses = { ("10.%d.0.2/24"):format(net) },
+        peer_addresses = { ("10.%d.0.1/24"):format(net) },
+    }
+    for k, v in pairs(extra or {}) do d[k] = v end
+    return d
+end
+
+function M.link_exists(ifname)
+    return (M.sh("ip link show dev " .. shell_quote(ifname))) == 0
+end
+
+return M

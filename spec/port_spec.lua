@@ -1,0 +1,88 @@
+-- Ports: a net_tap device comes up with its kernel side configured, its
+-- worker counts the packets the kernel sends, and it goes away at shutdown.
+local child = require "spec.helpers.child"
+
+describe("a net_tap port", function()
+    it("puts peer_addresses on the kernel side and counts the kernel's packets", function()
+        local dev = child.tap_device("dltp1", 91)
+        dev.addresses = { "10.91.0.2/24", "fd91::2/64" }
+        dev.peer_addresses = { "10.91.0.1/24", "fd91::1/64" }
+        local cfg = child.config({ cores = { 0 }, devices = { dev } })
+        local r = child.run(([[
+local dpdk = require "dpdk"
+local rt = assert(dpdk.runtime{ workers = 1, config = %q })
+local p = dpdk.stats().ports[1]
+print("port", p.name, p.ifname, p.mac, p.queues, p.mtu)
+io.stdout:write(io.popen("ip -o addr show dev dltp1"):read("*a"))
+-- the kernel ARPs for .2 (nobody answers yet: no stack), three times
+os.execute("ping -c 3 -i 0.2 -W 1 10.91.0.2 > /dev/null 2>&1 &")
+rt:block_on(function()
+    local deadline = dpdk.now() + 5
+    while dpdk.stats().workers[1].rx_packets < 3 and dpdk.now() < deadline do dpdk.sleep(0.05) end
+end)
+local s = dpdk.stats()
+print("rx", s.workers[1].rx_packets >= 3, s.ports[1].ipackets >= 3, s.workers[1].rx_bytes >= 3 * 42)
+assert(rt:shutdown())
+print("after", os.execute("ip link show dev dltp1 > /dev/null 2>&1"))
+]]):format(cfg))
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("port\tnet_tap_dltp1\tdltp1\t02:d1:5b:00:00:02\t1\t1500\n", r.stdout, 1, true)
+        assert.matches("inet 10.91.0.1/24", r.stdout, 1, true)
+        assert.matches("inet6 fd91::1/64", r.stdout, 1, true)
+        assert.matches("rx\ttrue\ttrue\ttrue\n", r.stdout, 1, true)
+        assert.matches("after\t%d+\n", r.stdout)
+        assert.is_nil(r.stdout:match("after\t0\n"), "the tap outlived the runtime")
+    end)
+
+    it("gives every worker its own queue on the port", function()
+        local cfg = child.config({ cores = { 0, 1 }, devices = { child.tap_device("dltp2", 92) } })
+        local r = child.run(([[
+local dpdk = require "dpdk"
+local rt = assert(dpdk.runtime{ workers = 2, config = %q })
+local s = dpdk.stats()
+print(s.ports[1].queues, #s.workers)
+]]):format(cfg))
+        assert.are.equal("2\t2\n", r.stdout, r.stderr)
+    end)
+
+    it("fails with the device, the step and the reason on a bad vdev", function()
+        local dev = child.tap_device("dltp3", 93)
+        dev.vdev = "net_nosuchpmd0,x=1"
+        dev.peer_addresses = nil
+        local cfg = child.config({ cores = { 0 }, devices = { dev } })
+        local r = child.run(([[
+print(require("dpdk").runtime{ workers = 1, config = %q })
+]]):format(cfg))
+        assert.matches("^nil\tdevice net_nosuchpmd0: cannot create vdev \"net_nosuchpmd0,x=1\"",
+            r.stdout)
+    end)
+end)
+
+describe("the EAL", function()
+    it("explains a failed init without hugepages", function()
+        local cfg = child.config({ cores = { 0 }, eal_args = { "--no-pci", "--no-telemetry" } })
+        local r = child.run(([[
+print(require("dpdk").runtime{ workers = 1, config = %q })
+]]):format(cfg))
+        if child.read("/proc/meminfo"):match("HugePages_Total:%s+0\n") then
+            assert.matches("^nil\trte_eal_init failed: .*no hugepages are reserved: add "
+                .. "\"%-%-no%-huge\"", r.stdout)
+        else
+            pending("this machine has hugepages")
+        end
+    end)
+
+    it("is reused by a later runtime with the same arguments, refused with others", function()
+        local cfg = child.config({ cores = { 0 } })
+        local r = child.run(([[
+local dpdk = require "dpdk"
+local rt = assert(dpdk.runtime{ workers = 1, config = %q })
+assert(rt:shutdown())
+local rt2 = assert(dpdk.runtime{ workers = 1, config = %q })
+assert(rt2:shutdown())
+print(dpdk.runtime{ workers = 1, config = %q, eal_args = { "--log-level=debug" } })
+]]):format(cfg, cfg, cfg))
+        assert.matches("^nil\tthe EAL is already initialised in this process with other arguments",
+            r.stdout)
+    end)
+end)

@@ -1,0 +1,133 @@
+/*
+ * stack.h — the contract between the host and one private lwIP instance.
+ *
+ * lwIP keeps its state in globals, so the build links MAX_WORKERS isolated
+ * copies of lwIP + stack/*.c (see stack/stack.mk): every symbol is made local
+ * except the instance's function table, renamed stack_ops_<i> in copy i.
+ * Worker i uses copy i, from its own thread only: no locks anywhere.
+ *
+ * Ownership: the stack owns pcbs and pbufs; the host owns dl_conn lifetimes
+ * through ops->conn_free. RX mbufs passed to input() belong to the stack from
+ * then on (it frees them, or keeps them wrapped in pbufs until the data is
+ * read). TX frames are copied into mbufs of the port's pool and sent in one
+ * burst per loop turn by flush().
+ *
+ * This header is included by host C files and by the stack's own files; it
+ * must not include lwIP headers.
+ */
+#ifndef DL_STACK_H
+#define DL_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+
+struct rte_mbuf;
+struct rte_mempool;
+
+/* Given to init(): how the instance reaches its worker. */
+typedef struct stack_env {
+    void *worker;      /* the dl_worker*, passed back to wake() */
+    int worker_index;
+    /* Record a DL_EV_WAKE event for `token` (a waiting Lua coroutine) with arg. */
+    void (*wake)(void *worker, uint32_t token, int64_t arg);
+    uint32_t (*now_ms)(void); /* lwIP's sys_now() */
+    void (*log)(int level, const char *msg);
+} stack_env;
+
+/* One DPDK port (queue = worker index) as seen by one instance. */
+typedef struct stack_port {
+    int index;          /* the port's index in the runtime (0..n_ports-1) */
+    uint16_t port_id;
+    uint16_t queue;
+    struct rte_mempool *pool;
+    uint8_t mac[6];
+    int mtu;
+    bool tx_ip_cksum, tx_tcp_cksum, rx_cksum; /* offloads the port offers */
+    const dl_device_config *dev; /* addresses, gateways */
+} stack_port;
+
+/*
+ * A TCP connection or listener. Allocated by the stack (conn_new, or when a
+ * listener accepts), freed by the host (conn_free) once Lua is done with it.
+ * The host fills in `owner` and reads the fields below; only the stack
+ * writes the others.
+ */
+struct dl_conn {
+    void *owner;          /* dl_worker* of the worker that made it (F18 checks) */
+    void *pcb;            /* struct tcp_pcb *, NULL once lwIP let go of it */
+    int family;           /* 4 or 6 */
+    bool listening;
+    uint32_t read_token;  /* the coroutine waiting to read/accept/connect, 0: none */
+    uint32_t write_token; /* the coroutine waiting to write, 0: none */
+    int error;            /* sticky: 0 or a DL_E* code below */
+    bool peer_closed;     /* FIN received: reads end after the buffered data */
+    bool connected;
+    void *stack_data;     /* the instance's private per-connection data */
+};
+
+/* Error codes a connection can carry (dl_conn.error, ops results). The host
+ * turns them into OpenResty-style texts ("connection refused", ...). */
+enum {
+    DL_E_NONE = 0,
+    DL_E_REFUSED = 1,     /* "connection refused" */
+    DL_E_RESET = 2,       /* "connection reset by peer" */
+    DL_E_ADDRNOTAVAIL = 3,/* "address not available" (not a configured address) */
+    DL_E_ADDRINUSE = 4,   /* "address in use" */
+    DL_E_TIMEDOUT = 5,    /* "connection timed out" (lwIP gave up retransmitting) */
+    DL_E_ABORTED = 6,     /* "connection aborted" (runtime stopping, out of memory) */
+    DL_E_NOMEM = 7,       /* "out of memory" */
+    DL_E_UNREACH = 8,     /* "network unreachable" (no route / no gateway) */
+    DL_E_CLOSED = 9,      /* "closed": used after close or shutdown */
+    DL_E_INVAL = 10,      /* "invalid argument" */
+};
+
+enum { DL_OPT_NODELAY = 1, DL_OPT_TTL, DL_OPT_SNDBUF, DL_OPT_RCVBUF, DL_OPT_KEEPALIVE };
+
+typedef struct stack_ops {
+    /* Once per runtime: (re)initialise the instance. lwip_init() itself runs
+     * only the first time this copy is used in the process. */
+    int (*init)(const stack_env *env);
+    /* Add a port: one netif per IPv4 address (and IPv6 addresses), gateways. */
+    int (*add_port)(const stack_port *port);
+    /* RX: the frames received on port `port_index` (ownership passes). */
+    void (*input)(int port_index, struct rte_mbuf **pkts, int n);
+    /* Once per loop turn, after input: lwIP timers, deferred tcp_output,
+     * then the TX burst of every port. Returns frames sent. */
+    int (*poll)(void);
+    /* End of a runtime: abort every pcb (wake their waiters), remove netifs,
+     * free queued TX mbufs. The instance may be init()ed again later. */
+    void (*shutdown)(void);
+
+    /* TCP — called on the owning worker only (the host checks). Each returns
+     * DL_OK, DL_AGAIN (token recorded: a wake comes when it can progress) or
+     * DL_ERROR with *err set to a DL_E_* code. */
+    dl_conn *(*conn_new)(int family, int *err);
+    void (*conn_free)(dl_conn *c); /* aborts the pcb if still open; frees buffers */
+    int (*bind)(dl_conn *c, const uint8_t *addr, uint16_t port, int *err);
+    int (*listen)(dl_conn *c, int backlog, int *err);
+    int (*accept)(dl_conn *l, dl_conn **out, uint32_t token, int *err);
+    int (*connect)(dl_conn *c, const uint8_t *addr, uint16_t port, uint32_t token, int *err);
+    /* Queue up to len bytes (copied); *sent = bytes taken, may be < len.
+     * DL_AGAIN with *sent == 0 when the send buffer is full. */
+    int (*send)(dl_conn *c, const char *data, size_t len, size_t *sent, uint32_t token, int *err);
+    /* Copy up to len buffered bytes; peek leaves them buffered. DL_OK with
+     * *got == 0 means the peer closed (EOF). */
+    int (*recv)(dl_conn *c, char *buf, size_t len, size_t *got, bool peek, uint32_t token,
+                int *err);
+    size_t (*readable_bytes)(const dl_conn *c);
+    size_t (*writable_bytes)(const dl_conn *c);
+    int (*shutdown_send)(dl_conn *c, int *err);
+    /* Graceful close (FIN); the pcb lives on inside lwIP until the close
+     * completes; c may be freed right after. */
+    int (*close)(dl_conn *c, int *err);
+    int (*setopt)(dl_conn *c, int opt, int value, int *err);
+    int (*getopt)(const dl_conn *c, int opt, int *value, int *err);
+    /* family 4: 4 bytes of addr; 6: 16. */
+    int (*local_addr)(const dl_conn *c, int *family, uint8_t addr[16], uint16_t *port);
+    int (*peer_addr)(const dl_conn *c, int *family, uint8_t addr[16], uint16_t *port);
+} stack_ops;
+
+#endif
