@@ -1,7 +1,9 @@
 # dpdklua — build, test and run.
 #   make            build ./dpdklua
 #   make test       install what is missing, build, run the busted suite (via sudo when not root)
-#   make run        run examples/http.lua on the embedded default config (net_tap)
+#   make demo       install what is missing, build, run examples/http.lua on the embedded
+#                   default config (net_tap) and curl it through the tap
+#   make run        run examples/http.lua in the foreground (Ctrl-C stops it)
 #   make install    install dpdklua and the Lua modules under PREFIX
 #   make clean
 
@@ -20,7 +22,7 @@ CFLAGS ?= -O2 -g
 # Truncating snprintf into fixed buffers is deliberate (names, messages).
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DALLOW_EXPERIMENTAL_API \
           -Wno-format-truncation \
-          -DDL_VERSION='"$(VERSION)"' -DDL_LUA_DIR='"$(LUA_DIR)"' -Ihost
+          -DDL_VERSION='"$(VERSION)"' -DDL_LUA_DIR='"$(LUA_DIR)"' -Ihost -Istack
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # -E: export the host's functions so that LuaJIT's ffi.C finds them.
@@ -30,10 +32,12 @@ LDLIBS  += $(PKG_LIBS) -lpthread -lm -ldl
 HOST_SRC := $(wildcard host/*.c)
 HOST_OBJ := $(HOST_SRC:host/%.c=$(OBJ)/%.o) $(OBJ)/config_default.o
 
-.PHONY: all deps test run install clean format cdef
+.PHONY: all deps test demo run install clean format cdef
 all: dpdklua
 
-dpdklua: $(HOST_OBJ)
+include stack/stack.mk
+
+dpdklua: $(HOST_OBJ) $(STACK_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OBJ)/%.o: host/%.c | $(OBJ)
@@ -56,6 +60,10 @@ test: deps
 	$(MAKE) dpdklua
 	$(SUDO) bash scripts/test.sh
 
+demo: deps
+	$(MAKE) dpdklua
+	$(SUDO) bash scripts/demo.sh
+
 run: dpdklua
 	$(SUDO) ./dpdklua examples/http.lua
 
@@ -68,7 +76,7 @@ format:
 	clang-format -i host/*.c host/*.h
 
 clean:
-	rm -rf $(OBJ) $(BUILD)/config_default.c dpdklua
+	rm -rf $(OBJ) $(BUILD)/stack $(BUILD)/config_default.c dpdklua
 
 -include $(HOST_OBJ:.o=.d)
 

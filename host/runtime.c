@@ -169,13 +169,13 @@ static int open_ports(dl_runtime *rt)
 
 static void release(dl_runtime *rt)
 {
+    for (int i = 0; i < rt->n_workers; i++) { /* stacks first: they hold mbufs of the ports */
+        dl_worker_destroy(&rt->workers[i]);
+        dl_lock_release(rt->workers[i].lock_fd);
+    }
     for (int i = 0; i < rt->n_ports; i++) {
         dl_port_close(&rt->ports[i]);
         dl_lock_release(rt->ports[i].lock_fd);
-    }
-    for (int i = 0; i < rt->n_workers; i++) {
-        dl_worker_destroy(&rt->workers[i]);
-        dl_lock_release(rt->workers[i].lock_fd);
     }
     dl_config_free(rt->cfg);
     free(rt);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "host.h"
+#include "stack.h"
 
 struct rte_mempool;
 struct rte_mbuf;
@@ -42,6 +43,11 @@ struct dl_worker {
     struct rte_ring *mailbox;
     cpu_set_t saved_affinity; /* worker 0: the caller's affinity, restored on leave */
     dl_worker_stats stats;    /* written by the owner only; read with relaxed loads */
+    const stack_ops *stack;   /* this worker's private lwIP copy */
+    bool stack_up;            /* init()ed for this runtime: shutdown() due */
+    stack_env env;
+    dl_event *pending;        /* wakes recorded by stack callbacks, handed out by dl_poll */
+    int n_pending, cap_pending;
     struct rte_mbuf *rx[DL_RX_BURST];
 };
 

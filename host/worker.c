@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -74,6 +75,72 @@ void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out)
     out->loops = __atomic_load_n(&w->stats.loops, __ATOMIC_RELAXED);
 }
 
+/* Called by the stack's callbacks (inside dl_poll): remember the wake; dl_poll
+ * hands it to Lua. The array grows only while more coroutines wait than ever
+ * before, never per packet. */
+static void worker_wake(void *worker, uint32_t token, int64_t arg)
+{
+    dl_worker *w = worker;
+    if (token == 0)
+        return;
+    if (w->n_pending == w->cap_pending) {
+        int cap = w->cap_pending ? w->cap_pending * 2 : 256;
+        dl_event *grown = realloc(w->pending, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            DL_ERR("worker", "worker %d: out of memory recording a wake-up", w->index);
+            return;
+        }
+        w->pending = grown;
+        w->cap_pending = cap;
+    }
+    w->pending[w->n_pending++] = (dl_event){.kind = DL_EV_WAKE, .token = token, .arg = arg};
+}
+
+static uint32_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+static void stack_log(int level, const char *msg)
+{
+    dl_log_write(level, "lwip", msg);
+}
+
+static int init_stack(dl_worker *w)
+{
+    dl_runtime *rt = w->rt;
+    if (w->index >= dl_stack_instance_count)
+        return dl_fail("worker %d: this build has %d stack copies; rebuild with "
+                       "`make MAX_WORKERS=%d` or ask for fewer workers",
+                       w->index, dl_stack_instance_count, w->index + 1);
+    w->stack = dl_stack_instances[w->index];
+    w->env = (stack_env){.worker = w,
+                         .worker_index = w->index,
+                         .wake = worker_wake,
+                         .now_ms = now_ms,
+                         .log = stack_log};
+    if (w->stack->init(&w->env) != DL_OK)
+        return dl_fail_context("worker %d: stack init", w->index);
+    w->stack_up = true;
+    for (int p = 0; p < rt->n_ports; p++) {
+        const dl_port *port = &rt->ports[p];
+        stack_port sp = {
+            .index = p,
+            .port_id = port->port_id,
+            .queue = (uint16_t)w->index,
+            .pool = port->pool,
+            .mtu = port->mtu,
+            .dev = port->dev,
+        };
+        memcpy(sp.mac, port->mac, 6);
+        if (w->stack->add_port(&sp) != DL_OK)
+            return dl_fail_context("worker %d: port %s", w->index, port->name);
+    }
+    return DL_OK;
+}
+
 int dl_worker_init(dl_worker *w, dl_runtime *rt, int index)
 {
     w->rt = rt;
@@ -85,11 +152,20 @@ int dl_worker_init(dl_worker *w, dl_runtime *rt, int index)
     if (!w->mailbox)
         return dl_fail("worker %d: cannot create its mailbox: %s", index,
                        rte_strerror(rte_errno));
+    if (rt->n_ports > 0)
+        return init_stack(w);
     return DL_OK;
 }
 
 void dl_worker_destroy(dl_worker *w)
 {
+    if (w->stack_up) {
+        w->stack->shutdown(); /* before the ports go: returns its mbufs to their pools */
+        w->stack_up = false;
+    }
+    free(w->pending);
+    w->pending = NULL;
+    w->n_pending = w->cap_pending = 0;
     if (w->mailbox) {
         void *m;
         while (rte_ring_dequeue(w->mailbox, &m) == 0)
@@ -148,7 +224,20 @@ int dl_poll(dl_worker *w, dl_event *events, int max)
             bytes += rte_pktmbuf_pkt_len(w->rx[i]);
         stat_add(&w->stats.rx_packets, nb);
         stat_add(&w->stats.rx_bytes, bytes);
-        rte_pktmbuf_free_bulk(w->rx, nb); /* no stack yet: every packet ends here */
+        w->stack->input(p, w->rx, nb); /* the mbufs are the stack's now */
+    }
+    if (w->stack_up) {
+        int sent = w->stack->poll(); /* timers, deferred tcp_output, TX bursts */
+        if (sent > 0)
+            stat_add(&w->stats.tx_packets, (uint64_t)sent);
+    }
+    if (w->n_pending > 0) {
+        int take = w->n_pending < max - n ? w->n_pending : max - n;
+        memcpy(events + n, w->pending, (size_t)take * sizeof *events);
+        n += take;
+        w->n_pending -= take;
+        if (w->n_pending > 0)
+            memmove(w->pending, w->pending + take, (size_t)w->n_pending * sizeof *events);
     }
     if (n < max && !rte_ring_empty(w->mailbox))
         events[n++] = (dl_event){.kind = DL_EV_MAIL, .arg = rte_ring_count(w->mailbox)};

@@ -137,6 +137,47 @@ int dl_mail_post(dl_worker *to, const char *data, size_t len);
 int dl_mail_take(dl_worker *w, const char **data, size_t *len);
 void dl_mail_release(const char *data);
 
+/* host/tcp.c: TCP over the calling worker's private lwIP. A dl_conn belongs
+ * to the worker that made it; using it on another thread is an error (F18).
+ * Waiting calls take a token: on DL_AGAIN the token comes back in a
+ * DL_EV_WAKE event when the call can make progress (then call it again). */
+typedef struct dl_conn dl_conn;
+
+enum { DL_OPT_NODELAY = 1, DL_OPT_TTL = 2, DL_OPT_SNDBUF = 3, DL_OPT_RCVBUF = 4, DL_OPT_KEEPALIVE = 5 };
+
+dl_conn *dl_tcp_new(int family); /* 4 or 6; NULL: dl_errmsg */
+/* Close (gracefully when still open: FIN, then lwIP finishes the close on
+ * its own) and free. Safe on NULL. */
+void dl_tcp_free(dl_conn *c);
+int dl_tcp_bind(dl_conn *c, const char *ip, int port);
+int dl_tcp_listen(dl_conn *c, int backlog);
+int dl_tcp_accept(dl_conn *listener, dl_conn **out, uint32_t token);
+/* DL_AGAIN: connecting; after the wake, dl_tcp_connect_status tells. */
+int dl_tcp_connect(dl_conn *c, const char *ip, int port, uint32_t token);
+int dl_tcp_connect_status(dl_conn *c, uint32_t token);
+/* Bytes queued for sending (copied), 0 when the send buffer is full; -1 on error. */
+int64_t dl_tcp_send(dl_conn *c, const char *data, size_t len);
+/* Bytes copied out of the receive queue (0: nothing buffered); -1 on error. */
+int64_t dl_tcp_recv(dl_conn *c, char *buf, size_t len);
+size_t dl_tcp_readable(dl_conn *c); /* bytes buffered now */
+size_t dl_tcp_writable(dl_conn *c); /* send buffer space now */
+/* DL_OK when data is buffered or the stream ended (EOF/error), else DL_AGAIN. */
+int dl_tcp_wait_readable(dl_conn *c, uint32_t token);
+/* DL_OK when send space is free or the stream failed, else DL_AGAIN. */
+int dl_tcp_wait_writable(dl_conn *c, uint32_t token);
+/* 1 after the peer's FIN, or when the connection failed (see dl_tcp_error). */
+int dl_tcp_eof(dl_conn *c);
+/* The connection's error as text ("connection reset by peer"), NULL if none. */
+const char *dl_tcp_error(dl_conn *c);
+/* 1 while established and not failed (a peer's FIN alone keeps it connected). */
+int dl_tcp_is_connected(dl_conn *c);
+int dl_tcp_shutdown_send(dl_conn *c);
+int dl_tcp_setopt(dl_conn *c, int opt, int value);
+int dl_tcp_getopt(dl_conn *c, int opt, int *value);
+/* Address as text into ip (INET6_ADDRSTRLEN bytes) and port; peer = 1 for the remote end. */
+int dl_tcp_addr(dl_conn *c, int peer, char *ip, size_t iplen, int *port);
+int dl_tcp_worker(dl_conn *c); /* index of the owning worker */
+
 /* host/log.c */
 enum { DL_LOG_ERROR = 1, DL_LOG_WARN = 2, DL_LOG_INFO = 3, DL_LOG_DEBUG = 4 };
 int dl_log_enabled(int level, const char *module);

@@ -110,6 +110,7 @@ function M.new(opts)
     end
     local rt = setmetatable({
         ptr = ffi.gc(ptr, function(p) C.dl_runtime_stop(p, 2) end),
+        config_path = opts.config or ffi.string(C.dl_config_search()),
         runs = {},
         next_run = 0,
     }, Runtime)
@@ -309,17 +310,36 @@ function Runtime:shutdown(timeout)
     if type(timeout) ~= "number" or timeout < 0 then
         error("rt:shutdown: timeout must be seconds >= 0, got " .. tostring(timeout), 2)
     end
+    sched.detach() -- closes worker 0's sockets while its stack still runs
     local rc = C.dl_runtime_stop(self.ptr, timeout)
     if rc ~= C.DL_OK then
         return nil, errmsg()
     end
     ffi.gc(self.ptr, nil)
     self.ptr = nil
-    sched.detach()
     if active == self then
         active = nil
     end
     return true
+end
+
+-- The IP addresses (without prefix) of the devices this runtime runs on.
+function Runtime:addresses()
+    local cfg = require("dpdk.config").load(self.config_path)
+    local out = {}
+    if not cfg or not self.ptr then return out end
+    local info = ffi.new("dl_port_info")
+    for i = 0, C.dl_runtime_port_count(self.ptr) - 1 do
+        C.dl_runtime_port_info(self.ptr, i, info)
+        local name = ffi.string(info.name)
+        for _, dev in ipairs(cfg.devices) do
+            local key = dev.pci_address or (dev.vdev and dev.vdev:match("^[^,]+"))
+            if key == name then
+                for _, a in ipairs(dev.addresses) do out[#out + 1] = a:match("^[^/]+") end
+            end
+        end
+    end
+    return out
 end
 
 function Runtime:alive()

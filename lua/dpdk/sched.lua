@@ -332,7 +332,21 @@ function M.attach(w, on_mail)
     mail_handler = on_mail
 end
 
+-- Functions run when this state leaves its worker (runtime shutdown, end of
+-- a worker thread), while the stack still runs: e.g. closing open sockets.
+local detach_hooks = {}
+function M.on_detach(fn)
+    for i = 1, #detach_hooks do
+        if detach_hooks[i] == fn then return end
+    end
+    detach_hooks[#detach_hooks + 1] = fn
+end
+
 function M.detach()
+    for i = 1, #detach_hooks do
+        local ok, err = pcall(detach_hooks[i])
+        if not ok then log(C.DL_LOG_ERROR, "detach hook failed: " .. tostring(err)) end
+    end
     worker = nil
     mail_handler = nil
     ready, ready_head, ready_tail = {}, 1, 0

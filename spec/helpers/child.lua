@@ -100,22 +100,31 @@ end
 local Proc = {}
 Proc.__index = Proc
 
--- Start code in the background, in its own process group (setsid) so that
--- kill() ends it and anything it started.
-function M.start(code, opts)
-    opts = opts or {}
+-- Start a shell command in the background, in its own process group
+-- (setsid) so that kill() can end it and anything it started.
+function M.start_shell(cmd)
     local out, err, rc = M.tmpfile(".out"), M.tmpfile(".err"), M.tmpfile(".rc")
-    local inner = ("%s > %s 2> %s < /dev/null; echo $? > %s"):format(command(code, opts), out, err, rc)
+    local inner = ("%s > %s 2> %s < /dev/null; echo $? > %s"):format(cmd, out, err, rc)
     local p = io.popen("setsid sh -c " .. shell_quote(inner) .. " > /dev/null 2>&1 & echo $!")
     local pid = tonumber(p:read("*l"))
     p:close()
     return setmetatable({ pid = pid, out = out, err = err, rcfile = rc }, Proc)
 end
 
+-- Start Lua code in a background dpdklua.
+function M.start(code, opts)
+    return M.start_shell(command(code, opts or {}))
+end
+
+-- Start a python3 program in the background (python -u: unbuffered output).
+function M.start_python(code)
+    return M.start_shell("python3 -u " .. shell_quote(M.tmpfile(".py", code)))
+end
+
 function Proc:stdout() return M.read(self.out) end
 function Proc:stderr() return M.read(self.err) end
 
--- The dpdklua process itself (the child of the sh wrapper).
+-- The process itself (the child of the sh wrapper).
 function Proc:child_pid()
     local p = io.popen("pgrep -P " .. self.pid)
     local pid = tonumber(p:read("*l") or "")
@@ -149,7 +158,7 @@ function Proc:wait(timeout)
     return nil
 end
 
--- Signal the dpdklua process (default SIGTERM) and wait for its end; if it
+-- Signal the process (default SIGTERM) and wait for its end; if it
 -- does not end, SIGKILL its whole process group.
 function Proc:kill(sig)
     if not self:exited() then

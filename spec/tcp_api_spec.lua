@@ -1,0 +1,349 @@
+-- The socket API, one behaviour per test (spec F12–F14), against a kernel
+-- echo server on the tap's kernel side.
+local child = require "spec.helpers.child"
+
+local NET, IFNAME = 73, "dltapi"
+local PEER, SELF = "10.73.0.1", "10.73.0.2"
+
+-- A kernel echo server on every address, port 7300; port 7301 answers
+-- "peer=<ip>:<port>" and closes; port 7302 sends 3 MiB then closes; port
+-- 7303 accepts and stays silent.
+local ECHO_SERVER = [[
+import socket, threading
+def serve(port, handler):
+    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind(("0.0.0.0", port)); l.listen(64)
+    def loop():
+        while True:
+            c, addr = l.accept()
+            threading.Thread(target=handler, args=(c, addr), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+def echo(c, addr):
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        c.sendall(b)
+    c.close()
+def whoami(c, addr):
+    c.sendall(("peer=%s:%d\n" % addr).encode()); c.close()
+def bulk(c, addr):
+    c.sendall(b"z" * (3 << 20)); c.close()
+def silent(c, addr):
+    c.recv(1)
+serve(7300, echo); serve(7301, whoami); serve(7302, bulk); serve(7303, silent)
+print("LISTENING", flush=True)
+threading.Event().wait()
+]]
+
+local server
+
+setup(function()
+    server = child.start_python(ECHO_SERVER)
+    assert(server:wait_output("LISTENING"), server:stderr())
+end)
+
+teardown(function()
+    if server then server:kill(9) end
+end)
+
+-- Run body (inside block_on, with `dpdk`, `tcp`, PEER, SELF) in a fresh
+-- dpdklua with the tap; returns its stdout.
+local function run(body, opts)
+    opts = opts or {}
+    local dev = child.tap_device(IFNAME, NET, opts.device)
+    local cfg = child.config({ cores = { 0, 1 }, devices = { dev } })
+    local r = child.run(([[
+local dpdk = require "dpdk"
+local tcp = require "dpdk.tcp"
+local PEER, SELF = %q, %q
+local rt = assert(dpdk.runtime{ workers = %d, config = %q })
+rt:block_on(function()
+%s
+end)
+]]):format(PEER, SELF, opts.workers or 1, cfg, body), { timeout = 60 })
+    assert(r.status == 0, ("child exited %s\nstdout:\n%s\nstderr:\n%s"):format(
+        tostring(r.status), r.stdout, r.stderr))
+    return r.stdout
+end
+
+describe("tcp.connect", function()
+    it("connects to a kernel server and reports both ends", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7301))
+print(c:is_connected(), c:receive("*l"), c:local_addr())
+print(c:peer_addr())
+]])
+        local port = out:match("peer=10%.73%.0%.2:(%d+)\t10%.73%.0%.2\t(%d+)\n")
+        assert.truthy(port, out)
+        assert.matches("\n10%.73%.0%.1\t7301\n$", out)
+    end)
+
+    it("times out on an address nobody answers", function()
+        local out = run([[
+local t0 = dpdk.now()
+local c, err = tcp.connect("10.73.0.99", 7300, { timeout = 300 })
+print(c, err, dpdk.now() - t0 >= 0.3)
+]])
+        assert.are.equal("nil\ttimeout\ttrue\n", out)
+    end)
+
+    it("refuses names until name resolution exists, saying so", function()
+        local out = run([[print(tcp.connect("localhost", 80))]])
+        assert.matches("nil\tcannot resolve \"localhost\"", out)
+    end)
+end)
+
+describe("tcp.socket", function()
+    it("binds a chosen local port before connecting", function()
+        local out = run([[
+local s = tcp.socket("inet")
+assert(s:setoption("tcp-nodelay", true))
+assert(s:bind(SELF, 45678))
+assert(s:connect(PEER, 7301))
+print(s:receive("*l"))
+]])
+        assert.are.equal("peer=10.73.0.2:45678\n", out)
+    end)
+
+    it("refuses to bind an address that is not configured", function()
+        local out = run([[
+local s = tcp.socket("inet")
+print(s:bind("10.73.0.77", 0))
+]])
+        assert.are.equal("nil\taddress not available\n", out)
+    end)
+end)
+
+describe("tcp.listen", function()
+    it("refuses an address that is not configured", function()
+        local out = run([[print(tcp.listen("192.0.2.1", 80))]])
+        assert.are.equal("nil\taddress not available\n", out)
+    end)
+
+    it("refuses a port already listened on", function()
+        local out = run([[
+local l1 = assert(tcp.listen(SELF, 7500))
+print(tcp.listen(SELF, 7500))
+]])
+        assert.are.equal("nil\taddress in use\n", out)
+    end)
+
+    it("accepts with a timeout", function()
+        local out = run([[
+local l = assert(tcp.listen(SELF, 7501))
+l:settimeout(100)
+print(l:accept())
+]])
+        assert.are.equal("nil\ttimeout\n", out)
+    end)
+end)
+
+describe("a socket", function()
+    it("receives lines, byte counts and everything to EOF", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+assert(c:send({ "one\r\n", "two\n", "12345", "tail" }))
+print(c:receive("*l"), c:receive(), c:receive(5))
+assert(c:shutdown("send"))
+print(c:receive("*a"))
+print(c:receive("*l"))
+]])
+        assert.are.equal("one\ttwo\t12345\ntail\nnil\tclosed\t\n", out)
+    end)
+
+    it("returns the partial data with 'closed' when the stream ends early", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+assert(c:send("abc"))
+assert(c:shutdown("send"))
+print(c:receive(10))
+]])
+        assert.are.equal("nil\tclosed\tabc\n", out)
+    end)
+
+    it("times out a read and keeps working afterwards", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+c:settimeout(100)
+local t0 = dpdk.now()
+print(c:receive("*l"))
+print(dpdk.now() - t0 >= 0.1)
+assert(c:send("later\n"))
+print(c:receive("*l"))
+]])
+        assert.are.equal("nil\ttimeout\t\ntrue\nlater\n", out)
+    end)
+
+    it("receiveany returns what is there, up to max", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+assert(c:send("0123456789"))
+local got, biggest = "", 0
+while #got < 10 do
+    local part = assert(c:receiveany(4))
+    got, biggest = got .. part, math.max(biggest, #part)
+end
+print(got, biggest <= 4)
+]])
+        assert.are.equal("0123456789\ttrue\n", out)
+    end)
+
+    it("receiveuntil splits a stream on a pattern", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+assert(c:send("a--XYb--XYc"))
+local next_part = c:receiveuntil("--XY")
+print(next_part(), next_part())
+local incl = c:receiveuntil("c", { inclusive = true })
+print(incl())
+]])
+        assert.are.equal("a\tb\nc\n", out)
+    end)
+
+    it("receiveuntil with a size hands out bounded chunks, then nil at the boundary", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+assert(c:send("abcdefgh|rest"))
+local reader = c:receiveuntil("|")
+local parts = {}
+while true do
+    local chunk, err = reader(3)
+    if err then error(err) end
+    if not chunk then break end
+    parts[#parts + 1] = chunk
+end
+print(table.concat(parts, ","), c:receive(4))
+]])
+        assert.are.equal("abc,def,gh\trest\n", out)
+    end)
+
+    it("peeks without consuming", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+assert(c:send("peekaboo\n"))
+print(c:peek(4), c:peek(4), c:receive("*l"))
+]])
+        assert.are.equal("peek\tpeek\tpeekaboo\n", out)
+    end)
+
+    it("try_read and try_write never wait", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+print(c:try_read())
+print(c:try_write("ping"))
+assert(c:readable(2000))
+print(c:try_read())
+]])
+        assert.are.equal("nil\tagain\n4\nping\n", out)
+    end)
+
+    it("readable waits for data and writable for send space", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+print(c:writable())
+print(c:readable(50))
+assert(c:send("x"))
+print(c:readable(2000), c:receive(1))
+]])
+        assert.are.equal("true\nnil\ttimeout\ntrue\tx\n", out)
+    end)
+
+    it("sets and reads options", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+print(c:getoption("tcp-nodelay"))
+assert(c:setoption("tcp-nodelay", true))
+assert(c:setoption("ttl", 17))
+assert(c:setoption("keepalive", true))
+print(c:getoption("tcp-nodelay"), c:getoption("ttl"), c:getoption("keepalive"))
+print(c:getoption("sndbuf") > 0, c:getoption("rcvbuf") > 0)
+print(pcall(c.setoption, c, "nosuch", 1))
+]])
+        assert.matches("^false\ntrue\t17\ttrue\ntrue\ttrue\nfalse\t.*unknown option 'nosuch'", out)
+    end)
+
+    it("lets one task read while another writes (full duplex)", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+local n = 2000
+local reader = dpdk.spawn(function()
+    local got = 0
+    while got < n * 10 do got = got + #assert(c:receive(10)) end
+    return got
+end)
+local writer = dpdk.spawn(function()
+    for i = 1, n do assert(c:send(("%09d\n"):format(i))) end
+    return n
+end)
+print(writer:join())
+print(reader:join())
+]])
+        assert.are.equal("true\t2000\ntrue\t20000\n", out)
+    end)
+
+    it("tells a second concurrent reader it is busy", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+local first = dpdk.spawn(function() return c:receive("*l") end)
+dpdk.yield()
+print(c:receive("*l"))
+assert(c:send("done\n"))
+print(first:join())
+]])
+        assert.are.equal("nil\tbusy reading\ntrue\tdone\n", out)
+    end)
+
+    it("reports its worker's core", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+print(c:core_id() == dpdk.core_id(), c:worker_id())
+]])
+        assert.are.equal("true\t0\n", out)
+    end)
+
+    it("is unusable after close", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+print(c:close())
+print(c:send("x"))
+print(c:receive())
+print(c:is_connected(), c:close())
+]])
+        assert.are.equal("1\nnil\tclosed\nnil\tclosed\nfalse\tnil\tclosed\n", out)
+    end)
+
+    it("reads 3 MiB sent by the peer before its FIN", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7302))
+local all = assert(c:receive("*a"))
+print(#all, all:match("^z+$") ~= nil)
+]])
+        assert.are.equal("3145728\ttrue\n", out)
+    end)
+
+    it("raises when used on a worker that does not own it", function()
+        local dev = child.tap_device(IFNAME, NET)
+        local cfg = child.config({ cores = { 0, 1 }, devices = { dev } })
+        local r = child.run(([[
+local dpdk = require "dpdk"
+local tcp = require "dpdk.tcp"
+local ffi = require "ffi"
+local rt = assert(dpdk.runtime{ workers = 2, config = %q })
+local listener
+local addr = rt:block_on(function()
+    listener = assert(tcp.listen("10.73.0.2", 7600))
+    return tonumber(ffi.cast("uintptr_t", listener.conn))
+end)
+print(pcall(rt.run, rt, function(a)
+    if require("dpdk").worker_id() ~= 1 then return end
+    local ffi = require "ffi"
+    local C = require "dpdk.cdef"
+    assert(C.dl_tcp_listen(ffi.cast("dl_conn *", a), 5) == C.DL_ERROR)
+    error(ffi.string(C.dl_errmsg()), 0)
+end, addr))
+]]):format(cfg))
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("^false\t.*worker 1: listen: this socket belongs to worker 0 and cannot be "
+            .. "used on worker 1\n", r.stdout)
+    end)
+end)

@@ -1,0 +1,132 @@
+-- dpdklua ↔ dpdklua: two processes joined by net_memif, each with its own
+-- EAL, core, device and lwIP.
+local child = require "spec.helpers.child"
+
+local function memif_pair(tag, net)
+    local sock = ("%s/%s.sock"):format(child.tmpdir(), tag)
+    local server = child.config({ cores = { 0, 1 }, devices = { {
+        vdev = ("net_memif_s%s,role=server,socket=%s,id=0"):format(tag, sock),
+        mac = ("02:d2:%02x:00:00:02"):format(net),
+        addresses = { ("10.%d.0.2/24"):format(net) },
+    } } })
+    local client = child.config({ cores = { 0, 1 }, devices = { {
+        vdev = ("net_memif_c%s,role=client,socket=%s,id=0"):format(tag, sock),
+        mac = ("02:d2:%02x:00:00:03"):format(net),
+        addresses = { ("10.%d.0.3/24"):format(net) },
+    } } })
+    return server, client, ("10.%d.0.2"):format(net)
+end
+
+-- Start the server side, run the client side to completion; both outputs.
+local function pair(tag, net, server_body, client_body, timeout)
+    local server_cfg, client_cfg, server_ip = memif_pair(tag, net)
+    local prologue = [[
+local dpdk = require "dpdk"
+local tcp = require "dpdk.tcp"
+local SERVER = %q
+local rt = assert(dpdk.runtime{ workers = 1, config = %q })
+]]
+    local server = child.start(prologue:format(server_ip, server_cfg) .. server_body)
+    finally(function() server:kill(9) end)
+    assert(server:wait_output("READY"), server:stderr())
+    local r = child.run(prologue:format(server_ip, client_cfg) .. client_body,
+        { timeout = timeout or 120 })
+    assert(r.status == 0, ("client exited %s\nstdout:\n%s\nstderr:\n%s\nserver stderr:\n%s")
+        :format(tostring(r.status), r.stdout, r.stderr, server:stderr()))
+    return r.stdout, server
+end
+
+local ECHO_SERVER = [[
+rt:block_on(function()
+    local l = assert(tcp.listen(SERVER, 9000, { backlog = 2048 }))
+    print("READY") io.stdout:flush()
+    while true do
+        local c = assert(l:accept())
+        dpdk.spawn(function()
+            while true do
+                local data = c:receiveany(65536)
+                if not data then break end
+                if not c:send(data) then break end
+            end
+            c:close()
+        end)
+    end
+end)
+]]
+
+describe("two dpdklua processes over net_memif", function()
+    it("connect, accept and ping-pong 10000 round trips", function()
+        local out = pair("pp", 111, ECHO_SERVER, [[
+rt:block_on(function()
+    local c = assert(tcp.connect(SERVER, 9000, { timeout = 5000 }))
+    assert(c:setoption("tcp-nodelay", true))
+    local msg = ("p"):rep(63) .. "\n"
+    for i = 1, 10000 do
+        assert(c:send(msg))
+        assert(c:receive("*l") == msg:sub(1, 63))
+    end
+    print("round trips done")
+    c:close()
+end)
+]])
+        assert.are.equal("round trips done\n", out)
+    end)
+
+    it("move 64 MiB in bulk, every byte in order", function()
+        local out = pair("bulk", 112, [[
+rt:block_on(function()
+    local l = assert(tcp.listen(SERVER, 9001))
+    print("READY") io.stdout:flush()
+    local c = assert(l:accept())
+    local block = {}
+    for i = 0, 255 do block[#block + 1] = string.char(i):rep(256) end
+    block = table.concat(block) -- 64 KiB
+    for i = 1, 1024 do assert(c:send(block)) end
+    c:close()
+    dpdk.sleep(3600) -- the process stays up while lwIP delivers the rest
+end)
+]], [[
+rt:block_on(function()
+    local c = assert(tcp.connect(SERVER, 9001, { timeout = 5000 }))
+    local block = {}
+    for i = 0, 255 do block[#block + 1] = string.char(i):rep(256) end
+    block = table.concat(block)
+    local n = 0
+    while true do
+        local data, err = c:receive(65536)
+        if not data then assert(err == "closed", err) break end
+        assert(data == block, "block " .. n .. " differs")
+        n = n + 1
+    end
+    print("blocks", n)
+end)
+]])
+        assert.are.equal("blocks\t1024\n", out)
+    end)
+
+    it("hold 1000 connections open at once", function()
+        local out = pair("many", 113, ECHO_SERVER, [[
+rt:block_on(function()
+    local n, conns, tasks = 1000, {}, {}
+    for i = 1, n do
+        tasks[i] = dpdk.spawn(function()
+            local c = assert(tcp.connect(SERVER, 9000, { timeout = 20000 }))
+            conns[i] = c
+            assert(c:send("id " .. i .. "\n"))
+            assert(c:receive("*l") == "id " .. i)
+        end)
+    end
+    local failures = 0
+    for i = 1, n do
+        local ok, err = tasks[i]:join()
+        if not ok then failures = failures + 1; if failures < 3 then print(err) end end
+    end
+    local open = 0
+    for i = 1, n do if conns[i] and conns[i]:is_connected() then open = open + 1 end end
+    print("open", open, "failures", failures)
+    for i = 1, n do if conns[i] then conns[i]:close() end end
+end)
+]], 180)
+        assert.are.equal("open\t1000\tfailures\t0\n", out)
+    end)
+end)

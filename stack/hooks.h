@@ -1,0 +1,23 @@
+/*
+ * hooks.h — the lwIP hooks that lwipopts.h names (LWIP_HOOK_FILENAME): lwIP
+ * includes this file in its sources after its own headers. The hooks are
+ * implemented in stack/instance.c.
+ */
+#ifndef DL_STACK_HOOKS_H
+#define DL_STACK_HOOKS_H
+
+#include "lwip/ip_addr.h"
+#include "lwip/netif.h"
+
+/* The netif that owns src (a pcb bound to one of our addresses), or NULL. */
+struct netif *st_hook_route4_src(const ip4_addr_t *src, const ip4_addr_t *dest);
+/* The same for IPv6; for an unbound pcb, the gateway_v6 netif when dest is
+ * not on any of our links. */
+struct netif *st_hook_route6(const ip6_addr_t *src, const ip6_addr_t *dest);
+/* The port's gateway_v6 as next hop for off-link destinations, or NULL. */
+const ip6_addr_t *st_hook_nd6_gw(struct netif *netif, const ip6_addr_t *dest);
+/* RFC 6528: a keyed hash of the 4-tuple plus a 4 µs clock. */
+u32_t st_hook_tcp_isn(const ip_addr_t *local_ip, u16_t local_port, const ip_addr_t *remote_ip,
+                      u16_t remote_port);
+
+#endif

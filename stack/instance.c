@@ -1,0 +1,409 @@
+/*
+ * instance.c — one private lwIP instance: its stack_ops table (the only
+ * symbol the build leaves global, renamed stack_ops_<i> per copy), port and
+ * netif set-up, the poll turn, shutdown, and the platform pieces lwIP asks
+ * for (sys_now, random numbers, hooks, diagnostics).
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <rte_cycles.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "lwip/init.h"
+#include "lwip/ip6_addr.h"
+#include "lwip/nd6.h"
+#include "lwip/netif.h"
+#include "lwip/timeouts.h"
+#include "netif/ethernet.h"
+
+#include "hooks.h"
+#include "internal.h"
+
+st_instance st_inst;
+
+void st_log(int level, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (st_inst.env.log)
+        st_inst.env.log(level, msg);
+    else
+        fprintf(stderr, "lwip: %s\n", msg);
+}
+
+/* ---- platform ---- */
+
+u32_t sys_now(void)
+{
+    st_inst.last_now = st_inst.env.now_ms() + st_inst.clock_offset;
+    return st_inst.last_now;
+}
+
+uint32_t st_lwip_rand(void)
+{
+    uint64_t x = st_inst.rand_state; /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    st_inst.rand_state = x;
+    return (uint32_t)((x * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+void st_lwip_diag(const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    st_log(DL_LOG_DEBUG, "%s", msg);
+}
+
+void st_lwip_assert(const char *msg, const char *file, int line)
+{
+    st_log(DL_LOG_ERROR, "assertion \"%s\" failed at %s:%d", msg, file, line);
+    fprintf(stderr, "lwip: assertion \"%s\" failed at %s:%d\n", msg, file, line);
+    abort();
+}
+
+static uint64_t seed64(void)
+{
+    uint64_t s = 0;
+    if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s)
+        s = rte_rdtsc() ^ (uint64_t)(uintptr_t)&st_inst;
+    return s ? s : 0x9E3779B97F4A7C15ULL;
+}
+
+/* ---- hooks (lwipopts.h) ---- */
+
+struct netif *st_hook_route4_src(const ip4_addr_t *src, const ip4_addr_t *dest)
+{
+    LWIP_UNUSED_ARG(dest);
+    if (ip4_addr_isany(src))
+        return NULL;
+    struct netif *n;
+    NETIF_FOREACH(n)
+    {
+        if (netif_is_up(n) && ip4_addr_eq(src, netif_ip4_addr(n)))
+            return n;
+    }
+    return NULL;
+}
+
+static struct netif *owner6(const ip6_addr_t *a)
+{
+    struct netif *n;
+    NETIF_FOREACH(n)
+    {
+        if (netif_is_up(n) && netif_get_ip6_addr_match(n, a) >= 0)
+            return n;
+    }
+    return NULL;
+}
+
+struct netif *st_hook_route6(const ip6_addr_t *src, const ip6_addr_t *dest)
+{
+    if (!ip6_addr_isany(src))
+        return owner6(src);
+    /* Unbound: lwIP finds on-link destinations (/64 of an address of ours);
+     * anything else goes to the port that has gateway_v6. */
+    struct netif *n;
+    NETIF_FOREACH(n)
+    {
+        for (int i = 0; i < LWIP_IPV6_NUM_ADDRESSES; i++)
+            if (ip6_addr_isvalid(netif_ip6_addr_state(n, i)) &&
+                ip6_addr_net_eq(dest, netif_ip6_addr(n, i)))
+                return NULL;
+    }
+    return st_inst.gw6_netif;
+}
+
+const ip6_addr_t *st_hook_nd6_gw(struct netif *netif, const ip6_addr_t *dest)
+{
+    LWIP_UNUSED_ARG(dest);
+    st_nif *nif = netif->state;
+    return nif->port->has_gw6 ? &nif->gw6 : NULL;
+}
+
+static uint64_t mix(uint64_t h, uint32_t v)
+{
+    h = (h ^ v) * 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 29);
+}
+
+static uint64_t mix_addr(uint64_t h, const ip_addr_t *a)
+{
+    if (IP_IS_V6(a)) {
+        for (int i = 0; i < 4; i++)
+            h = mix(h, ip_2_ip6(a)->addr[i]);
+        return h;
+    }
+    return mix(h, ip_2_ip4(a)->addr);
+}
+
+u32_t st_hook_tcp_isn(const ip_addr_t *local_ip, u16_t local_port, const ip_addr_t *remote_ip,
+                      u16_t remote_port)
+{
+    uint64_t h = mix_addr(st_inst.isn_key, local_ip);
+    h = mix_addr(h, remote_ip);
+    h = mix(h, (uint32_t)local_port << 16 | remote_port);
+    return (u32_t)(h ^ (h >> 32)) + sys_now() * 250u; /* + a 4 µs clock */
+}
+
+/* ---- addresses ---- */
+
+bool st_addr_is_local(const ip_addr_t *addr)
+{
+    if (IP_IS_V6(addr))
+        return owner6(ip_2_ip6(addr)) != NULL;
+    return st_hook_route4_src(ip_2_ip4(addr), ip_2_ip4(addr)) != NULL;
+}
+
+struct netif *st_first_netif(void)
+{
+    for (int i = 0; i < DL_MAX_DEVICES; i++)
+        if (st_inst.ports[i].used)
+            return &st_inst.ports[i].nifs[0].netif;
+    return NULL;
+}
+
+/* ---- ops ---- */
+
+static int inst_init(const stack_env *env)
+{
+    st_inst.env = *env;
+    if (!st_inst.lwip_ready) {
+        st_inst.rand_state = seed64();
+        st_inst.isn_key = seed64();
+        st_inst.clock_offset = 0;
+        lwip_init(); /* once per copy: lwIP cannot be torn down */
+        st_inst.lwip_ready = true;
+    } else {
+        /* lwIP's timers are due relative to the last sys_now(): continue
+         * from there whatever clock this runtime's env uses. */
+        st_inst.clock_offset = st_inst.last_now - env->now_ms();
+    }
+    return DL_OK;
+}
+
+static void mask_from_prefix(int prefix, ip4_addr_t *mask)
+{
+    uint32_t m = prefix <= 0 ? 0 : prefix >= 32 ? 0xffffffffu : ~(0xffffffffu >> prefix);
+    ip4_addr_set_u32(mask, lwip_htonl(m));
+}
+
+static int count_netifs(void)
+{
+    int n = 0;
+    struct netif *nif;
+    NETIF_FOREACH(nif)
+    {
+        n++;
+    }
+    return n;
+}
+
+static void port_free(st_port *port)
+{
+    for (int i = 0; i < port->n_nifs; i++)
+        if (port->nifs[i].port) /* was added */
+            netif_remove(&port->nifs[i].netif);
+    free(port->nifs);
+    memset(port, 0, sizeof *port);
+}
+
+static void set_ip6(struct netif *n, int slot, const uint8_t *bytes)
+{
+    ip6_addr_t a;
+    memcpy(a.addr, bytes, 16);
+    ip6_addr_clear_zone(&a);
+    ip6_addr_assign_zone(&a, IP6_UNICAST, n);
+    netif_ip6_addr_set(n, (s8_t)slot, &a);
+    /* static: no DAD between copies that all own it (lwipopts.h) */
+    netif_ip6_addr_set_state(n, (s8_t)slot, IP6_ADDR_PREFERRED);
+}
+
+/* One netif per IPv4 address (lwIP holds one per netif); IPv6 addresses fill
+ * LWIP_IPV6_NUM_ADDRESSES slots per netif, after the link-local on the first,
+ * and spill over to more netifs when there are more of them. */
+static int inst_add_port(const stack_port *sp)
+{
+    const dl_device_config *dev = sp->dev;
+    if (sp->index < 0 || sp->index >= DL_MAX_DEVICES || st_inst.ports[sp->index].used) {
+        st_log(DL_LOG_ERROR, "add_port: bad or duplicate port index %d", sp->index);
+        return DL_ERROR;
+    }
+    if (rte_pktmbuf_priv_size(sp->pool) < sizeof(struct pbuf_custom)) {
+        st_log(DL_LOG_ERROR, "port %u: mbuf private area %u < %zu bytes (zero-copy RX needs it)",
+               sp->port_id, rte_pktmbuf_priv_size(sp->pool), sizeof(struct pbuf_custom));
+        return DL_ERROR;
+    }
+    if (sp->mtu < 576 || sp->mtu > 0xffff) {
+        st_log(DL_LOG_ERROR, "port %u: mtu %d out of range", sp->port_id, sp->mtu);
+        return DL_ERROR;
+    }
+    int n4 = 0, n6 = 0;
+    for (int i = 0; i < dev->n_addresses; i++) {
+        if (dev->addresses[i].family == 6)
+            n6++;
+        else
+            n4++;
+    }
+    int need6 = n6 ? (n6 + 1 + LWIP_IPV6_NUM_ADDRESSES - 1) / LWIP_IPV6_NUM_ADDRESSES : 0;
+    int n_nifs = n4 > need6 ? n4 : need6 > 0 ? need6 : 1;
+    if (count_netifs() + n_nifs > 254) { /* lwIP numbers netifs in a u8 */
+        st_log(DL_LOG_ERROR, "port %u: %d addresses need %d netifs; an instance holds 254",
+               sp->port_id, dev->n_addresses, n_nifs);
+        return DL_ERROR;
+    }
+
+    st_port *port = &st_inst.ports[sp->index];
+    memset(port, 0, sizeof *port);
+    port->port_id = sp->port_id;
+    port->queue = sp->queue;
+    port->pool = sp->pool;
+    memcpy(port->mac, sp->mac, 6);
+    port->mtu = sp->mtu;
+    port->tx_ip_cksum = sp->tx_ip_cksum;
+    port->tx_tcp_cksum = sp->tx_tcp_cksum;
+    port->rx_cksum = sp->rx_cksum;
+    port->has_gw6 = dev->has_gateway_v6 != 0;
+    port->nifs = calloc((size_t)n_nifs, sizeof *port->nifs);
+    if (!port->nifs) {
+        st_log(DL_LOG_ERROR, "port %u: out of memory for %d netifs", sp->port_id, n_nifs);
+        return DL_ERROR;
+    }
+    port->n_nifs = n_nifs;
+    port->used = true;
+
+    ip4_addr_t gw;
+    ip4_addr_set_zero(&gw);
+    if (dev->has_gateway_v4)
+        memcpy(&gw.addr, dev->gateway_v4, 4);
+    int next4 = 0, next6 = 0, slot6 = 0;
+    for (int k = 0; k < n_nifs; k++) {
+        st_nif *nif = &port->nifs[k];
+        struct netif *n = &nif->netif;
+        ip4_addr_t ip, mask;
+        ip4_addr_set_zero(&ip);
+        ip4_addr_set_zero(&mask);
+        while (next4 < dev->n_addresses && dev->addresses[next4].family != 4)
+            next4++;
+        if (next4 < dev->n_addresses) {
+            memcpy(&ip.addr, dev->addresses[next4].addr, 4);
+            mask_from_prefix(dev->addresses[next4].prefix, &mask);
+            next4++;
+        }
+        nif->port = port;
+        if (!netif_add(n, &ip, &mask, &gw, nif, st_netif_init, ethernet_input)) {
+            nif->port = NULL;
+            st_log(DL_LOG_ERROR, "port %u: netif_add failed", sp->port_id);
+            port_free(port);
+            return DL_ERROR;
+        }
+        if (port->has_gw6) {
+            memcpy(nif->gw6.addr, dev->gateway_v6, 16);
+            ip6_addr_clear_zone(&nif->gw6);
+            ip6_addr_assign_zone(&nif->gw6, IP6_UNICAST, n);
+        }
+        slot6 = 0;
+        if (k == 0 && n6) {
+            netif_create_ip6_linklocal_address(n, 1);
+            netif_ip6_addr_set_state(n, 0, IP6_ADDR_PREFERRED);
+            slot6 = 1;
+        }
+        for (; slot6 < LWIP_IPV6_NUM_ADDRESSES; slot6++) {
+            while (next6 < dev->n_addresses && dev->addresses[next6].family != 6)
+                next6++;
+            if (next6 == dev->n_addresses)
+                break;
+            set_ip6(n, slot6, dev->addresses[next6++].addr);
+        }
+        netif_set_link_up(n);
+        netif_set_up(n);
+    }
+
+    /* Unbound IPv4 traffic to off-link destinations leaves through the
+     * default netif: the first port that has a gateway (else the first). */
+    struct netif *first = &port->nifs[0].netif;
+    if (!netif_default || (dev->has_gateway_v4 && ip4_addr_isany_val(*netif_ip4_gw(netif_default))))
+        netif_set_default(first);
+    if (port->has_gw6 && !st_inst.gw6_netif)
+        st_inst.gw6_netif = first;
+    return DL_OK;
+}
+
+static void inst_input(int port_index, struct rte_mbuf **pkts, int n)
+{
+    if (port_index < 0 || port_index >= DL_MAX_DEVICES || !st_inst.ports[port_index].used) {
+        rte_pktmbuf_free_bulk(pkts, (unsigned)n);
+        return;
+    }
+    st_netif_input(&st_inst.ports[port_index], pkts, n);
+}
+
+static int inst_poll(void)
+{
+    sys_check_timeouts();
+    glue_output_dirty();
+    int sent = 0;
+    for (int i = 0; i < DL_MAX_DEVICES; i++)
+        if (st_inst.ports[i].used)
+            sent += st_netif_flush(&st_inst.ports[i]);
+    return sent;
+}
+
+static void inst_shutdown(void)
+{
+    glue_abort_all();
+    for (int i = 0; i < DL_MAX_DEVICES; i++) {
+        st_port *port = &st_inst.ports[i];
+        if (!port->used)
+            continue;
+        st_netif_flush(port); /* the RSTs, if the NIC takes them */
+        st_netif_drop_tx(port);
+        st_log(DL_LOG_DEBUG,
+               "port %u queue %u: rx copied %" PRIu64 ", rx dropped %" PRIu64
+               ", tx no mbuf %" PRIu64 ", tx dropped %" PRIu64 ", tx too big %" PRIu64,
+               port->port_id, port->queue, port->rx_copied, port->rx_dropped, port->tx_nombuf,
+               port->tx_dropped, port->tx_too_big);
+        port_free(port);
+    }
+    netif_set_default(NULL);
+    st_inst.gw6_netif = NULL;
+}
+
+/* The one global symbol of this copy. Its C name cannot be `stack_ops` (the
+ * typedef has that name), so the asm label gives the object file the name
+ * that stack.mk renames to stack_ops_<i>. */
+__attribute__((visibility("default"))) const stack_ops st_ops __asm__("stack_ops") = {
+    .init = inst_init,
+    .add_port = inst_add_port,
+    .input = inst_input,
+    .poll = inst_poll,
+    .shutdown = inst_shutdown,
+    .conn_new = glue_conn_new,
+    .conn_free = glue_conn_free,
+    .bind = glue_bind,
+    .listen = glue_listen,
+    .accept = glue_accept,
+    .connect = glue_connect,
+    .send = glue_send,
+    .recv = glue_recv,
+    .readable_bytes = glue_readable_bytes,
+    .writable_bytes = glue_writable_bytes,
+    .shutdown_send = glue_shutdown_send,
+    .close = glue_close,
+    .setopt = glue_setopt,
+    .getopt = glue_getopt,
+    .local_addr = glue_local_addr,
+    .peer_addr = glue_peer_addr,
+};

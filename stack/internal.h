@@ -1,0 +1,97 @@
+/*
+ * internal.h — what the files of one stack instance share (never included by
+ * the host). Everything here is per copy: the build makes every symbol local
+ * to its copy, so each worker's lwIP sees only its own st_inst.
+ */
+#ifndef DL_STACK_INTERNAL_H
+#define DL_STACK_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lwip/ip_addr.h"
+#include "lwip/netif.h"
+#include "lwip/pbuf.h"
+
+#include "stack.h"
+
+/* Frames waiting for the NIC on one port, flushed once per loop turn. */
+enum { DL_TX_QUEUE = 1024 };
+
+typedef struct st_port st_port;
+
+/* One lwIP netif on a port; netif->state points to the st_nif itself. */
+typedef struct st_nif {
+    struct netif netif;
+    st_port *port;
+    ip6_addr_t gw6; /* gateway_v6 with this netif's zone (a link-local gateway needs one) */
+} st_nif;
+
+struct st_port {
+    bool used;
+    uint16_t port_id, queue;
+    struct rte_mempool *pool;
+    uint8_t mac[6];
+    int mtu;
+    bool tx_ip_cksum, tx_tcp_cksum, rx_cksum;
+    bool has_gw6;
+    int n_nifs;
+    st_nif *nifs; /* n_nifs, allocated by add_port */
+    uint16_t n_tx;
+    struct rte_mbuf *tx[DL_TX_QUEUE];
+    /* counters, reported at shutdown (debug log) */
+    uint64_t rx_copied;      /* frames copied out of their mbuf: mempool running low */
+    uint64_t rx_dropped;     /* not for our MAC, bad checksum, no buffer */
+    uint64_t tx_nombuf;      /* no mbuf for a frame (lwIP retransmits) */
+    uint64_t tx_dropped;     /* TX queue full even after a burst */
+    uint64_t tx_too_big;     /* frame larger than the mbuf data room */
+};
+
+typedef struct st_instance {
+    stack_env env;
+    bool lwip_ready;       /* lwip_init() ran in this copy */
+    uint32_t clock_offset; /* sys_now() = env.now_ms() + clock_offset, monotonic across runtimes */
+    uint32_t last_now;
+    uint64_t rand_state;
+    uint64_t isn_key;
+    st_port ports[DL_MAX_DEVICES];
+    struct netif *gw6_netif; /* where unbound pcbs send to off-link IPv6 destinations */
+} st_instance;
+
+extern st_instance st_inst;
+
+/* instance.c */
+void st_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Is addr one of this instance's configured addresses? */
+bool st_addr_is_local(const ip_addr_t *addr);
+/* The netif that gives link-local addresses without a zone their zone. */
+struct netif *st_first_netif(void);
+
+/* netif_dpdk.c */
+err_t st_netif_init(struct netif *netif);
+void st_netif_input(st_port *port, struct rte_mbuf **pkts, int n);
+int st_netif_flush(st_port *port);
+void st_netif_drop_tx(st_port *port);
+
+/* tcp_glue.c: the TCP members of stack_ops, and the instance's hooks into it. */
+void glue_output_dirty(void);
+void glue_abort_all(void);
+dl_conn *glue_conn_new(int family, int *err);
+void glue_conn_free(dl_conn *c);
+int glue_bind(dl_conn *c, const uint8_t *addr, uint16_t port, int *err);
+int glue_listen(dl_conn *c, int backlog, int *err);
+int glue_accept(dl_conn *l, dl_conn **out, uint32_t token, int *err);
+int glue_connect(dl_conn *c, const uint8_t *addr, uint16_t port, uint32_t token, int *err);
+int glue_send(dl_conn *c, const char *data, size_t len, size_t *sent, uint32_t token, int *err);
+int glue_recv(dl_conn *c, char *buf, size_t len, size_t *got, bool peek, uint32_t token,
+                int *err);
+size_t glue_readable_bytes(const dl_conn *c);
+size_t glue_writable_bytes(const dl_conn *c);
+int glue_shutdown_send(dl_conn *c, int *err);
+int glue_close(dl_conn *c, int *err);
+int glue_setopt(dl_conn *c, int opt, int value, int *err);
+int glue_getopt(const dl_conn *c, int opt, int *value, int *err);
+int glue_local_addr(const dl_conn *c, int *family, uint8_t addr[16], uint16_t *port);
+int glue_peer_addr(const dl_conn *c, int *family, uint8_t addr[16], uint16_t *port);
+
+#endif

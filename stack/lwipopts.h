@@ -1,0 +1,141 @@
+/*
+ * lwipopts.h — lwIP options for one dpdklua worker's private stack.
+ *
+ * Every value that differs from lwIP's opt.h says why. Sizes are per worker
+ * (per copy of lwIP): each copy has its own pools in its own bss, touched only
+ * when that worker's copy is initialised.
+ */
+#ifndef DL_LWIPOPTS_H
+#define DL_LWIPOPTS_H
+
+/* ---- system ---- */
+/* One thread owns the instance and drives it from its poll loop: no OS layer. */
+#define NO_SYS 1
+/* Single-threaded per instance: no interrupt/thread protection needed. */
+#define SYS_LIGHTWEIGHT_PROT 0
+/* We only need the raw TCP API. */
+#define LWIP_SOCKET 0
+#define LWIP_NETCONN 0
+/* No UDP service and no DHCP/DNS in the stack (names resolve off the worker). */
+#define LWIP_UDP 0
+/* IPv4 multicast is not offered to services. */
+#define LWIP_IGMP 0
+/* Counters cost cycles on every packet; the driver keeps the few we report. */
+#define LWIP_STATS 0
+
+/* ---- memory ---- */
+/* 64-bit hosts: keep pool and heap objects naturally aligned. */
+#define MEM_ALIGNMENT 8
+/* The heap serves variable-size PBUF_RAM (the copies tcp_write makes of sent
+ * data). glibc malloc grows with demand and is uncontended per worker thread,
+ * where lwIP's own heap would be a fixed array sized for the worst case
+ * (1000+ connections x 1 MiB send buffers) in every copy. The fixed-size
+ * objects (pcbs, segments, pbuf headers) stay in lwIP's O(1) pools below. */
+#define MEM_LIBC_MALLOC 1
+/* >= 1000 concurrent connections per worker, plus room for TIME_WAIT. */
+#define MEMP_NUM_TCP_PCB 1100
+/* Listeners per worker (each service port x address). */
+#define MEMP_NUM_TCP_PCB_LISTEN 64
+/* Segments queued (unsent + unacked + out-of-sequence) across all of a
+ * worker's connections: must be >= TCP_SND_QUEUELEN; 16k segments ~ 23 MB
+ * in flight per worker. When they run out tcp_write returns ERR_MEM and the
+ * writer waits (send returns AGAIN). */
+#define MEMP_NUM_TCP_SEG 16384
+/* pbuf headers for PBUF_REF/ROM: only lwIP-internal users (we copy on write). */
+#define MEMP_NUM_PBUF 64
+/* PBUF_POOL is used only by the driver, to copy received frames out of their
+ * mbufs when the port's mempool runs low (see netif_dpdk.c). 1536-byte
+ * buffers (a 1500-MTU frame; jumbo frames chain) keep the pool small. */
+#define PBUF_POOL_SIZE 1024
+#define PBUF_POOL_BUFSIZE 1536
+
+/* ---- link layer ---- */
+/* Peers per worker on the local link (hosts and gateways). */
+#define ARP_TABLE_SIZE 64
+/* Cache the ARP / ND entry index per pcb: no table walk per segment. */
+#define LWIP_NETIF_HWADDRHINT 1
+/* Several netifs (one per IPv4 address) share each port. */
+#define LWIP_SINGLE_NETIF 0
+/* Checksums are computed in software or offloaded per port. */
+#define LWIP_CHECKSUM_CTRL_PER_NETIF 1
+/* Software TCP checksums are summed while tcp_write copies the data. */
+#define LWIP_CHECKSUM_ON_COPY 1
+/* Zero-copy RX: each mbuf is wrapped in a pbuf_custom (netif_dpdk.c). */
+#define LWIP_SUPPORT_CUSTOM_PBUF 1
+
+/* ---- IP ---- */
+/* Same default TTL as Linux, so a service looks the same on the wire. */
+#define IP_DEFAULT_TTL 64
+/* TCP peers set DF and use PMTU discovery: no fragments are expected, and a
+ * reassembly queue would pin received mbufs for seconds. */
+#define IP_REASSEMBLY 0
+#define IP_FRAG 0
+#define LWIP_IPV6 1
+/* A device may carry up to 128 addresses; IPv6 ones spill over netifs. */
+#define LWIP_IPV6_NUM_ADDRESSES 8
+/* Addresses are configured statically (env.json), never by SLAAC. */
+#define LWIP_IPV6_AUTOCONFIG 0
+/* Gateways are configured statically: no router solicitations at start. */
+#define LWIP_IPV6_SEND_ROUTER_SOLICIT 0
+/* Static addresses are set PREFERRED directly: every worker's copy holds the
+ * same addresses, so duplicate detection between them would be meaningless. */
+#define LWIP_IPV6_DUP_DETECT_ATTEMPTS 0
+/* See IP_REASSEMBLY; IPv6 TCP never needs fragments from us either. */
+#define LWIP_IPV6_REASS 0
+#define LWIP_IPV6_FRAG 0
+/* One solicited-node group per configured IPv6 address (and link-local). */
+#define MEMP_NUM_MLD6_GROUP 160
+/* On-link IPv6 peers and remote destinations cached per worker (nd6.c walks
+ * these tables with s8_t indexes: at most 127). */
+#define LWIP_ND6_NUM_NEIGHBORS 64
+#define LWIP_ND6_NUM_DESTINATIONS 64
+
+/* ---- TCP ---- */
+/* The largest MSS the stack may use: 9001 (jumbo MTU) - 40. lwIP clamps it per
+ * route to the netif's MTU - 40 (TCP_CALCULATE_EFF_SEND_MSS, on by default),
+ * for the MSS it advertises and the one it sends with: 1460 on a 1500-MTU
+ * port, 8961 on a 9001-MTU port. */
+#define TCP_MSS 8961
+/* Windows for a high bandwidth-delay product (10 Gb/s x 1 ms ~ 1.2 MB). */
+#define LWIP_WND_SCALE 1
+#define TCP_RCV_SCALE 5 /* 1 MiB >> 5 fits the 16-bit window field */
+#define TCP_WND (1024 * 1024)
+#define TCP_SND_BUF (1024 * 1024)
+/* Segments per connection: sized for the common 1460-byte MSS (a jumbo MSS
+ * needs fewer), with room for small writes that each make a segment. */
+#define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + 1459) / 1460)
+/* Only the netconn API reads TCP_SNDLOWAT; lwIP checks it fits 16 bits. The
+ * glue's own "writable again" threshold is in tcp_glue.c. */
+#define TCP_SNDLOWAT 16384
+/* Keep out-of-order data (retransmission repairs the hole), but cap what one
+ * connection may pin: each pbuf holds an mbuf of the shared port pool. */
+#define TCP_QUEUE_OOSEQ 1
+#define TCP_OOSEQ_MAX_PBUFS 128
+#define TCP_OOSEQ_MAX_BYTES (192 * 1024)
+/* Tell peers what we hold out of order (SACK), so a loss in a 1 MiB window
+ * is repaired without resending what already arrived. */
+#define LWIP_TCP_SACK_OUT 1
+/* Bounded accept queues: SYNs beyond the backlog are dropped (the client
+ * retries), as Linux does. */
+#define TCP_LISTEN_BACKLOG 1
+/* Listeners may be reopened on a port whose old connections sit in TIME_WAIT
+ * (nginx sets SO_REUSEADDR for the same reason). */
+#define SO_REUSE 1
+/* The keepalive socket option. */
+#define LWIP_TCP_KEEPALIVE 1
+/* Faster TCP timers: delayed ACKs within 100 ms and a 200 ms RTO granularity
+ * (instead of 250 / 500 ms), closer to Linux on a LAN. */
+#define TCP_TMR_INTERVAL 100
+
+/* ---- hooks (stack/hooks.h) ---- */
+#define LWIP_HOOK_FILENAME "hooks.h"
+/* Route by bound source address: a pcb bound to one of our addresses leaves
+ * through the netif that owns it. */
+#define LWIP_HOOK_IP4_ROUTE_SRC(src, dest) st_hook_route4_src(src, dest)
+#define LWIP_HOOK_IP6_ROUTE(src, dest) st_hook_route6(src, dest)
+/* gateway_v6 as next hop for off-link destinations (no router advertisements). */
+#define LWIP_HOOK_ND6_GET_GW(netif, dest) st_hook_nd6_gw(netif, dest)
+/* RFC 6528 initial sequence numbers: lwIP's default is predictable. */
+#define LWIP_HOOK_TCP_ISN(lip, lport, rip, rport) st_hook_tcp_isn(lip, lport, rip, rport)
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * netif_dpdk.c — an lwIP netif on one DPDK port queue (lwIP contrib style:
+ * init, low_level_output, input).
+ *
+ * RX is zero copy: each received mbuf segment is wrapped in a pbuf_custom
+ * (PBUF_REF) that lives in the mbuf's private area; freeing the pbuf returns
+ * the segment to its pool. Multi-segment frames become a pbuf chain, one pbuf
+ * per segment. When the port's mempool runs low (the application does not
+ * read, out-of-order data piles up) frames are copied into lwIP's PBUF_POOL
+ * instead, so held data cannot starve the NIC of mbufs.
+ *
+ * TX copies each frame into one mbuf of the port's pool (the host sizes the
+ * data room for MTU + headers) and queues it; st_netif_flush() sends a port's
+ * queue with one rte_eth_tx_burst per loop turn.
+ */
+#include <assert.h>
+#include <string.h>
+
+#include <rte_mbuf.h>
+
+#include "lwip/etharp.h"
+#include "lwip/ethip6.h"
+#include "lwip/pbuf.h"
+#include "lwip/prot/icmp6.h"
+#include "lwip/prot/ip6.h"
+#include "netif/ethernet.h"
+
+#include "internal.h"
+#include "port_io.h"
+
+/* The host creates its pools with a 64-byte private area (host/port.c). */
+static_assert(sizeof(struct pbuf_custom) <= 64, "pbuf_custom must fit the mbuf private area");
+
+enum { ETH_HLEN = 14 };
+
+static inline struct pbuf_custom *mbuf_pbuf(struct rte_mbuf *m)
+{
+    return rte_mbuf_to_priv(m);
+}
+
+/* pbuf_free gave up the last reference: the segment goes back to its pool. */
+static void rx_pbuf_free(struct pbuf *p)
+{
+    struct rte_mbuf *m = (struct rte_mbuf *)((char *)p - sizeof(struct rte_mbuf));
+    rte_pktmbuf_free_seg(m); /* ownership: mbuf segment → mempool */
+}
+
+/* Wrap every segment; the chain owns the segments from here on. */
+static struct pbuf *wrap_frame(struct rte_mbuf *m)
+{
+    struct pbuf *head = NULL;
+    while (m) {
+        struct rte_mbuf *next = m->next;
+        struct pbuf_custom *pc = mbuf_pbuf(m);
+        pc->custom_free_function = rx_pbuf_free;
+        struct pbuf *p = pbuf_alloced_custom(PBUF_RAW, m->data_len, PBUF_REF, pc,
+                                             rte_pktmbuf_mtod(m, void *), m->data_len);
+        if (head)
+            pbuf_cat(head, p);
+        else
+            head = p;
+        m = next;
+    }
+    return head;
+}
+
+/* Under mempool pressure: copy into PBUF_POOL and give the mbuf back now. */
+static struct pbuf *copy_frame(struct rte_mbuf *m)
+{
+    struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)rte_pktmbuf_pkt_len(m), PBUF_POOL);
+    if (p) {
+        u16_t off = 0;
+        for (struct rte_mbuf *s = m; s; s = s->next) {
+            pbuf_take_at(p, rte_pktmbuf_mtod(s, void *), s->data_len, off);
+            off = (u16_t)(off + s->data_len);
+        }
+    }
+    rte_pktmbuf_free(m);
+    return p; /* NULL: pool empty too, frame dropped (TCP retransmits) */
+}
+
+static struct netif *by_ip4(st_port *port, const uint8_t *a)
+{
+    u32_t v;
+    memcpy(&v, a, 4);
+    for (int i = 0; i < port->n_nifs; i++)
+        if (ip4_addr_get_u32(netif_ip4_addr(&port->nifs[i].netif)) == v)
+            return &port->nifs[i].netif;
+    return &port->nifs[0].netif;
+}
+
+static struct netif *by_ip6(st_port *port, const uint8_t *a)
+{
+    ip6_addr_t v;
+    memcpy(v.addr, a, 16);
+    for (int i = 0; i < port->n_nifs; i++) {
+        struct netif *n = &port->nifs[i].netif;
+        for (int j = 0; j < LWIP_IPV6_NUM_ADDRESSES; j++)
+            if (ip6_addr_isvalid(netif_ip6_addr_state(n, j)) &&
+                ip6_addr_zoneless_eq(&v, netif_ip6_addr(n, j)))
+                return n;
+    }
+    return &port->nifs[0].netif;
+}
+
+/* lwIP holds one IPv4 address per netif: hand each frame to the netif that
+ * owns its address (ARP: target IP; IPv4: destination; IPv6: destination, or
+ * the target of a neighbour solicitation). Anything else goes to the first. */
+static struct netif *demux(st_port *port, const uint8_t *f, uint32_t len)
+{
+    if (port->n_nifs == 1)
+        return &port->nifs[0].netif;
+    uint16_t type = (uint16_t)(f[12] << 8 | f[13]);
+    if (type == ETHTYPE_ARP && len >= ETH_HLEN + 28)
+        return by_ip4(port, f + ETH_HLEN + 24);
+    if (type == ETHTYPE_IP && len >= ETH_HLEN + 20)
+        return by_ip4(port, f + ETH_HLEN + 16);
+    if (type == ETHTYPE_IPV6 && len >= ETH_HLEN + 40) {
+        const uint8_t *ip6 = f + ETH_HLEN;
+        if (ip6[6] == IP6_NEXTH_ICMP6 && len >= ETH_HLEN + 40 + 24 && ip6[40] == ICMP6_TYPE_NS)
+            return by_ip6(port, ip6 + 48);
+        return by_ip6(port, ip6 + 24);
+    }
+    return &port->nifs[0].netif;
+}
+
+void st_netif_input(st_port *port, struct rte_mbuf **pkts, int n)
+{
+    /* Below a quarter of the pool free, stop pinning mbufs in lwIP queues. */
+    bool low = rte_mempool_avail_count(port->pool) < port->pool->size / 4;
+    for (int i = 0; i < n; i++) {
+        struct rte_mbuf *m = pkts[i]; /* ownership: ours, from the host */
+        const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+        /* The port is promiscuous: keep only frames for our MAC or a group. */
+        if (m->data_len < ETH_HLEN || (!(f[0] & 1) && memcmp(f, port->mac, 6) != 0) ||
+            (port->rx_cksum && !st_io_rx_cksum_ok(m))) {
+            rte_pktmbuf_free(m);
+            port->rx_dropped++;
+            continue;
+        }
+        struct netif *nif = demux(port, f, m->data_len);
+        struct pbuf *p;
+        if (low) {
+            p = copy_frame(m);
+            port->rx_copied++;
+            if (!p) {
+                port->rx_dropped++;
+                continue;
+            }
+        } else {
+            p = wrap_frame(m);
+        }
+        /* ownership: p → lwIP; it frees p unless input fails */
+        if (nif->input(p, nif) != ERR_OK)
+            pbuf_free(p);
+    }
+}
+
+int st_netif_flush(st_port *port)
+{
+    if (port->n_tx == 0)
+        return 0;
+    /* ownership: the mbufs the NIC took are the driver's now */
+    uint16_t sent = st_io_tx_burst(port->port_id, port->queue, port->tx, port->n_tx);
+    if (sent < port->n_tx)
+        memmove(port->tx, port->tx + sent, (size_t)(port->n_tx - sent) * sizeof port->tx[0]);
+    port->n_tx = (uint16_t)(port->n_tx - sent);
+    return sent;
+}
+
+void st_netif_drop_tx(st_port *port)
+{
+    if (port->n_tx)
+        rte_pktmbuf_free_bulk(port->tx, port->n_tx);
+    port->n_tx = 0;
+}
+
+static err_t low_level_output(struct netif *netif, struct pbuf *p)
+{
+    st_port *port = ((st_nif *)netif->state)->port;
+    struct rte_mbuf *m = rte_pktmbuf_alloc(port->pool);
+    if (!m) {
+        port->tx_nombuf++;
+        return ERR_MEM;
+    }
+    if (p->tot_len > rte_pktmbuf_tailroom(m)) {
+        rte_pktmbuf_free(m);
+        port->tx_too_big++;
+        return ERR_IF;
+    }
+    /* lwIP keeps p: the frame is copied */
+    pbuf_copy_partial(p, rte_pktmbuf_append(m, p->tot_len), p->tot_len, 0);
+    if (port->tx_ip_cksum || port->tx_tcp_cksum)
+        st_io_tx_offload(m, port->tx_ip_cksum, port->tx_tcp_cksum);
+    if (port->n_tx == DL_TX_QUEUE)
+        st_netif_flush(port); /* a burst now rather than a drop */
+    if (port->n_tx == DL_TX_QUEUE) {
+        rte_pktmbuf_free(m);
+        port->tx_dropped++;
+        return ERR_OK; /* lost on the wire, as far as lwIP knows */
+    }
+    port->tx[port->n_tx++] = m; /* ownership: mbuf → the port's TX queue */
+    return ERR_OK;
+}
+
+err_t st_netif_init(struct netif *netif)
+{
+    st_port *port = ((st_nif *)netif->state)->port;
+    netif->name[0] = 'd';
+    netif->name[1] = 'p';
+    netif->hwaddr_len = ETH_HWADDR_LEN;
+    memcpy(netif->hwaddr, port->mac, ETH_HWADDR_LEN);
+    netif->mtu = (u16_t)port->mtu;
+#if LWIP_ND6_ALLOW_RA_UPDATES
+    netif->mtu6 = (u16_t)port->mtu;
+#endif
+    netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET |
+                   NETIF_FLAG_IGMP | NETIF_FLAG_MLD6;
+    netif->output = etharp_output;
+    netif->output_ip6 = ethip6_output;
+    netif->linkoutput = low_level_output;
+    u16_t sums = NETIF_CHECKSUM_ENABLE_ALL;
+    if (port->tx_ip_cksum)
+        sums &= (u16_t)~NETIF_CHECKSUM_GEN_IP;
+    if (port->tx_tcp_cksum)
+        sums &= (u16_t)~NETIF_CHECKSUM_GEN_TCP;
+    if (port->rx_cksum)
+        sums &= (u16_t)~(NETIF_CHECKSUM_CHECK_IP | NETIF_CHECKSUM_CHECK_TCP);
+    NETIF_SET_CHECKSUM_CTRL(netif, sums);
+    return ERR_OK;
+}
