@@ -52,38 +52,77 @@ local function push_ready(task, why, arg)
 end
 
 -- Timer heap ------------------------------------------------------------
+-- A binary min-heap of timer records; each record knows its index, so a wait
+-- that ends by an event removes its timer at once (the heap holds only live
+-- timeouts), and records are reused: a timed wait makes no garbage.
+
+local timer_pool, n_pool = {}, 0
 
 local function heap_less(a, b)
     return a.at < b.at or (a.at == b.at and a.seq < b.seq)
 end
 
-local function heap_push(t)
-    n_timers = n_timers + 1
-    local i = n_timers
+local function heap_place(t, i)
     timers[i] = t
-    while i > 1 do
-        local p = (i - i % 2) / 2
-        if heap_less(timers[p], timers[i]) then break end
-        timers[p], timers[i] = timers[i], timers[p]
-        i = p
-    end
+    t.index = i
 end
 
-local function heap_pop()
-    local top = timers[1]
-    timers[1] = timers[n_timers]
+local function sift_up(i)
+    local t = timers[i]
+    while i > 1 do
+        local p = (i - i % 2) / 2
+        local parent = timers[p]
+        if heap_less(parent, t) then break end
+        heap_place(parent, i)
+        i = p
+    end
+    heap_place(t, i)
+end
+
+local function sift_down(i)
+    local t = timers[i]
+    while true do
+        local l = 2 * i
+        if l > n_timers then break end
+        local c = l
+        if l + 1 <= n_timers and heap_less(timers[l + 1], timers[l]) then c = l + 1 end
+        if heap_less(t, timers[c]) then break end
+        heap_place(timers[c], i)
+        i = c
+    end
+    heap_place(t, i)
+end
+
+local function timer_add(at, task)
+    local t
+    if n_pool > 0 then
+        t = timer_pool[n_pool]
+        timer_pool[n_pool] = nil
+        n_pool = n_pool - 1
+    else
+        t = {}
+    end
+    timer_seq = timer_seq + 1
+    t.at, t.seq, t.task = at, timer_seq, task
+    n_timers = n_timers + 1
+    heap_place(t, n_timers)
+    sift_up(n_timers)
+    return t
+end
+
+local function timer_remove(t)
+    local i = t.index
+    local last = timers[n_timers]
     timers[n_timers] = nil
     n_timers = n_timers - 1
-    local i = 1
-    while true do
-        local l, r, s = 2 * i, 2 * i + 1, i
-        if l <= n_timers and heap_less(timers[l], timers[s]) then s = l end
-        if r <= n_timers and heap_less(timers[r], timers[s]) then s = r end
-        if s == i then break end
-        timers[s], timers[i] = timers[i], timers[s]
-        i = s
+    if i <= n_timers then
+        heap_place(last, i)
+        sift_down(i)
+        sift_up(last.index)
     end
-    return top
+    t.task, t.index = nil, nil
+    n_pool = n_pool + 1
+    timer_pool[n_pool] = t
 end
 
 -- Tasks -----------------------------------------------------------------
@@ -201,21 +240,22 @@ end
 -- Returns "event", arg or "timeout".
 function M.wait(token, timeout)
     local task = M.current_task("wait")
-    local wait_id = (task.wait_id or 0) + 1
-    task.wait_id = wait_id
     if token then
         waiting[token] = task
     end
     if timeout and timeout >= 0 then
-        timer_seq = timer_seq + 1
-        heap_push({ at = C.dl_now() + timeout, seq = timer_seq, task = task, wait_id = wait_id })
+        task.timer = timer_add(C.dl_now() + timeout, task)
     end
     task.state = "waiting"
     local why, arg = co_yield(PARKED)
     if token then
         waiting[token] = nil
     end
-    task.wait_id = wait_id + 1 -- a timer still in the heap for this wait is now stale
+    local timer = task.timer
+    if timer then -- woken before its timeout
+        task.timer = nil
+        timer_remove(timer)
+    end
     return why, arg
 end
 
@@ -234,9 +274,11 @@ local function run_timers()
     if n_timers == 0 then return end
     local now = C.dl_now()
     while n_timers > 0 and timers[1].at <= now do
-        local t = heap_pop()
+        local t = timers[1]
         local task = t.task
-        if task.state == "waiting" and task.wait_id == t.wait_id then
+        task.timer = nil
+        timer_remove(t)
+        if task.state == "waiting" then
             push_ready(task, "timeout")
         end
     end
