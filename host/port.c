@@ -133,14 +133,25 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
                        info.max_tx_queues);
     if (info.if_index > 0)
         if_indextoname(info.if_index, port->ifname);
-
+    /* Some PMDs (net_tap, net_af_packet) take a larger MTU through set_mtu than
+     * their max_rx_pktlen lets configure take: configure within the limit,
+     * then ask for the real MTU. */
+    uint32_t configure_mtu = (uint32_t)dev->mtu;
+    if (info.max_rx_pktlen > RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN &&
+        configure_mtu > info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN)
+        configure_mtu = info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN;
     struct rte_eth_conf conf;
     memset(&conf, 0, sizeof conf);
-    conf.rxmode.mtu = (uint32_t)dev->mtu;
+    conf.rxmode.mtu = configure_mtu;
     rc = rte_eth_dev_configure(pid, (uint16_t)port->n_queues, (uint16_t)port->n_queues, &conf);
     if (rc != 0)
-        return dl_fail("port %s: configure (%d queues, mtu %d) failed: %s", port->name,
-                       port->n_queues, dev->mtu, rte_strerror(-rc));
+        return dl_fail("port %s: configure (%d queues, mtu %u) failed: %s", port->name,
+                       port->n_queues, configure_mtu, rte_strerror(-rc));
+    rc = rte_eth_dev_set_mtu(pid, (uint16_t)dev->mtu);
+    if (rc != 0 && !(rc == -ENOTSUP && configure_mtu == (uint32_t)dev->mtu))
+        return dl_fail("port %s: the device does not take mtu %d: %s; set \"mtu\" in the "
+                       "config to what it supports (%u works)",
+                       port->name, dev->mtu, rte_strerror(-rc), configure_mtu);
 
     uint16_t nb_rxd = (uint16_t)o->queue_descriptors, nb_txd = (uint16_t)o->queue_descriptors;
     rte_eth_dev_adjust_nb_rx_tx_desc(pid, &nb_rxd, &nb_txd);

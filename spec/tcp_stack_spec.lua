@@ -1,0 +1,145 @@
+-- The stack itself: one isolated lwIP copy per worker, jumbo frames, and
+-- destinations reached through the configured gateways.
+local child = require "spec.helpers.child"
+local net = require "spec.helpers.net"
+
+local ROOT = os.getenv("DPDKLUA_ROOT") or "."
+
+describe("the per-worker lwIP copies", function()
+    it("export nothing but their function table (make check-stack)", function()
+        local rc, out = child.sh("make -s -C " .. child.quote(ROOT) .. " check-stack")
+        assert.are.equal(0, rc, out)
+    end)
+
+    it("share no state: two workers listen on the same address and port", function()
+        local cfg = child.config({ cores = { 0, 1 }, devices = { child.tap_device("dltiso", 121) } })
+        local r = child.run(([[
+local dpdk = require "dpdk"
+local rt = assert(dpdk.runtime{ workers = 2, config = %q })
+rt:run(function()
+    local dpdk, tcp = require "dpdk", require "dpdk.tcp"
+    local l, err = tcp.listen("10.121.0.2", 7000)
+    io.stdout:write(("worker %%d: %%s\n"):format(dpdk.worker_id(), l and "listening" or err))
+    io.stdout:flush()
+    -- in one shared lwIP the second listen would fail with "address in use"
+    local again, err2 = tcp.listen("10.121.0.2", 7000)
+    io.stdout:write(("worker %%d again: %%s\n"):format(dpdk.worker_id(), tostring(err2)))
+    io.stdout:flush()
+end)
+]]):format(cfg))
+        assert.are.equal(0, r.status, r.stderr)
+        assert.truthy(r.stdout:find("worker 0: listening\n", 1, true), r.stdout)
+        assert.truthy(r.stdout:find("worker 1: listening\n", 1, true), r.stdout)
+        assert.truthy(r.stdout:find("worker 0 again: address in use\n", 1, true), r.stdout)
+        assert.truthy(r.stdout:find("worker 1 again: address in use\n", 1, true), r.stdout)
+    end)
+end)
+
+describe("the device MTU", function()
+    it("sets the MSS the stack announces", function()
+        local svc = net.service("dltmss", 122, [[
+local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG })
+rt:block_on(function()
+    local l = assert(tcp.listen("*", 7000))
+    print("READY") io.stdout:flush()
+    local c = assert(l:accept())
+    local data = assert(c:receive(1024 * 1024))
+    assert(c:send(#data .. "\n"))
+    dpdk.sleep(3600)
+end)
+]], { device = { mtu = 1280 } })
+        finally(svc.stop)
+        local _, link = child.sh("ip -o link show dev dltmss")
+        assert.matches("mtu 1280", link) -- the tap's kernel side follows the port
+        -- give the kernel side a larger MTU: only our MSS can keep segments small
+        child.sh("ip link set dev dltmss mtu 1500")
+        local rc, out = net.python(([[
+import socket
+s = socket.create_connection(("%s", 7000), timeout=20)
+s.sendall(b"m" * (1024 * 1024))
+reply = s.recv(100).decode().strip()
+print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) <= 1240, reply)
+]]):format(svc.ip))
+        assert.are.equal(0, rc, out)
+        assert.are.equal("True 1048576\n", out)
+    end)
+
+    it("is refused with what works when the device cannot take it", function()
+        local dev = child.tap_device("dltjmb", 123, { mtu = 9001 })
+        local cfg = child.config({ cores = { 0 }, devices = { dev } })
+        local r = child.run(("print(require('dpdk').runtime{ workers = 1, config = %q })"):format(cfg))
+        assert.matches("^nil\tport net_tap_dltjmb: the device does not take mtu 9001: .*; set "
+            .. "\"mtu\" in the config to what it supports %(1504 works%)\n$", r.stdout)
+    end)
+end)
+
+describe("a gateway", function()
+    -- The tap's kernel side moves into a "router" namespace that forwards to a
+    -- "far" namespace; forwarding is switched on inside the router namespace
+    -- only, so the machine's own settings stay as they are.
+    local NS_R, NS_H = "dlgwr", "dlgwh"
+
+    local function sh(cmd)
+        local rc, out = child.sh(cmd)
+        assert(rc == 0, cmd .. ": " .. out)
+    end
+
+    after_each(function()
+        child.sh("ip netns del " .. NS_R .. " 2>/dev/null; ip netns del " .. NS_H .. " 2>/dev/null")
+    end)
+
+    it("carries IPv4 and IPv6 connections to hosts off the local networks", function()
+        local go = child.tmpfile(".go")
+        local svc = net.service("dltgw", 201, ([[
+local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG })
+print("READY") io.stdout:flush()
+rt:block_on(function()
+    while not io.open(%q) do dpdk.sleep(0.05) end
+    for _, far in ipairs({ "10.202.0.2", "fd02::2" }) do
+        local c, err = tcp.connect(far, 7400, { timeout = 5000 })
+        if not c then print("RESULT", far, err) else
+            print("RESULT", far, c:receive("*l")) io.stdout:flush()
+            c:close()
+        end
+    end
+end)
+]]):format(go), { device = {
+            addresses = { "10.201.0.2/24", "fd01::2/64" },
+            peer_addresses = child.array(),
+            gateway_v4 = "10.201.0.1", gateway_v6 = "fd01::1",
+        } })
+        finally(svc.stop)
+        sh("ip netns add " .. NS_R .. " && ip netns add " .. NS_H)
+        sh("ip link set dltgw netns " .. NS_R)
+        sh("ip link add dlgwa netns " .. NS_R .. " type veth peer name dlgwb netns " .. NS_H)
+        local r = "ip netns exec " .. NS_R .. " "
+        local h = "ip netns exec " .. NS_H .. " "
+        sh(r .. "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1")
+        sh(r .. "ip link set lo up && " .. r .. "ip link set dltgw up && " .. r .. "ip link set dlgwa up")
+        sh(r .. "ip addr add 10.201.0.1/24 dev dltgw && " .. r .. "ip addr add 10.202.0.1/24 dev dlgwa")
+        sh(r .. "ip -6 addr add fd01::1/64 dev dltgw nodad && " .. r .. "ip -6 addr add fd02::1/64 dev dlgwa nodad")
+        sh(h .. "ip link set lo up && " .. h .. "ip link set dlgwb up")
+        sh(h .. "ip addr add 10.202.0.2/24 dev dlgwb && " .. h .. "ip route add default via 10.202.0.1")
+        sh(h .. "ip -6 addr add fd02::2/64 dev dlgwb nodad && " .. h .. "ip -6 route add default via fd02::1")
+        local server = child.start_shell(h .. "python3 -u " .. child.quote(child.tmpfile(".py", [[
+import socket, threading
+def serve(family, addr):
+    l = socket.socket(family); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind((addr, 7400)); l.listen(4)
+    while True:
+        c, peer = l.accept()
+        c.sendall(("far host sees " + peer[0] + "\n").encode()); c.close()
+threading.Thread(target=serve, args=(socket.AF_INET, "10.202.0.2"), daemon=True).start()
+threading.Thread(target=serve, args=(socket.AF_INET6, "fd02::2"), daemon=True).start()
+print("LISTENING", flush=True)
+threading.Event().wait()
+]])))
+        finally(function() server:kill(9) end)
+        assert.is_true(server:wait_output("LISTENING"), server:stderr())
+        io.open(go, "w"):close()
+        assert.is_true(svc.proc:wait_output("RESULT\tfd02::2"), svc.proc:stderr())
+        local out = svc.proc:stdout()
+        assert.truthy(out:find("RESULT\t10.202.0.2\tfar host sees 10.201.0.2\n", 1, true), out)
+        assert.truthy(out:find("RESULT\tfd02::2\tfar host sees fd01::2\n", 1, true), out)
+    end)
+end)
