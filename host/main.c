@@ -283,7 +283,13 @@ int main(int argc, char **argv)
     }
     if (!status && interactive)
         repl(L);
-    lua_close(L); /* runs __gc: open runtimes shut down here */
+    /* A runtime still running when the script ends shuts down cleanly: its
+     * sockets are closed and may finish sending (rt:shutdown's default timeout). */
+    dostring(L,
+             "local m = package.loaded['dpdk.runtime'] "
+             "if m and m.active() then m.active():shutdown() end",
+             "=(exit)");
+    lua_close(L); /* runs __gc: whatever is left */
     dl_host_shutdown();
     return status ? 1 : 0;
 }

@@ -260,6 +260,7 @@ int dl_runtime_stop(dl_runtime *rt, double timeout_s)
     if (rt->workers[0].rt && dl_self() && dl_worker_runtime(dl_self()) == rt)
         return dl_fail("rt:shutdown() cannot run inside the runtime's own loop; call it after "
                        "block_on/run returns");
+    rt->drain_s = timeout_s * 0.8; /* leaves the rest for the threads to end */
     atomic_store(&rt->stopping, 1);
     double deadline = mono_now() + timeout_s;
     for (int i = 1; i < rt->n_workers; i++) {

@@ -58,6 +58,7 @@ struct dl_runtime {
     char lua_cpath[4096];
     int seq; /* distinguishes the names of this runtime's rings and pools */
     atomic_int stopping;
+    double drain_s; /* how long a stopping worker may drain its connections */
     int n_workers;
     dl_worker workers[DL_MAX_WORKERS_LIMIT];
     int n_ports;

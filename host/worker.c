@@ -206,13 +206,9 @@ void dl_worker_leave(dl_worker *w)
     }
 }
 
-int dl_poll(dl_worker *w, dl_event *events, int max)
+/* rx burst → stack input → stack poll (timers, tcp_output, tx burst). */
+static void poll_io(dl_worker *w)
 {
-    int n = 0;
-    if (atomic_load_explicit(&w->rt->stopping, memory_order_relaxed)) {
-        events[n++] = (dl_event){.kind = DL_EV_STOP};
-        return n;
-    }
     dl_runtime *rt = w->rt;
     uint16_t queue = (uint16_t)w->index;
     for (int p = 0; p < rt->n_ports; p++) {
@@ -231,6 +227,17 @@ int dl_poll(dl_worker *w, dl_event *events, int max)
         if (sent > 0)
             stat_add(&w->stats.tx_packets, (uint64_t)sent);
     }
+    stat_add(&w->stats.loops, 1);
+}
+
+int dl_poll(dl_worker *w, dl_event *events, int max)
+{
+    int n = 0;
+    if (atomic_load_explicit(&w->rt->stopping, memory_order_relaxed)) {
+        events[n++] = (dl_event){.kind = DL_EV_STOP};
+        return n;
+    }
+    poll_io(w);
     if (w->n_pending > 0) {
         int take = w->n_pending < max - n ? w->n_pending : max - n;
         memcpy(events + n, w->pending, (size_t)take * sizeof *events);
@@ -241,8 +248,30 @@ int dl_poll(dl_worker *w, dl_event *events, int max)
     }
     if (n < max && !rte_ring_empty(w->mailbox))
         events[n++] = (dl_event){.kind = DL_EV_MAIL, .arg = rte_ring_count(w->mailbox)};
-    stat_add(&w->stats.loops, 1);
     return n;
+}
+
+int dl_worker_drain(dl_worker *w, double timeout_s)
+{
+    if (!w->stack_up)
+        return 0;
+    if (timeout_s < 0)
+        timeout_s = w->rt->drain_s;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double deadline = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 + timeout_s;
+    int busy;
+    while ((busy = w->stack->busy()) > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if ((double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 >= deadline)
+            break;
+        poll_io(w);
+        w->n_pending = 0; /* nobody waits any more */
+    }
+    if (busy > 0)
+        DL_WARN("worker", "worker %d: %d connection(s) still sending at shutdown: reset",
+                w->index, busy);
+    return busy;
 }
 
 int dl_mail_post(dl_worker *to, const char *data, size_t len)

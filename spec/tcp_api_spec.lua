@@ -7,7 +7,8 @@ local PEER, SELF = "10.73.0.1", "10.73.0.2"
 
 -- A kernel echo server on every address, port 7300; port 7301 answers
 -- "peer=<ip>:<port>" and closes; port 7302 sends 3 MiB then closes; port
--- 7303 accepts and stays silent.
+-- 7303 accepts and stays silent; port 7304 counts what it gets and prints
+-- "SINK EOF <n>" (or "SINK RESET <n>").
 local ECHO_SERVER = [[
 import socket, threading
 def serve(port, handler):
@@ -30,7 +31,17 @@ def bulk(c, addr):
     c.sendall(b"z" * (3 << 20)); c.close()
 def silent(c, addr):
     c.recv(1)
-serve(7300, echo); serve(7301, whoami); serve(7302, bulk); serve(7303, silent)
+def sink(c, addr):
+    n = 0
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b: break
+            n += len(b)
+        print("SINK EOF %d" % n, flush=True)
+    except ConnectionResetError:
+        print("SINK RESET %d" % n, flush=True)
+serve(7300, echo); serve(7301, whoami); serve(7302, bulk); serve(7303, silent); serve(7304, sink)
 print("LISTENING", flush=True)
 threading.Event().wait()
 ]]
@@ -310,6 +321,37 @@ print(c:receive())
 print(c:is_connected(), c:close())
 ]])
         assert.are.equal("1\nnil\tclosed\nnil\tclosed\nfalse\tnil\tclosed\n", out)
+    end)
+
+    it("is closed (FIN, not RST) when garbage-collected while open", function()
+        run([[
+local c = assert(tcp.connect(PEER, 7304))
+assert(c:send("abc"))
+c = nil
+collectgarbage() collectgarbage()
+dpdk.sleep(0.3)
+]])
+        assert.is_true(server:wait_output("SINK EOF 3\n"), server:stdout())
+    end)
+
+    it("is closed cleanly by rt:shutdown, after what it queued has been sent", function()
+        local dev = child.tap_device(IFNAME, NET)
+        local cfg = child.config({ cores = { 0 }, devices = { dev } })
+        local r = child.run(([[
+local dpdk, tcp = require "dpdk", require "dpdk.tcp"
+local rt = assert(dpdk.runtime{ workers = 1, config = %q })
+local keep = rt:block_on(function()
+    local c = assert(tcp.connect("10.73.0.1", 7304))
+    -- send returns once the last byte is queued: up to a send buffer (~1 MiB)
+    -- is still on its way when shutdown starts
+    assert(c:send(("s"):rep(4 * 1024 * 1024 + 5)))
+    return c
+end)
+print(rt:shutdown(10))
+]]):format(cfg))
+        assert.are.equal(0, r.status, r.stderr)
+        assert.are.equal("true\n", r.stdout)
+        assert.is_true(server:wait_output("SINK EOF 4194309\n"), server:stdout())
     end)
 
     it("reads 3 MiB sent by the peer before its FIN", function()

@@ -390,6 +390,7 @@ __attribute__((visibility("default"))) const stack_ops st_ops __asm__("stack_ops
     .input = inst_input,
     .poll = inst_poll,
     .shutdown = inst_shutdown,
+    .busy = glue_busy,
     .conn_new = glue_conn_new,
     .conn_free = glue_conn_free,
     .bind = glue_bind,

@@ -76,6 +76,7 @@ void st_netif_drop_tx(st_port *port);
 /* tcp_glue.c: the TCP members of stack_ops, and the instance's hooks into it. */
 void glue_output_dirty(void);
 void glue_abort_all(void);
+int glue_busy(void);
 dl_conn *glue_conn_new(int family, int *err);
 void glue_conn_free(dl_conn *c);
 int glue_bind(dl_conn *c, const uint8_t *addr, uint16_t port, int *err);

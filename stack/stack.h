@@ -102,6 +102,9 @@ typedef struct stack_ops {
     /* End of a runtime: abort every pcb (wake their waiters), remove netifs,
      * free queued TX mbufs. The instance may be init()ed again later. */
     void (*shutdown)(void);
+    /* Connections still sending queued data or their FIN: a runtime that
+     * stops keeps polling (within its timeout) until this is 0. */
+    int (*busy)(void);
 
     /* TCP — called on the owning worker only (the host checks). Each returns
      * DL_OK, DL_AGAIN (token recorded: a wake comes when it can progress) or

@@ -827,6 +827,18 @@ int glue_peer_addr(const dl_conn *dc, int *family, uint8_t addr[16], uint16_t *p
     return DL_OK;
 }
 
+/* Connections still delivering queued data or a FIN: a clean shutdown waits
+ * for them (TIME_WAIT and FIN_WAIT_2 need nothing more from us). */
+int glue_busy(void)
+{
+    int n = 0;
+    for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next)
+        if (p->unsent || p->unacked || p->state == FIN_WAIT_1 || p->state == CLOSING ||
+            p->state == LAST_ACK)
+            n++;
+    return n;
+}
+
 /* End of a runtime: every connection fails with DL_E_ABORTED and lets go of
  * its buffers (they hold mbufs of pools about to go); then every pcb left in
  * lwIP (closing, TIME_WAIT) is dropped so that the next runtime starts clean. */

@@ -131,6 +131,10 @@ dl_runtime *dl_worker_runtime(dl_worker *w);
  * Fills at most max events; returns their number. */
 int dl_poll(dl_worker *w, dl_event *events, int max);
 void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out);
+/* Keep polling (no events) until the worker's closed connections have sent
+ * their data and FIN, or timeout_s passes (< 0: the runtime's stop budget).
+ * Returns the connections still busy. Runs on the worker's thread. */
+int dl_worker_drain(dl_worker *w, double timeout_s);
 
 /* Messages between workers (copied; any thread may post, only the owner takes). */
 int dl_mail_post(dl_worker *to, const char *data, size_t len);

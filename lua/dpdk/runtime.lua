@@ -310,8 +310,15 @@ function Runtime:shutdown(timeout)
     if type(timeout) ~= "number" or timeout < 0 then
         error("rt:shutdown: timeout must be seconds >= 0, got " .. tostring(timeout), 2)
     end
-    sched.detach() -- closes worker 0's sockets while its stack still runs
-    local rc = C.dl_runtime_stop(self.ptr, timeout)
+    -- worker 0 closes its sockets and lets them finish sending (half the
+    -- budget); the other workers do the same when they see the stop
+    sched.detach()
+    local w0 = C.dl_runtime_worker(self.ptr, 0)
+    if C.dl_worker_enter(w0) == C.DL_OK then
+        C.dl_worker_drain(w0, timeout / 2)
+        C.dl_worker_leave(w0)
+    end
+    local rc = C.dl_runtime_stop(self.ptr, timeout / 2)
     if rc ~= C.DL_OK then
         return nil, errmsg()
     end

@@ -52,7 +52,8 @@ function M.main()
         end
     end)
     sched.run_until(function() return false end)
-    sched.detach()
+    sched.detach() -- closes this worker's sockets
+    C.dl_worker_drain(w, -1) -- lets them send what they queued, within the stop budget
 end
 
 return M
