@@ -143,6 +143,14 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
     struct rte_eth_conf conf;
     memset(&conf, 0, sizeof conf);
     conf.rxmode.mtu = configure_mtu;
+    /* Checksums: offloaded where the port offers it, else lwIP computes them. */
+    const uint64_t tx_ip = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM, tx_tcp = RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
+    const uint64_t rx_sums = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
+    port->tx_ip_cksum = (info.tx_offload_capa & tx_ip) != 0;
+    port->tx_tcp_cksum = (info.tx_offload_capa & tx_tcp) != 0;
+    port->rx_cksum = (info.rx_offload_capa & rx_sums) == rx_sums;
+    conf.txmode.offloads = (port->tx_ip_cksum ? tx_ip : 0) | (port->tx_tcp_cksum ? tx_tcp : 0);
+    conf.rxmode.offloads = port->rx_cksum ? rx_sums : 0;
     rc = rte_eth_dev_configure(pid, (uint16_t)port->n_queues, (uint16_t)port->n_queues, &conf);
     if (rc != 0)
         return dl_fail("port %s: configure (%d queues, mtu %u) failed: %s", port->name,
@@ -213,9 +221,10 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
 
     if (configure_tap_peer(port) != DL_OK)
         return DL_ERROR;
-    DL_INFO("port", "%s (port %u%s%s) up: %d queue pairs, %u/%u descriptors, mtu %d", port->name,
-            pid, port->ifname[0] ? ", kernel side " : "", port->ifname, port->n_queues, nb_rxd,
-            nb_txd, dev->mtu);
+    DL_INFO("port", "%s (port %u%s%s) up: %d queue pairs, %u/%u descriptors, mtu %d, checksum "
+            "offload tx ip %d tcp %d, rx %d",
+            port->name, pid, port->ifname[0] ? ", kernel side " : "", port->ifname, port->n_queues,
+            nb_rxd, nb_txd, dev->mtu, port->tx_ip_cksum, port->tx_tcp_cksum, port->rx_cksum);
     return DL_OK;
 }
 

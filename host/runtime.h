@@ -26,6 +26,7 @@ typedef struct dl_port {
     char name[DL_NAME_LEN];  /* DPDK device name: "net_tap0" or a PCI address */
     char ifname[64];         /* kernel side of a tap, "" otherwise */
     bool hotplugged;         /* we probed it, so we remove it at stop */
+    bool tx_ip_cksum, tx_tcp_cksum, rx_cksum; /* offloads enabled on the port */
     bool started;
     int lock_fd;
     struct rte_mempool *pool;

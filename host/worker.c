@@ -132,6 +132,9 @@ static int init_stack(dl_worker *w)
             .queue = (uint16_t)w->index,
             .pool = port->pool,
             .mtu = port->mtu,
+            .tx_ip_cksum = port->tx_ip_cksum,
+            .tx_tcp_cksum = port->tx_tcp_cksum,
+            .rx_cksum = port->rx_cksum,
             .dev = port->dev,
         };
         memcpy(sp.mac, port->mac, 6);

@@ -13,7 +13,7 @@ packages=(
   build-essential pkg-config git ca-certificates
   libdpdk-dev dpdk libnuma-dev libbsd-dev
   luajit2 libluajit2-5.1-dev libcjson-dev lua-busted luarocks
-  curl iproute2 netcat-openbsd python3 procps util-linux kmod dpkg-dev
+  curl iproute2 iputils-ping netcat-openbsd python3 procps util-linux kmod dpkg-dev
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

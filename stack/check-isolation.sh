@@ -9,11 +9,13 @@ dir=$1
 n=$2
 fail() { echo "check-stack: FAIL: $*" >&2; exit 1; }
 
+copies=
 i=0
 while [ "$i" -lt "$n" ]; do
     f=$dir/stack_inst_$i.o
     globals=$(nm -g --defined-only "$f" | awk '{ print $3 }')
     [ "$globals" = "stack_ops_$i" ] || fail "$f exports: $(echo $globals)"
+    copies="$copies $f"
     i=$((i + 1))
 done
 echo "check-stack: each of $n copies exports only stack_ops_<i>"
@@ -22,7 +24,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # A relocatable link resolves nothing external but lays every copy's
 # sections side by side: a symbol's value is its offset in the merged section.
-ld -r -o "$tmp/all.o" "$dir"/stack_inst_*.o
+ld -r -o "$tmp/all.o" $copies
 for sym in tcp_active_pcbs netif_list st_inst memp_memory_TCP_PCB_base; do
     got=$(nm "$tmp/all.o" | awk -v s="$sym" '$3 == s && $2 ~ /^[bBdD]$/ { print $1 }' | sort -u | wc -l)
     [ "$got" -eq "$n" ] || fail "$sym: $got distinct copies, expected $n"

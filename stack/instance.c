@@ -84,15 +84,12 @@ static uint64_t seed64(void)
 
 /* ---- hooks (lwipopts.h) ---- */
 
-struct netif *st_hook_route4_src(const ip4_addr_t *src, const ip4_addr_t *dest)
+static struct netif *owner4(const ip4_addr_t *a)
 {
-    LWIP_UNUSED_ARG(dest);
-    if (ip4_addr_isany(src))
-        return NULL;
     struct netif *n;
     NETIF_FOREACH(n)
     {
-        if (netif_is_up(n) && ip4_addr_eq(src, netif_ip4_addr(n)))
+        if (netif_is_up(n) && ip4_addr_eq(a, netif_ip4_addr(n)))
             return n;
     }
     return NULL;
@@ -109,21 +106,52 @@ static struct netif *owner6(const ip6_addr_t *a)
     return NULL;
 }
 
+/* Unbound pcbs: the first netif in configuration order (netif_list is newest
+ * first) whose subnet holds dest, so that the source is the device's first
+ * matching address, as Linux picks the primary one. */
+static struct netif *first_on_link4(const ip4_addr_t *dest)
+{
+    for (int p = 0; p < DL_MAX_DEVICES; p++) {
+        st_port *port = &st_inst.ports[p];
+        for (int k = 0; port->used && k < port->n_nifs; k++) {
+            struct netif *n = &port->nifs[k].netif;
+            if (netif_is_up(n) && !ip4_addr_isany_val(*netif_ip4_addr(n)) &&
+                ip4_addr_net_eq(dest, netif_ip4_addr(n), netif_ip4_netmask(n)))
+                return n;
+        }
+    }
+    return NULL;
+}
+
+static struct netif *first_on_link6(const ip6_addr_t *dest)
+{
+    for (int p = 0; p < DL_MAX_DEVICES; p++) {
+        st_port *port = &st_inst.ports[p];
+        for (int k = 0; port->used && k < port->n_nifs; k++) {
+            struct netif *n = &port->nifs[k].netif;
+            for (int i = 0; netif_is_up(n) && i < LWIP_IPV6_NUM_ADDRESSES; i++)
+                if (ip6_addr_isvalid(netif_ip6_addr_state(n, i)) &&
+                    !ip6_addr_islinklocal(netif_ip6_addr(n, i)) &&
+                    ip6_addr_net_eq(dest, netif_ip6_addr(n, i)))
+                    return n;
+        }
+    }
+    return NULL;
+}
+
+/* src NULL (lwIP found no on-link netif) or any: unbound; else the owner. */
+struct netif *st_hook_route4_src(const ip4_addr_t *src, const ip4_addr_t *dest)
+{
+    return ip4_addr_isany(src) ? first_on_link4(dest) : owner4(src);
+}
+
 struct netif *st_hook_route6(const ip6_addr_t *src, const ip6_addr_t *dest)
 {
     if (!ip6_addr_isany(src))
         return owner6(src);
-    /* Unbound: lwIP finds on-link destinations (/64 of an address of ours);
-     * anything else goes to the port that has gateway_v6. */
-    struct netif *n;
-    NETIF_FOREACH(n)
-    {
-        for (int i = 0; i < LWIP_IPV6_NUM_ADDRESSES; i++)
-            if (ip6_addr_isvalid(netif_ip6_addr_state(n, i)) &&
-                ip6_addr_net_eq(dest, netif_ip6_addr(n, i)))
-                return NULL;
-    }
-    return st_inst.gw6_netif;
+    /* Off-link destinations go to the port that has gateway_v6. */
+    struct netif *n = first_on_link6(dest);
+    return n ? n : st_inst.gw6_netif;
 }
 
 const ip6_addr_t *st_hook_nd6_gw(struct netif *netif, const ip6_addr_t *dest)
@@ -164,7 +192,7 @@ bool st_addr_is_local(const ip_addr_t *addr)
 {
     if (IP_IS_V6(addr))
         return owner6(ip_2_ip6(addr)) != NULL;
-    return st_hook_route4_src(ip_2_ip4(addr), ip_2_ip4(addr)) != NULL;
+    return owner4(ip_2_ip4(addr)) != NULL;
 }
 
 struct netif *st_first_netif(void)
