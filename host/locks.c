@@ -99,3 +99,16 @@ void dl_lock_holder(const char *kind, const char *name, char *buf, size_t len)
     buf[n] = '\0';
     buf[strcspn(buf, "\n")] = '\0';
 }
+
+int dl_lock_take(const char *kind, const char *name, const char *label, int *fd_out, char *why,
+                 size_t why_len)
+{
+    int rc = dl_lock_try(kind, name, fd_out);
+    if (rc == DL_AGAIN) {
+        char holder[300];
+        dl_lock_holder(kind, name, holder, sizeof holder);
+        size_t used = strlen(why);
+        snprintf(why + used, why_len - used, "; %s is held by %s", label, holder);
+    }
+    return rc;
+}

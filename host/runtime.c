@@ -72,24 +72,20 @@ static int lock_cores(dl_runtime *rt, int wanted)
     char why[2048] = "";
     for (int i = 0; i < cfg->n_cores && (wanted == 0 || rt->n_workers < wanted); i++) {
         int core = cfg->cores[i];
-        char name[16], line[400];
+        char name[16], label[32];
         snprintf(name, sizeof name, "%d", core);
+        snprintf(label, sizeof label, "core %d", core);
         if (!core_usable(core)) {
-            snprintf(line, sizeof line, "; core %d is not in this process's CPU set", core);
-            strncat(why, line, sizeof why - strlen(why) - 1);
+            size_t used = strlen(why);
+            snprintf(why + used, sizeof why - used, "; %s is not in this process's CPU set", label);
             continue;
         }
         int fd;
-        int rc = dl_lock_try("core", name, &fd);
+        int rc = dl_lock_take("core", name, label, &fd, why, sizeof why);
         if (rc == DL_ERROR)
             return DL_ERROR;
-        if (rc == DL_AGAIN) {
-            char holder[300];
-            dl_lock_holder("core", name, holder, sizeof holder);
-            snprintf(line, sizeof line, "; core %d is held by %s", core, holder);
-            strncat(why, line, sizeof why - strlen(why) - 1);
+        if (rc == DL_AGAIN)
             continue;
-        }
         dl_worker *w = &rt->workers[rt->n_workers++];
         w->core = core;
         w->lock_fd = fd;
@@ -136,19 +132,14 @@ static int open_ports(dl_runtime *rt)
         if (dev->role != DL_ROLE_DPDK || !device_selected(dev, &rt->opts))
             continue;
         candidates++;
-        char key[DL_NAME_LEN], line[600];
+        char key[DL_NAME_LEN];
         dl_device_key(dev, key, sizeof key);
         int fd;
-        int rc = dl_lock_try("dev", key, &fd);
+        int rc = dl_lock_take("dev", key, key, &fd, why, sizeof why);
         if (rc == DL_ERROR)
             return DL_ERROR;
-        if (rc == DL_AGAIN) {
-            char holder[300];
-            dl_lock_holder("dev", key, holder, sizeof holder);
-            snprintf(line, sizeof line, "; %s is held by %s", key, holder);
-            strncat(why, line, sizeof why - strlen(why) - 1);
+        if (rc == DL_AGAIN)
             continue;
-        }
         dl_port *port = &rt->ports[rt->n_ports++];
         if (dl_port_open(port, dev, rt) != DL_OK) {
             port->lock_fd = fd;

@@ -75,6 +75,10 @@ int dl_lock_try(const char *kind, const char *name, int *fd_out); /* DL_OK, DL_A
 void dl_lock_release(int fd);
 /* "pid 123 (cmdline)" of the holder, or "unknown". */
 void dl_lock_holder(const char *kind, const char *name, char *buf, size_t len);
+/* dl_lock_try that, when the resource is held, appends "; <label> is held by
+ * <holder>" to why (for the error that lists every held resource). */
+int dl_lock_take(const char *kind, const char *name, const char *label, int *fd_out, char *why,
+                 size_t why_len);
 
 /* host/port.c */
 int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *rt);
