@@ -35,7 +35,6 @@ local char_ptr = ffi.typeof("const char *")
 local ip_buf = ffi.new("char[64]")
 local int_box = ffi.new("int[1]")
 local conn_box = ffi.new("dl_conn *[1]")
-local send_buf = buffer.new() -- joins a table of strings before sending
 
 local DEFAULT_TIMEOUT = 60 -- seconds, as OpenResty's lua_socket_*_timeout
 
@@ -377,14 +376,21 @@ local function put_all(buf, data, depth)
     end
 end
 
-local function bytes_of(data)
+-- The bytes to send: a string as it is, a table joined into the socket's own
+-- buffer (reused: no garbage; one writer at a time keeps it stable).
+local function bytes_of(self, data)
     local t = type(data)
     if t == "string" then return data, #data end
     if t == "number" then data = tostring(data) return data, #data end
     if t == "table" then
-        send_buf:reset()
-        put_all(send_buf, data, 1)
-        return send_buf:ref()
+        local sbuf = self.sbuf
+        if not sbuf then
+            sbuf = buffer.new()
+            self.sbuf = sbuf
+        end
+        sbuf:reset()
+        put_all(sbuf, data, 1)
+        return sbuf:ref()
     end
     error("send: expected a string or a table of strings, got " .. t, 3)
 end
@@ -393,16 +399,9 @@ end
 function Socket:send(data)
     local conn = self.conn
     if not conn then return nil, "closed" end
-    local p, len = bytes_of(data)
     if self.writing then return nil, "busy writing" end
-    -- a table's bytes live in send_buf, which another sender could reuse while
-    -- this one waits: keep a private copy in that case
-    local keep
-    if type(data) == "table" then
-        keep = ffi_string(p, len)
-        p = keep
-    end
-    p = cast(char_ptr, p)
+    local str, len = bytes_of(self, data)
+    local p = cast(char_ptr, str) -- str stays referenced below while C reads it
     self.writing = true
     local deadline = deadline_of(self.send_timeout)
     local off = 0
@@ -422,7 +421,7 @@ function Socket:send(data)
         end
     end
     self.writing = false
-    local _ = keep
+    local _ = str
     return len
 end
 
@@ -430,7 +429,8 @@ end
 function Socket:try_write(data)
     local conn = self.conn
     if not conn then return nil, "closed" end
-    local p, len = bytes_of(data)
+    if self.writing then return nil, "busy writing" end
+    local p, len = bytes_of(self, data)
     local n = C.dl_tcp_send(conn, cast(char_ptr, p), len)
     if n < 0 then return nil, raise_misuse(errmsg()) end
     if n == 0 and len > 0 then return nil, "again" end
