@@ -40,8 +40,17 @@ if [ ! -f "$lwip_dir/src/core/tcp.c" ]; then
     as_root apt-get update -qq
   fi
   mkdir -p "$build/lwip-src"
-  (cd "$build/lwip-src" && apt-get source --download-only "lwip=$lwip_version" >/dev/null)
-  tarball=$(ls "$build"/lwip-src/lwip_*.orig.tar.* | head -n1)
+  # The pinned version first; if trixie has moved on to a newer 2.2.x update,
+  # take that one (the pinned file is gone from the index then).
+  (cd "$build/lwip-src" &&
+    { apt-get source --download-only "lwip=$lwip_version" >/dev/null 2>&1 ||
+      apt-get source --download-only lwip >/dev/null; })
+  tarball=$(ls "$build"/lwip-src/lwip_2.2.*.orig.tar.* 2>/dev/null | head -n1)
+  if [ -z "$tarball" ]; then
+    echo "deps: no lwIP 2.2.x source found (got: $(ls "$build/lwip-src"));" \
+         "set LWIP_SRC=/path/to/lwip-2.2.1" >&2
+    exit 1
+  fi
   rm -rf "$lwip_dir" && mkdir -p "$lwip_dir"
   tar -xf "$tarball" -C "$lwip_dir" --strip-components=1
   echo "deps: lwIP source unpacked in $lwip_dir"
