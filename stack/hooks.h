@@ -9,10 +9,12 @@
 #include "lwip/ip_addr.h"
 #include "lwip/netif.h"
 
-/* The netif that owns src (a pcb bound to one of our addresses), or NULL. */
+/* The netif that owns src (a pcb bound to one of our addresses); for an
+ * unbound pcb (src any or NULL) the first netif, in configuration order, on
+ * dest's subnet; else NULL (lwIP's default route). */
 struct netif *st_hook_route4_src(const ip4_addr_t *src, const ip4_addr_t *dest);
-/* The same for IPv6; for an unbound pcb, the gateway_v6 netif when dest is
- * not on any of our links. */
+/* The same for IPv6; an unbound pcb whose dest is on none of our links goes
+ * to the netif of the port that has gateway_v6. */
 struct netif *st_hook_route6(const ip6_addr_t *src, const ip6_addr_t *dest);
 /* The port's gateway_v6 as next hop for off-link destinations, or NULL. */
 const ip6_addr_t *st_hook_nd6_gw(struct netif *netif, const ip6_addr_t *dest);

@@ -129,8 +129,9 @@
 
 /* ---- hooks (stack/hooks.h) ---- */
 #define LWIP_HOOK_FILENAME "hooks.h"
-/* Route by bound source address: a pcb bound to one of our addresses leaves
- * through the netif that owns it. */
+/* Route by source address: a pcb bound to one of our addresses leaves
+ * through the netif that owns it; an unbound one through the first netif (in
+ * configuration order) on the destination's link. */
 #define LWIP_HOOK_IP4_ROUTE_SRC(src, dest) st_hook_route4_src(src, dest)
 #define LWIP_HOOK_IP6_ROUTE(src, dest) st_hook_route6(src, dest)
 /* gateway_v6 as next hop for off-link destinations (no router advertisements). */
