@@ -25,6 +25,7 @@ LWIP_FILES := \
 	netif/ethernet.c
 LWIP_OBJS := $(LWIP_FILES:%.c=$(STACK_DIR)/lwip/%.o)
 STACK_GLUE_OBJS := $(STACK_DIR)/instance.o $(STACK_DIR)/netif_dpdk.o $(STACK_DIR)/port_io.o \
+	$(STACK_DIR)/tcp_conn.o \
 	$(STACK_DIR)/tcp_glue.o
 
 STACK_IDS := $(shell seq 0 $$(($(MAX_WORKERS) - 1)))
@@ -39,7 +40,8 @@ STACK_LWIP_CFLAGS := $(STACK_BASE_CFLAGS) -fvisibility=hidden -Wall -Wextra \
 	-Wno-unused-parameter -Wno-unused-variable
 STACK_OWN_CFLAGS := $(STACK_BASE_CFLAGS) -fvisibility=hidden -Wall -Wextra -Werror $(PKG_CFLAGS)
 
-STACK_HEADERS := stack/lwipopts.h stack/arch/cc.h stack/hooks.h stack/internal.h stack/port_io.h
+STACK_HEADERS := stack/lwipopts.h stack/arch/cc.h stack/hooks.h stack/internal.h stack/port_io.h \
+	stack/tcp_conn.h
 
 $(LWIP_SRC)/src/core/init.c:
 	@echo "lwIP source not found in $(LWIP_SRC): run scripts/deps.sh or set LWIP_SRC=/path/to/lwip" >&2

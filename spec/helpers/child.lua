@@ -230,4 +230,14 @@ function M.link_exists(ifname)
     return (M.sh("ip link show dev " .. shell_quote(ifname))) == 0
 end
 
+-- Poll fn() until it is true or timeout seconds (default 5) pass; its last result.
+function M.wait_until(fn, timeout)
+    local deadline = os.time() + (timeout or 5)
+    repeat
+        if fn() then return true end
+        M.sleep(0.05)
+    until os.time() > deadline
+    return fn() and true or false
+end
+
 return M

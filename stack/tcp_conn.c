@@ -1,0 +1,419 @@
+/*
+ * tcp_conn.c — connections of one instance: their lists (all, dirty), the
+ * lwIP callbacks (record state, wake the waiting coroutine, nothing else),
+ * and their ends (close of a listener, abort, free, runtime shutdown).
+ * The ops that the host calls live in tcp_glue.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/tcp.h"
+
+#include "tcp_conn.h"
+
+static err_t tc_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err);
+static err_t tc_on_sent(void *arg, struct tcp_pcb *pcb, u16_t len);
+static void tc_on_err(void *arg, err_t err);
+
+static conn *all_head;
+static conn *dirty_head;
+
+int tc_fail(int *err, int code)
+{
+    if (err)
+        *err = code;
+    return DL_ERROR;
+}
+
+void tc_wake(uint32_t *token, int64_t arg)
+{
+    uint32_t t = *token;
+    if (t) {
+        *token = 0;
+        st_inst.env.wake(st_inst.env.worker, t, arg);
+    }
+}
+
+static void tc_link_all(conn *c)
+{
+    c->all_next = all_head;
+    if (all_head)
+        all_head->all_prev = c;
+    all_head = c;
+}
+
+static void tc_unlink_all(conn *c)
+{
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else if (all_head == c)
+        all_head = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
+    c->all_prev = c->all_next = NULL;
+}
+
+void tc_mark_dirty(conn *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->dirty_prev = NULL;
+    c->dirty_next = dirty_head;
+    if (dirty_head)
+        dirty_head->dirty_prev = c;
+    dirty_head = c;
+}
+
+void tc_unmark_dirty(conn *c)
+{
+    if (!c->dirty)
+        return;
+    if (c->dirty_prev)
+        c->dirty_prev->dirty_next = c->dirty_next;
+    else
+        dirty_head = c->dirty_next;
+    if (c->dirty_next)
+        c->dirty_next->dirty_prev = c->dirty_prev;
+    c->dirty = false;
+    c->dirty_prev = c->dirty_next = NULL;
+}
+
+void glue_output_dirty(void)
+{
+    while (dirty_head) {
+        conn *c = dirty_head;
+        tc_unmark_dirty(c);
+        if (c->pub.pcb)
+            tcp_output(c->pub.pcb);
+    }
+}
+
+void tc_free_rx(conn *c)
+{
+    while (c->rx_head) {
+        struct pbuf *p = c->rx_head;
+        c->rx_head = p->next;
+        p->next = NULL;
+        pbuf_free(p); /* ownership: the queue's reference → lwIP (mbuf back to its pool) */
+    }
+    c->rx_tail = NULL;
+    c->rx_off = 0;
+    c->rx_bytes = 0;
+}
+
+void tc_snapshot(conn *c)
+{
+    struct tcp_pcb *pcb = c->pub.pcb;
+    if (!pcb)
+        return;
+    ip_addr_copy(c->local_ip, pcb->local_ip);
+    c->local_port = pcb->local_port;
+    if (!c->pub.listening) {
+        ip_addr_copy(c->remote_ip, pcb->remote_ip);
+        c->remote_port = pcb->remote_port;
+    }
+}
+
+static int tc_family_of(const ip_addr_t *a)
+{
+    return IP_IS_V6(a) ? 6 : 4;
+}
+
+bool tc_to_ipaddr(int family, const uint8_t *addr, ip_addr_t *out)
+{
+    if (family == 4) {
+        ip4_addr_t a;
+        memcpy(&a.addr, addr, 4);
+        ip_addr_copy_from_ip4(*out, a);
+        return true;
+    }
+    if (family == 6) {
+        ip6_addr_t a;
+        memcpy(a.addr, addr, 16);
+        ip6_addr_clear_zone(&a);
+        /* a link-local address means our (first) link */
+        if (ip6_addr_lacks_zone(&a, IP6_UNICAST) && st_first_netif())
+            ip6_addr_assign_zone(&a, IP6_UNICAST, st_first_netif());
+        ip_addr_copy_from_ip6(*out, a);
+        return true;
+    }
+    return false;
+}
+
+void tc_from_ipaddr(const ip_addr_t *a, int *family, uint8_t addr[16])
+{
+    *family = tc_family_of(a);
+    if (*family == 6)
+        memcpy(addr, ip_2_ip6(a)->addr, 16);
+    else
+        memcpy(addr, &ip_2_ip4(a)->addr, 4);
+}
+
+/* ---- lwIP callbacks: record, tc_wake, nothing else ---- */
+
+
+void tc_attach(conn *c, struct tcp_pcb *pcb)
+{
+    tcp_arg(pcb, c);
+    tcp_recv(pcb, tc_on_recv);
+    tcp_sent(pcb, tc_on_sent);
+    tcp_err(pcb, tc_on_err);
+    tcp_poll(pcb, tc_on_poll, POLL_TICKS);
+}
+
+/* After this lwIP never calls back for pcb: it may outlive the conn. */
+void tc_detach(struct tcp_pcb *pcb)
+{
+    tcp_arg(pcb, NULL);
+    tcp_recv(pcb, NULL);
+    tcp_sent(pcb, NULL);
+    tcp_err(pcb, NULL);
+    tcp_poll(pcb, NULL, 0);
+}
+
+static bool tc_writable_again(const struct tcp_pcb *pcb)
+{
+    if (pcb->snd_queuelen >= TCP_SND_QUEUELEN / 2)
+        return false;
+    return pcb->snd_buf >= WRITE_WAKE_BYTES || (!pcb->unsent && !pcb->unacked);
+}
+
+static err_t tc_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+    conn *c = arg;
+    LWIP_UNUSED_ARG(pcb);
+    LWIP_UNUSED_ARG(err); /* always ERR_OK in lwIP 2.x */
+    if (!p) { /* FIN */
+        c->pub.peer_closed = true;
+        if (c->wr_shut) {
+            /* Both directions are done: lwIP finishes (TIME_WAIT) on its own
+             * and may free the pcb without telling us, so let go of it now. */
+            tc_snapshot(c);
+            tc_detach(c->pub.pcb);
+            tc_unmark_dirty(c);
+            c->pub.pcb = NULL;
+        }
+        tc_wake(&c->pub.read_token, 0);
+        return ERR_OK;
+    }
+    /* The queue links pbufs through ->next: only sole references may be linked. */
+    struct pbuf *last = p;
+    for (struct pbuf *q = p; q; q = q->next) {
+        if (q->ref != 1) {
+            struct pbuf *copy = pbuf_clone(PBUF_RAW, PBUF_RAM, p);
+            if (!copy)
+                return ERR_MEM; /* lwIP keeps p and offers it again later */
+            pbuf_free(p);
+            p = last = copy;
+            break;
+        }
+        last = q;
+    }
+    c->rx_bytes += p->tot_len;
+    /* ownership: lwIP → the connection's receive queue */
+    if (c->rx_tail)
+        c->rx_tail->next = p;
+    else
+        c->rx_head = p;
+    c->rx_tail = last;
+    tc_wake(&c->pub.read_token, 0);
+    return ERR_OK;
+}
+
+static err_t tc_on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
+{
+    conn *c = arg;
+    if (c->pub.write_token && tc_writable_again(pcb))
+        tc_wake(&c->pub.write_token, len);
+    return ERR_OK;
+}
+
+static int tc_error_code(const conn *c, err_t err)
+{
+    switch (err) {
+    case ERR_RST:
+        return c->pub.connected ? DL_E_RESET : DL_E_REFUSED;
+    case ERR_ABRT: /* our own aborts are detached: this is lwIP giving up */
+        return DL_E_TIMEDOUT;
+    case ERR_CLSD:
+        return DL_E_CLOSED;
+    case ERR_MEM:
+        return DL_E_NOMEM;
+    default:
+        return DL_E_ABORTED;
+    }
+}
+
+/* lwIP has already freed the pcb. */
+static void tc_on_err(void *arg, err_t err)
+{
+    conn *c = arg;
+    c->pub.pcb = NULL;
+    tc_unmark_dirty(c);
+    c->connecting = false;
+    if (!c->pub.error)
+        c->pub.error = tc_error_code(c, err);
+    tc_wake(&c->pub.read_token, c->pub.error);
+    tc_wake(&c->pub.write_token, c->pub.error);
+}
+
+err_t tc_on_poll(void *arg, struct tcp_pcb *pcb)
+{
+    conn *c = arg;
+    if (!c) {
+        /* A closed pcb whose FIN found no memory: try again. */
+        tcp_poll(pcb, NULL, 0);
+        if (tcp_close(pcb) != ERR_OK)
+            tcp_poll(pcb, tc_on_poll, POLL_TICKS);
+        return ERR_OK;
+    }
+    /* A writer that met ERR_MEM with nothing in flight has no sent callback
+     * coming: retry from here. */
+    if (c->pub.write_token && pcb->snd_buf > 0 && pcb->snd_queuelen < TCP_SND_QUEUELEN)
+        tc_wake(&c->pub.write_token, 0);
+    return ERR_OK;
+}
+
+err_t tc_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+    conn *c = arg;
+    LWIP_UNUSED_ARG(pcb);
+    LWIP_UNUSED_ARG(err); /* always ERR_OK */
+    c->connecting = false;
+    c->pub.connected = true;
+    tc_snapshot(c);
+    tc_wake(&c->pub.read_token, 0);
+    return ERR_OK;
+}
+
+conn *tc_conn_alloc(struct tcp_pcb *pcb, int family)
+{
+    conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->pub.pcb = pcb;
+    c->pub.family = family;
+    c->pub.stack_data = c;
+    tc_link_all(c);
+    return c;
+}
+
+err_t tc_on_accept(void *arg, struct tcp_pcb *newpcb, err_t err)
+{
+    conn *l = arg;
+    if (!newpcb || err != ERR_OK)
+        return ERR_VAL; /* lwIP ran out of pcbs: nothing to record */
+    if (l->acc_n == l->acc_cap)
+        return ERR_MEM; /* lwIP aborts newpcb */
+    conn *c = tc_conn_alloc(newpcb, tc_family_of(&newpcb->local_ip));
+    if (!c)
+        return ERR_MEM;
+    c->pub.owner = l->pub.owner;
+    c->pub.connected = true;
+    c->bound = true;
+    tc_attach(c, newpcb);
+    /* what Linux sockets inherit from their listener */
+    newpcb->ttl = ((struct tcp_pcb_listen *)l->pub.pcb)->ttl;
+    if (l->nodelay)
+        tcp_nagle_disable(newpcb);
+    tc_snapshot(c);
+    /* counts against the backlog until accept() takes it */
+    tcp_backlog_delayed(newpcb);
+    c->listener = l;
+    l->acc[(l->acc_head + l->acc_n++) % l->acc_cap] = c; /* ownership: in l's queue */
+    tc_wake(&l->pub.read_token, 0);
+    return ERR_OK;
+}
+
+static void tc_abort_pcb(conn *c)
+{
+    struct tcp_pcb *pcb = c->pub.pcb;
+    if (!pcb)
+        return;
+    c->pub.pcb = NULL;
+    tc_unmark_dirty(c);
+    if (c->pub.listening) {
+        tcp_arg(pcb, NULL);
+        tcp_accept(pcb, NULL);
+        tcp_close(pcb); /* a listener closes at once */
+    } else {
+        tc_detach(pcb);
+        tcp_abort(pcb); /* RST; lwIP frees the pcb */
+    }
+}
+
+/* Close a listener and drop the connections nobody accepted. */
+void tc_close_listener(conn *l)
+{
+    tc_abort_pcb(l);
+    while (l->acc_n) {
+        conn *c = l->acc[l->acc_head];
+        l->acc_head = (l->acc_head + 1) % l->acc_cap;
+        l->acc_n--;
+        tc_abort_pcb(c);
+        tc_free_rx(c);
+        tc_unlink_all(c);
+        free(c);
+    }
+}
+
+void glue_conn_free(dl_conn *dc)
+{
+    conn *c = (conn *)dc;
+    if (!c)
+        return;
+    if (c->pub.listening)
+        tc_close_listener(c);
+    else
+        tc_abort_pcb(c); /* still open: RST, as close() on Linux with SO_LINGER 0 */
+    tc_free_rx(c);
+    tc_unmark_dirty(c);
+    tc_unlink_all(c);
+    free(c->acc);
+    free(c);
+}
+
+int tc_closed_error(const conn *c)
+{
+    return c->pub.error ? c->pub.error : DL_E_CLOSED;
+}
+
+/* Connections still delivering queued data or a FIN: a clean shutdown waits
+ * for them (TIME_WAIT and FIN_WAIT_2 need nothing more from us). */
+int glue_busy(void)
+{
+    int n = 0;
+    for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next)
+        if (p->unsent || p->unacked || p->state == FIN_WAIT_1 || p->state == CLOSING ||
+            p->state == LAST_ACK)
+            n++;
+    return n;
+}
+
+/* End of a runtime: every connection fails with DL_E_ABORTED and lets go of
+ * its buffers (they hold mbufs of pools about to go); then every pcb left in
+ * lwIP (closing, TIME_WAIT) is dropped so that the next runtime starts clean. */
+void glue_abort_all(void)
+{
+    for (conn *c = all_head; c; c = c->all_next) {
+        tc_abort_pcb(c);
+        tc_free_rx(c);
+        c->connecting = false;
+        if (!c->pub.error || c->pub.error == DL_E_CLOSED)
+            c->pub.error = c->closed ? DL_E_CLOSED : DL_E_ABORTED;
+        tc_wake(&c->pub.read_token, DL_E_ABORTED);
+        tc_wake(&c->pub.write_token, DL_E_ABORTED);
+    }
+    while (tcp_active_pcbs) {
+        tc_detach(tcp_active_pcbs);
+        tcp_abort(tcp_active_pcbs);
+    }
+    while (tcp_tw_pcbs)
+        tcp_abort(tcp_tw_pcbs);
+    while (tcp_bound_pcbs)
+        tcp_close(tcp_bound_pcbs);
+    while (tcp_listen_pcbs.listen_pcbs)
+        tcp_close((struct tcp_pcb *)tcp_listen_pcbs.listen_pcbs);
+}

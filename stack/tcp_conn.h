@@ -1,0 +1,58 @@
+/*
+ * tcp_conn.h — the connection record of tcp_glue.c and tcp_conn.c, and the
+ * helpers they share (instance-internal: hidden like every stack symbol).
+ */
+#ifndef DL_TCP_CONN_H
+#define DL_TCP_CONN_H
+
+#include "lwip/tcp.h"
+
+#include "internal.h"
+
+/* A waiting writer is woken once this much send buffer is free again (or
+ * everything sent was acknowledged): fewer, larger writes. */
+#define WRITE_WAKE_BYTES (TCP_SND_BUF / 4)
+/* lwIP's poll callback interval, in coarse ticks (2 x TCP_TMR_INTERVAL). */
+#define POLL_TICKS 2
+/* lwIP counts accept backlogs in a u8. */
+#define MAX_BACKLOG 255
+
+typedef struct conn conn;
+struct conn {
+    dl_conn pub; /* first: a dl_conn* is a conn* */
+    conn *all_prev, *all_next;     /* every connection of the instance */
+    conn *dirty_prev, *dirty_next; /* queued tcp_output */
+    bool dirty;
+    bool bound, connecting, wr_shut, closed;
+    /* receive queue: pbufs linked through ->next, each holding one reference */
+    struct pbuf *rx_head, *rx_tail;
+    u16_t rx_off; /* bytes of rx_head already read */
+    size_t rx_bytes;
+    /* listener: accepted connections not yet taken by accept() */
+    conn **acc;
+    int acc_head, acc_n, acc_cap;
+    conn *listener; /* while in a listener's queue */
+    bool nodelay;   /* listener: given to accepted connections */
+    /* addresses, kept for local_addr/peer_addr after lwIP let go of the pcb */
+    ip_addr_t local_ip, remote_ip;
+    u16_t local_port, remote_port;
+};
+
+int tc_fail(int *err, int code);
+void tc_wake(uint32_t *token, int64_t arg);
+void tc_mark_dirty(conn *c);
+void tc_unmark_dirty(conn *c);
+void tc_free_rx(conn *c);
+void tc_snapshot(conn *c);
+bool tc_to_ipaddr(int family, const uint8_t *addr, ip_addr_t *out);
+void tc_from_ipaddr(const ip_addr_t *a, int *family, uint8_t addr[16]);
+void tc_attach(conn *c, struct tcp_pcb *pcb);
+void tc_detach(struct tcp_pcb *pcb);
+err_t tc_on_poll(void *arg, struct tcp_pcb *pcb);
+err_t tc_on_connected(void *arg, struct tcp_pcb *pcb, err_t err);
+conn *tc_conn_alloc(struct tcp_pcb *pcb, int family);
+err_t tc_on_accept(void *arg, struct tcp_pcb *newpcb, err_t err);
+void tc_close_listener(conn *l);
+int tc_closed_error(const conn *c);
+
+#endif
