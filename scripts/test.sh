@@ -1,28 +1,33 @@
 #!/usr/bin/env bash
 # Runs the busted suite inside ./dpdklua and ends with a one-line summary
 # ("busted: N passed, N failed"). Extra arguments go to busted (e.g. a spec
-# file, or --filter). Needs root (taps, locks): `make test` uses sudo when needed.
+# file, --filter, or -o TAP). Needs root (taps, locks): `make test` uses sudo
+# when needed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # Keep the suite's core/device locks away from services running on this machine.
 DPDKLUA_LOCK_DIR=$(mktemp -d /tmp/dpdklua-locks.XXXXXX)
-export DPDKLUA_LOCK_DIR DPDKLUA_ROOT=$PWD
-trap 'rm -rf "$DPDKLUA_LOCK_DIR"' EXIT
-
 log=$(mktemp)
-busted --output=utfTerminal "$@" 2>&1 | tee "$log"
+export DPDKLUA_LOCK_DIR DPDKLUA_ROOT=$PWD
+trap 'rm -rf "$DPDKLUA_LOCK_DIR" "$log"' EXIT
+
+busted "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 # busted's own last line: "N successes / N failures / N errors / N pending : T seconds"
 line=$(grep -aE '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' "$log" | tail -n 1)
-rm -f "$log"
-if [ -z "$line" ]; then
+if [ -n "$line" ]; then
+    passed=$(sed -E 's/^([0-9]+) success.*/\1/' <<<"$line")
+    failed=$(sed -E 's/.* ([0-9]+) failures? \/ ([0-9]+) errors?.*/\1+\2/' <<<"$line")
+    failed=$((failed))
+    pending=$(sed -E 's/.* ([0-9]+) pending.*/\1/' <<<"$line")
+elif grep -qaE '^1\.\.[0-9]+' "$log"; then # TAP output
+    passed=$(grep -caE '^ok ' "$log")
+    failed=$(grep -caE '^not ok ' "$log")
+    pending=$(grep -caE '^ok .*# SKIP' "$log")
+else
     echo "busted: no summary (the runner crashed?)"
     exit 1
 fi
-passed=$(sed -E 's/^([0-9]+) success.*/\1/' <<<"$line")
-failed=$(sed -E 's/.* ([0-9]+) failures? \/ ([0-9]+) errors?.*/\1+\2/' <<<"$line")
-failed=$((failed))
-pending=$(sed -E 's/.* ([0-9]+) pending.*/\1/' <<<"$line")
 echo "busted: $passed passed, $failed failed, $pending skipped"
 [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
