@@ -72,6 +72,7 @@ void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out)
     out->tx_bytes = __atomic_load_n(&w->stats.tx_bytes, __ATOMIC_RELAXED);
     out->rx_dropped = __atomic_load_n(&w->stats.rx_dropped, __ATOMIC_RELAXED);
     out->tx_dropped = __atomic_load_n(&w->stats.tx_dropped, __ATOMIC_RELAXED);
+    out->rx_copied = __atomic_load_n(&w->stats.rx_copied, __ATOMIC_RELAXED);
     out->loops = __atomic_load_n(&w->stats.loops, __ATOMIC_RELAXED);
 }
 
@@ -214,6 +215,7 @@ static void poll_io(dl_worker *w)
 {
     dl_runtime *rt = w->rt;
     uint16_t queue = (uint16_t)w->index;
+    bool busy = false;
     for (int p = 0; p < rt->n_ports; p++) {
         uint16_t nb = rte_eth_rx_burst(rt->ports[p].port_id, queue, w->rx, DL_RX_BURST);
         if (nb == 0)
@@ -224,11 +226,22 @@ static void poll_io(dl_worker *w)
         stat_add(&w->stats.rx_packets, nb);
         stat_add(&w->stats.rx_bytes, bytes);
         w->stack->input(p, w->rx, nb); /* the mbufs are the stack's now */
+        busy = true;
     }
     if (w->stack_up) {
         int sent = w->stack->poll(); /* timers, deferred tcp_output, TX bursts */
-        if (sent > 0)
+        if (sent > 0) {
             stat_add(&w->stats.tx_packets, (uint64_t)sent);
+            busy = true;
+        }
+        if (busy) { /* the driver's counters move only when packets do */
+            stack_counters c;
+            w->stack->counters(&c);
+            __atomic_store_n(&w->stats.tx_bytes, c.tx_bytes, __ATOMIC_RELAXED);
+            __atomic_store_n(&w->stats.rx_dropped, c.rx_dropped, __ATOMIC_RELAXED);
+            __atomic_store_n(&w->stats.tx_dropped, c.tx_dropped, __ATOMIC_RELAXED);
+            __atomic_store_n(&w->stats.rx_copied, c.rx_copied, __ATOMIC_RELAXED);
+        }
     }
     stat_add(&w->stats.loops, 1);
 }

@@ -1,9 +1,10 @@
 -- Ports: a net_tap device comes up with its kernel side configured, its
--- worker counts the packets the kernel sends, and it goes away at shutdown.
+-- worker counts what the kernel sends and what the stack answers, and the
+-- tap goes away at shutdown.
 local child = require "spec.helpers.child"
 
 describe("a net_tap port", function()
-    it("puts peer_addresses on the kernel side and counts the kernel's packets", function()
+    it("puts peer_addresses on the kernel side and counts packets both ways", function()
         local dev = child.tap_device("dltp1", 91)
         dev.addresses = { "10.91.0.2/24", "fd91::2/64" }
         dev.peer_addresses = { "10.91.0.1/24", "fd91::1/64" }
@@ -14,14 +15,21 @@ local rt = assert(dpdk.runtime{ workers = 1, config = %q })
 local p = dpdk.stats().ports[1]
 print("port", p.name, p.ifname, p.mac, p.queues, p.mtu)
 io.stdout:write(io.popen("ip -o addr show dev dltp1"):read("*a"))
--- the kernel ARPs for .2 (nobody answers yet: no stack), three times
-os.execute("ping -c 3 -i 0.2 -W 1 10.91.0.2 > /dev/null 2>&1 &")
+-- the kernel pings .2: an ARP request and three echo requests come in, an
+-- ARP reply and three echo replies (98 bytes each) go out
+local ping_log = os.tmpname()
+os.execute("ping -c 3 -i 0.2 -W 2 10.91.0.2 > " .. ping_log .. " 2>&1 &")
 rt:block_on(function()
     local deadline = dpdk.now() + 5
-    while dpdk.stats().workers[1].rx_packets < 3 and dpdk.now() < deadline do dpdk.sleep(0.05) end
+    while dpdk.stats().workers[1].tx_packets < 4 and dpdk.now() < deadline do dpdk.sleep(0.05) end
+    dpdk.sleep(0.5) -- ping prints its summary after its last reply
 end)
+io.stdout:write(io.open(ping_log):read("*a"))
+os.remove(ping_log)
 local s = dpdk.stats()
-print("rx", s.workers[1].rx_packets >= 3, s.ports[1].ipackets >= 3, s.workers[1].rx_bytes >= 3 * 42)
+local w, pt = s.workers[1], s.ports[1]
+print("rx", w.rx_packets >= 4, pt.ipackets >= 4, w.rx_bytes >= 42 + 3 * 98)
+print("tx", w.tx_packets >= 4, pt.opackets >= 4, w.tx_bytes >= 42 + 3 * 98, w.tx_dropped, w.rx_dropped)
 assert(rt:shutdown())
 -- the kernel unregisters the tap once its last user (a ping's neighbour
 -- entry, say) lets go: wait for that, up to 5 s
@@ -38,6 +46,8 @@ print("after", gone)
         assert.matches("inet 10.91.0.1/24", r.stdout, 1, true)
         assert.matches("inet6 fd91::1/64", r.stdout, 1, true)
         assert.matches("rx\ttrue\ttrue\ttrue\n", r.stdout, 1, true)
+        assert.matches("tx\ttrue\ttrue\ttrue\t0\t0\n", r.stdout, 1, true)
+        assert.matches("3 packets transmitted, 3 received", r.stdout, 1, true)
         assert.matches("after\ttrue\n", r.stdout, 1, true)
     end)
 

@@ -389,6 +389,20 @@ static int inst_poll(void)
     return sent;
 }
 
+static void inst_counters(stack_counters *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < DL_MAX_DEVICES; i++) {
+        const st_port *port = &st_inst.ports[i];
+        if (!port->used)
+            continue;
+        out->tx_bytes += port->tx_bytes;
+        out->rx_dropped += port->rx_dropped;
+        out->tx_dropped += port->tx_dropped + port->tx_nombuf + port->tx_too_big;
+        out->rx_copied += port->rx_copied;
+    }
+}
+
 static void inst_shutdown(void)
 {
     glue_abort_all();
@@ -419,6 +433,7 @@ __attribute__((visibility("default"))) const stack_ops st_ops __asm__("stack_ops
     .poll = inst_poll,
     .shutdown = inst_shutdown,
     .busy = glue_busy,
+    .counters = inst_counters,
     .conn_new = glue_conn_new,
     .conn_free = glue_conn_free,
     .bind = glue_bind,

@@ -40,6 +40,7 @@ struct st_port {
     uint16_t n_tx;
     struct rte_mbuf *tx[DL_TX_QUEUE];
     /* counters, reported at shutdown (debug log) */
+    uint64_t tx_bytes;       /* bytes of the frames the NIC took */
     uint64_t rx_copied;      /* frames copied out of their mbuf: mempool running low */
     uint64_t rx_dropped;     /* not for our MAC, bad checksum, no buffer */
     uint64_t tx_nombuf;      /* no mbuf for a frame (lwIP retransmits) */

@@ -88,6 +88,14 @@ enum {
 
 /* Socket options: DL_OPT_* in api.h (Lua uses them too). */
 
+/* What the driver counts, summed over the instance's ports since init. */
+typedef struct stack_counters {
+    uint64_t tx_bytes;   /* bytes of the frames the NIC took */
+    uint64_t rx_dropped; /* frames not for us, bad checksums, no buffer */
+    uint64_t tx_dropped; /* frames lost before the NIC: queue full, no mbuf, too big */
+    uint64_t rx_copied;  /* frames copied out of their mbuf (the port's pool ran low) */
+} stack_counters;
+
 typedef struct stack_ops {
     /* Once per runtime: (re)initialise the instance. lwip_init() itself runs
      * only the first time this copy is used in the process. */
@@ -105,6 +113,7 @@ typedef struct stack_ops {
     /* Connections still sending queued data or their FIN: a runtime that
      * stops keeps polling (within its timeout) until this is 0. */
     int (*busy)(void);
+    void (*counters)(stack_counters *out);
 
     /* TCP — called on the owning worker only (the host checks). Each returns
      * DL_OK, DL_AGAIN (token recorded: a wake comes when it can progress) or

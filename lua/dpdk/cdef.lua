@@ -115,8 +115,12 @@ typedef struct dl_event {
     int64_t arg;
 } dl_event;
 
+/* rx: frames taken from the worker's queues; tx: frames the NICs took;
+ * rx_dropped: frames the stack dropped (not ours, bad checksum, no buffer);
+ * tx_dropped: frames lost before a NIC (queue full, no mbuf); rx_copied:
+ * frames copied out of their mbuf because the port's pool ran low. */
 typedef struct dl_worker_stats {
-    uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_dropped, tx_dropped, loops;
+    uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_dropped, tx_dropped, rx_copied, loops;
 } dl_worker_stats;
 
 /* Pin the calling thread to the worker's core and make it the worker's

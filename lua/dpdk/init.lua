@@ -76,6 +76,7 @@ function M.stats()
             rx_packets = tonumber(ws.rx_packets), rx_bytes = tonumber(ws.rx_bytes),
             tx_packets = tonumber(ws.tx_packets), tx_bytes = tonumber(ws.tx_bytes),
             rx_dropped = tonumber(ws.rx_dropped), tx_dropped = tonumber(ws.tx_dropped),
+            rx_copied = tonumber(ws.rx_copied),
             loops = tonumber(ws.loops),
         }
     end
