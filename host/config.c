@@ -1,7 +1,7 @@
 /*
  * config.c — find, read and validate env.json (spec F5, F6).
  *
- * Users write env.json by hand or with setup.sh, so every error names the
+ * Users write env.json by hand or with a setup tool, so every error names the
  * file, the field as a JSON path ("devices[1].addresses[3]") and what was
  * expected: the message alone must be enough to fix the file.
  * Unknown fields (version, platform, generated_at, ...) are ignored so that

@@ -84,14 +84,15 @@ static int explain_failure(char **argv, int argc, int err)
     else if (!has_arg(argv, argc, "--no-huge") && hugepages_total() <= 0)
         snprintf(hint, sizeof hint,
                  "no hugepages are reserved: add \"--no-huge\" to eal_args (fine for vdevs such "
-                 "as net_tap and net_memif) or reserve hugepages with scripts/dpdk/setup.sh");
+                 "as net_tap and net_memif) or reserve hugepages (dpdk-hugepages.py -p 2M "
+                 "--setup 1G)");
     else if (has_arg(argv, argc, "--no-huge") && has_arg(argv, argc, "--in-memory"))
         snprintf(hint, sizeof hint,
                  "--no-huge cannot be combined with --in-memory: drop --in-memory");
     else
         snprintf(hint, sizeof hint,
                  "check the EAL messages above; a PCI device must be bound to vfio-pci "
-                 "(scripts/dpdk/setup.sh dpdk-bind)");
+                 "(dpdk-devbind.py --bind=vfio-pci <pci address>)");
     return dl_fail("rte_eal_init failed: %s; %s", rte_strerror(err), hint);
 }
 

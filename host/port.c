@@ -96,9 +96,9 @@ static int find_or_probe(dl_port *port, const dl_device_config *dev)
     if (rte_eal_hotplug_add(bus, port->name, args) != 0) {
         if (dev->pci_address[0])
             return dl_fail("device %s: probe failed: %s; bind it to vfio-pci with "
-                           "scripts/dpdk/setup.sh dpdk-bind and check that eal_args have no "
+                           "dpdk-devbind.py --bind=vfio-pci %s and check that eal_args have no "
                            "--no-pci",
-                           port->name, rte_strerror(rte_errno));
+                           port->name, rte_strerror(rte_errno), port->name);
         return dl_fail("device %s: cannot create vdev \"%s\": %s (see the EAL messages above)",
                        port->name, dev->vdev, rte_strerror(rte_errno));
     }

@@ -75,6 +75,19 @@ print(require("dpdk").runtime{ workers = 1, config = %q })
     end)
 end)
 
+describe("a PCI device", function()
+    it("that no DPDK driver holds fails with how to bind it", function()
+        local cfg = child.config({ cores = { 0 },
+            eal_args = { "--no-huge", "-m", "128", "--no-telemetry" },
+            devices = { { pci_address = "0000:7f:1f.7", addresses = { "10.124.0.2/24" } } } })
+        local r = child.run(([[
+print(require("dpdk").runtime{ workers = 1, config = %q })
+]]):format(cfg))
+        assert.matches("^nil\tdevice 0000:7f:1f.7: probe failed: .*; bind it to vfio%-pci with "
+            .. "dpdk%-devbind.py %-%-bind=vfio%-pci 0000:7f:1f.7", r.stdout)
+    end)
+end)
+
 describe("the EAL", function()
     it("explains a failed init without hugepages", function()
         local cfg = child.config({ cores = { 0 }, eal_args = { "--no-pci", "--no-telemetry" } })
