@@ -316,3 +316,8 @@ int dl_tcp_worker(dl_conn *c)
 {
     return c ? ((dl_worker *)c->owner)->index : -1;
 }
+
+int dl_tcp_core(dl_conn *c)
+{
+    return c ? ((dl_worker *)c->owner)->core : -1;
+}

@@ -185,6 +185,7 @@ int dl_tcp_getopt(dl_conn *c, int opt, int *value);
 /* Address as text into ip (INET6_ADDRSTRLEN bytes) and port; peer = 1 for the remote end. */
 int dl_tcp_addr(dl_conn *c, int peer, char *ip, size_t iplen, int *port);
 int dl_tcp_worker(dl_conn *c); /* index of the owning worker */
+int dl_tcp_core(dl_conn *c);   /* the core that worker is pinned to */
 
 /* host/log.c */
 enum { DL_LOG_ERROR = 1, DL_LOG_WARN = 2, DL_LOG_INFO = 3, DL_LOG_DEBUG = 4 };

@@ -530,8 +530,7 @@ end
 function Socket:core_id()
     local conn = self.conn
     if not conn then return nil, "closed" end
-    local w = C.dl_runtime_worker(C.dl_worker_runtime(C.dl_self()), C.dl_tcp_worker(conn))
-    return C.dl_worker_core(w)
+    return C.dl_tcp_core(conn)
 end
 
 function Socket:worker_id()
