@@ -139,6 +139,20 @@ print(tcp.listen(SELF, 7500))
         assert.are.equal("nil\taddress in use\n", out)
     end)
 
+    it("passes its TTL and nodelay to the connections it accepts", function()
+        local out = run([[
+local l = assert(tcp.listen(SELF, 7502))
+assert(l:setoption("ttl", 33))
+assert(l:setoption("tcp-nodelay", true))
+os.execute("python3 -c 'import socket; s = socket.create_connection((\"10.73.0.2\", 7502), 5); "
+    .. "s.recv(1)' > /dev/null 2>&1 &")
+local c = assert(l:accept())
+print(l:getoption("ttl"), c:getoption("ttl"), c:getoption("tcp-nodelay"))
+c:close()
+]])
+        assert.are.equal("33\t33\ttrue\n", out)
+    end)
+
     it("accepts with a timeout", function()
         local out = run([[
 local l = assert(tcp.listen(SELF, 7501))
@@ -363,7 +377,7 @@ print(#all, all:match("^z+$") ~= nil)
         assert.are.equal("3145728\ttrue\n", out)
     end)
 
-    it("raises when used on a worker that does not own it", function()
+    it("refuses to be used, or freed, on a worker that does not own it", function()
         local dev = child.tap_device(IFNAME, NET)
         local cfg = child.config({ cores = { 0, 1 }, devices = { dev } })
         local r = child.run(([[
@@ -380,11 +394,19 @@ print(pcall(rt.run, rt, function(a)
     if require("dpdk").worker_id() ~= 1 then return end
     local ffi = require "ffi"
     local C = require "dpdk.cdef"
-    assert(C.dl_tcp_listen(ffi.cast("dl_conn *", a), 5) == C.DL_ERROR)
-    error(ffi.string(C.dl_errmsg()), 0)
+    local smuggled = ffi.cast("dl_conn *", a)
+    assert(C.dl_tcp_listen(smuggled, 5) == C.DL_ERROR)
+    local msg = ffi.string(C.dl_errmsg())
+    -- garbage-collected here, it is left alone with a warning
+    ffi.gc(smuggled, C.dl_tcp_free)
+    smuggled = nil
+    collectgarbage() collectgarbage()
+    error(msg, 0)
 end, addr))
 ]]):format(cfg))
         assert.are.equal(0, r.status, r.stderr)
+        assert.matches("%[warn%] tcp: a socket was garbage%-collected away from its worker: close: "
+            .. "this socket belongs to worker 0 and cannot be used on worker 1; leaked", r.stderr)
         assert.matches("^false\t.*worker 1: listen: this socket belongs to worker 0 and cannot be "
             .. "used on worker 1\n", r.stdout)
     end)
