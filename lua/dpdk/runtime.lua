@@ -225,9 +225,9 @@ function M.load_target(msg)
     return assert(loadstring(msg.code, "=rt:run"))
 end
 
-local function encode_target(target, args)
+local function encode_target(id, target, args)
     -- the workers load modules with the caller's current path
-    local msg = { op = "run", args = args, path = package.path, cpath = package.cpath }
+    local msg = { op = "run", id = id, args = args, path = package.path, cpath = package.cpath }
     if type(target) == "string" then
         msg.module = target
     elseif type(target) == "function" then
@@ -259,11 +259,9 @@ end
 -- A failure on any worker raises an error naming the worker.
 function Runtime:run(target, ...)
     check_alive(self, "rt:run")
-    local msg, encoded = encode_target(target, { n = select("#", ...), ... })
     self.next_run = self.next_run + 1
     local id = self.next_run
-    msg.id = id
-    encoded = buffer.encode(msg)
+    local msg, encoded = encode_target(id, target, { n = select("#", ...), ... })
     local n = C.dl_runtime_worker_count(self.ptr)
     local run = { pending = n - 1, failures = {} }
     self.runs[id] = run
@@ -287,10 +285,7 @@ function Runtime:run(target, ...)
     if status ~= "done" then
         error("rt:run: the runtime stopped", 2)
     end
-    if not task.ok then
-        error(task.results[1], 0)
-    end
-    if #run.failures > 0 then
+    if task.ok and #run.failures > 0 then -- worker 0's own error comes first
         error("rt:run: " .. table.concat(run.failures, "; "), 2)
     end
     return results_of(task)
