@@ -73,7 +73,8 @@ install: dpdklua
 	install -m 644 lua/dpdk/*.lua $(DESTDIR)$(LUA_DIR)/dpdk/
 
 format:
-	clang-format -i host/*.c host/*.h
+	clang-format -i host/*.c host/*.h stack/*.c stack/*.h stack/arch/*.h
+	bash scripts/gen-cdef.sh
 
 clean:
 	rm -rf $(OBJ) $(BUILD)/stack $(BUILD)/config_default.c dpdklua

@@ -39,12 +39,18 @@ enum config_source { SOURCE_ENV, SOURCE_FILE, SOURCE_BUILTIN };
 
 static const char *json_type_name(const cJSON *item)
 {
-    if (cJSON_IsNull(item)) return "null";
-    if (cJSON_IsBool(item)) return "a boolean";
-    if (cJSON_IsNumber(item)) return "a number";
-    if (cJSON_IsString(item)) return "a string";
-    if (cJSON_IsArray(item)) return "an array";
-    if (cJSON_IsObject(item)) return "an object";
+    if (cJSON_IsNull(item))
+        return "null";
+    if (cJSON_IsBool(item))
+        return "a boolean";
+    if (cJSON_IsNumber(item))
+        return "a number";
+    if (cJSON_IsString(item))
+        return "a string";
+    if (cJSON_IsArray(item))
+        return "an array";
+    if (cJSON_IsObject(item))
+        return "an object";
     return "an unknown value";
 }
 
@@ -86,7 +92,8 @@ static const cJSON *optional_field(const cJSON *object, const char *name)
 static int get_string(const char *origin, const char *field, const cJSON *item, char *buf,
                       size_t size)
 {
-    if (!cJSON_IsString(item)) return fail_type(origin, field, "a string", item);
+    if (!cJSON_IsString(item))
+        return fail_type(origin, field, "a string", item);
     size_t len = strlen(item->valuestring);
     if (len >= size)
         return dl_fail("%s: %s: expected at most %zu characters, got %zu", origin, field, size - 1,
@@ -99,7 +106,8 @@ static int get_string(const char *origin, const char *field, const cJSON *item, 
 static int get_int(const char *origin, const char *field, const cJSON *item, const char *what,
                    int min, int max, int *out)
 {
-    if (!cJSON_IsNumber(item)) return fail_type(origin, field, "an integer", item);
+    if (!cJSON_IsNumber(item))
+        return fail_type(origin, field, "an integer", item);
     double value = item->valuedouble;
     /* Range first: converting an out-of-range double to int is undefined. */
     if (!(value >= min && value <= max) || value != (double)(int)value) {
@@ -114,7 +122,8 @@ static int get_int(const char *origin, const char *field, const cJSON *item, con
 static int get_array(const char *origin, const char *field, const cJSON *item, int max_items,
                      const char *items_name, int *count)
 {
-    if (!cJSON_IsArray(item)) return fail_type(origin, field, "an array", item);
+    if (!cJSON_IsArray(item))
+        return fail_type(origin, field, "an array", item);
     int n = cJSON_GetArraySize(item);
     if (n > max_items)
         return dl_fail("%s: %s: expected at most %d %s, got %d", origin, field, max_items,
@@ -127,17 +136,21 @@ static int get_array(const char *origin, const char *field, const cJSON *item, i
 
 static int hex_value(char c)
 {
-    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= '0' && c <= '9')
+        return c - '0';
     return tolower((unsigned char)c) - 'a' + 10;
 }
 
 static bool parse_mac(const char *text, uint8_t mac[6])
 {
-    if (strlen(text) != 17) return false;
+    if (strlen(text) != 17)
+        return false;
     for (int i = 0; i < 6; i++) {
         const char *p = text + 3 * i;
-        if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1])) return false;
-        if (i < 5 && p[2] != ':') return false;
+        if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1]))
+            return false;
+        if (i < 5 && p[2] != ':')
+            return false;
         mac[i] = (uint8_t)(hex_value(p[0]) << 4 | hex_value(p[1]));
     }
     return true;
@@ -148,12 +161,16 @@ static bool parse_mac(const char *text, uint8_t mac[6])
 static bool is_pci_address(const char *text)
 {
     static const char pattern[] = "hhhh:hh:hh.f";
-    if (strlen(text) != sizeof pattern - 1) return false;
+    if (strlen(text) != sizeof pattern - 1)
+        return false;
     for (size_t i = 0; pattern[i]; i++) {
         unsigned char c = (unsigned char)text[i];
-        if (pattern[i] == 'h' && !isxdigit(c)) return false;
-        if (pattern[i] == 'f' && (c < '0' || c > '7')) return false;
-        if (pattern[i] != 'h' && pattern[i] != 'f' && c != pattern[i]) return false;
+        if (pattern[i] == 'h' && !isxdigit(c))
+            return false;
+        if (pattern[i] == 'f' && (c < '0' || c > '7'))
+            return false;
+        if (pattern[i] != 'h' && pattern[i] != 'f' && c != pattern[i])
+            return false;
     }
     return true;
 }
@@ -171,7 +188,8 @@ static const char *parse_cidr(const char *text, dl_cidr *out)
     const char *slash = strrchr(text, '/');
     char addr[INET6_ADDRSTRLEN];
     size_t addr_len = slash ? (size_t)(slash - text) : strlen(text);
-    if (addr_len >= sizeof addr) return any;
+    if (addr_len >= sizeof addr)
+        return any;
     memcpy(addr, text, addr_len);
     addr[addr_len] = '\0';
 
@@ -196,7 +214,8 @@ static const char *parse_cidr(const char *text, dl_cidr *out)
     if (n_digits == 0 || n_digits > 3 || strspn(digits, "0123456789") != n_digits)
         return expected_prefix;
     out->prefix = atoi(digits);
-    if (out->prefix > max_prefix) return expected_prefix;
+    if (out->prefix > max_prefix)
+        return expected_prefix;
     return NULL;
 }
 
@@ -204,7 +223,8 @@ static int get_cidr_list(const char *origin, const char *field, const cJSON *lis
                          int *n_out)
 {
     int n;
-    if (get_array(origin, field, list, DL_MAX_ADDRS, "addresses", &n) != DL_OK) return DL_ERROR;
+    if (get_array(origin, field, list, DL_MAX_ADDRS, "addresses", &n) != DL_OK)
+        return DL_ERROR;
     int i = 0;
     const cJSON *item;
     cJSON_ArrayForEach(item, list)
@@ -214,7 +234,8 @@ static int get_cidr_list(const char *origin, const char *field, const cJSON *lis
         if (!cJSON_IsString(item))
             return fail_type(origin, item_field, "a string like \"10.0.0.2/24\"", item);
         const char *expected = parse_cidr(item->valuestring, &out[i]);
-        if (expected) return fail_value(origin, item_field, expected, item);
+        if (expected)
+            return fail_value(origin, item_field, expected, item);
         i++;
     }
     *n_out = n;
@@ -226,7 +247,8 @@ static int get_ip(const char *origin, const char *field, const cJSON *item, int 
 {
     const char *expected = family == AF_INET ? "an IPv4 address like \"10.0.0.1\""
                                              : "an IPv6 address like \"fd00::1\"";
-    if (!cJSON_IsString(item)) return fail_type(origin, field, expected, item);
+    if (!cJSON_IsString(item))
+        return fail_type(origin, field, expected, item);
     if (inet_pton(family, item->valuestring, out) != 1)
         return fail_value(origin, field, expected, item);
     return DL_OK;
@@ -242,7 +264,8 @@ static int parse_cores(const char *origin, const cJSON *root, dl_config *cfg)
                        "like [0, 1] (the cores dpdklua may run workers on)",
                        origin);
     int n;
-    if (get_array(origin, "dpdk_cores", cores, DL_MAX_CORES, "cores", &n) != DL_OK) return DL_ERROR;
+    if (get_array(origin, "dpdk_cores", cores, DL_MAX_CORES, "cores", &n) != DL_OK)
+        return DL_ERROR;
     if (n == 0)
         return dl_fail("%s: dpdk_cores: expected at least one core number, like [0, 1]", origin);
 
@@ -298,13 +321,15 @@ static int parse_device(const char *origin, int index, const cJSON *json, dl_dev
     snprintf(base, sizeof base, "devices[%d]", index);
 #define FIELD(name) (snprintf(field, sizeof field, "devices[%d].%s", index, name), field)
 
-    if (!cJSON_IsObject(json)) return fail_type(origin, base, "an object", json);
+    if (!cJSON_IsObject(json))
+        return fail_type(origin, base, "an object", json);
 
     const cJSON *item;
     dev->role = DL_ROLE_DPDK;
     if ((item = optional_field(json, "role"))) {
         const char *expected = "a role \"dpdk\" or \"kernel\"";
-        if (!cJSON_IsString(item)) return fail_type(origin, FIELD("role"), expected, item);
+        if (!cJSON_IsString(item))
+            return fail_type(origin, FIELD("role"), expected, item);
         if (strcmp(item->valuestring, "kernel") == 0)
             dev->role = DL_ROLE_KERNEL;
         else if (strcmp(item->valuestring, "dpdk") != 0)
@@ -323,7 +348,8 @@ static int parse_device(const char *origin, int index, const cJSON *json, dl_dev
                        origin, base);
     if (pci) {
         const char *expected = "a PCI address like \"0000:28:00.0\"";
-        if (!cJSON_IsString(pci)) return fail_type(origin, FIELD("pci_address"), expected, pci);
+        if (!cJSON_IsString(pci))
+            return fail_type(origin, FIELD("pci_address"), expected, pci);
         if (!is_pci_address(pci->valuestring))
             return fail_value(origin, FIELD("pci_address"), expected, pci);
         snprintf(dev->pci_address, sizeof dev->pci_address, "%s", pci->valuestring);
@@ -345,7 +371,8 @@ static int parse_device(const char *origin, int index, const cJSON *json, dl_dev
 
     if ((item = optional_field(json, "mac"))) {
         const char *expected = "a MAC address like \"02:00:00:00:00:01\"";
-        if (!cJSON_IsString(item)) return fail_type(origin, FIELD("mac"), expected, item);
+        if (!cJSON_IsString(item))
+            return fail_type(origin, FIELD("mac"), expected, item);
         if (!parse_mac(item->valuestring, dev->mac))
             return fail_value(origin, FIELD("mac"), expected, item);
         dev->has_mac = 1;
@@ -404,7 +431,8 @@ static int parse_device(const char *origin, int index, const cJSON *json, dl_dev
 static int parse_devices(const char *origin, const cJSON *root, dl_config *cfg)
 {
     const cJSON *devices = optional_field(root, "devices");
-    if (!devices) return DL_OK;
+    if (!devices)
+        return DL_OK;
     int n;
     if (get_array(origin, "devices", devices, DL_MAX_DEVICES, "devices", &n) != DL_OK)
         return DL_ERROR;
@@ -424,7 +452,8 @@ static int parse_devices(const char *origin, const cJSON *root, dl_config *cfg)
 static int parse_eal_args(const char *origin, const cJSON *root, dl_config *cfg)
 {
     const cJSON *args = optional_field(root, "eal_args");
-    if (!args) return DL_OK;
+    if (!args)
+        return DL_OK;
     int n;
     if (get_array(origin, "eal_args", args, DL_MAX_EAL_ARGS, "arguments", &n) != DL_OK)
         return DL_ERROR;
@@ -445,7 +474,8 @@ static int parse_eal_args(const char *origin, const cJSON *root, dl_config *cfg)
 static bool is_blank(const char *text, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        if (!isspace((unsigned char)text[i])) return false;
+        if (!isspace((unsigned char)text[i]))
+            return false;
     return true;
 }
 
@@ -453,13 +483,15 @@ static int line_of(const char *text, const char *at)
 {
     int line = 1;
     for (const char *p = text; p < at; p++)
-        if (*p == '\n') line++;
+        if (*p == '\n')
+            line++;
     return line;
 }
 
 dl_config *dl_config_parse(const char *text, size_t len, const char *origin)
 {
-    if (!origin) origin = "<string>";
+    if (!origin)
+        origin = "<string>";
     if (!text) {
         dl_fail("%s: no text to parse, expected a JSON object", origin);
         return NULL;
@@ -472,7 +504,8 @@ dl_config *dl_config_parse(const char *text, size_t len, const char *origin)
      * (cJSON_GetErrorPtr is one global shared by all threads). */
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, false);
-    if (end < text || end > text + len) end = text + len;
+    if (end < text || end > text + len)
+        end = text + len;
     /* Text after the object: point at it, not at the whitespace before it. */
     while (root && end < text + len && isspace((unsigned char)*end))
         end++;
@@ -530,7 +563,8 @@ static char *read_file(const char *path, size_t *len_out, int *err)
         len += n;
         if (n == 0) {
             /* A directory opens fine and fails here with EISDIR. */
-            if (ferror(f)) *err = errno ? errno : EIO;
+            if (ferror(f))
+                *err = errno ? errno : EIO;
             break;
         }
     }
@@ -560,8 +594,10 @@ static const char *search(enum config_source *source)
         return env;
     }
     *source = SOURCE_FILE;
-    if (file_exists(LOCAL_PATH)) return LOCAL_PATH;
-    if (file_exists(SYSTEM_PATH)) return SYSTEM_PATH;
+    if (file_exists(LOCAL_PATH))
+        return LOCAL_PATH;
+    if (file_exists(SYSTEM_PATH))
+        return SYSTEM_PATH;
     *source = SOURCE_BUILTIN;
     return BUILTIN_ORIGIN;
 }
@@ -578,7 +614,8 @@ const char *dl_config_search(void)
 dl_config *dl_config_load(const char *path)
 {
     enum config_source source = SOURCE_FILE;
-    if (!path) path = search(&source);
+    if (!path)
+        path = search(&source);
     if (source == SOURCE_BUILTIN)
         return dl_config_parse(dl_default_config, strlen(dl_default_config), BUILTIN_ORIGIN);
     if (!*path) {

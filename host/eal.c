@@ -133,8 +133,8 @@ int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts)
     }
     if (!has_arg(argv, argc, "--log-level")) {
         const char *dbg = getenv("DPDK_DEBUG");
-        argv[argc++] = (dbg && *dbg && strcmp(dbg, "0") != 0) ? "--log-level=info"
-                                                              : "--log-level=warning";
+        argv[argc++] =
+            (dbg && *dbg && strcmp(dbg, "0") != 0) ? "--log-level=info" : "--log-level=warning";
     }
 
     DL_DEBUG("eal", "rte_eal_init with %s", user_args);

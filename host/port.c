@@ -75,7 +75,8 @@ static int configure_tap_peer(dl_port *port)
         inet_ntop(c->family == 6 ? AF_INET6 : AF_INET, c->addr, text, sizeof text);
         snprintf(cidr, sizeof cidr, "%s/%d", text, c->prefix);
         const char *v4[] = {"ip", "addr", "replace", cidr, "dev", port->ifname, NULL};
-        const char *v6[] = {"ip", "-6", "addr", "replace", cidr, "dev", port->ifname, "nodad", NULL};
+        const char *v6[] = {"ip",  "-6",         "addr",  "replace", cidr,
+                            "dev", port->ifname, "nodad", NULL};
         if (run_ip(c->family == 6 ? v6 : v4) != DL_OK)
             return dl_fail_context("%s: peer_addresses[%d]", port->name, i);
     }
@@ -170,9 +171,9 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
     uint32_t frame = (uint32_t)dev->mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN + 8;
     if (frame + RTE_PKTMBUF_HEADROOM > room)
         room = frame + RTE_PKTMBUF_HEADROOM;
-    port->pool = rte_pktmbuf_pool_create(pool_name, (unsigned)o->mempool_size,
-                                         (unsigned)o->cache_size, DL_MBUF_PRIV_SIZE,
-                                         (uint16_t)room, (int)rte_eth_dev_socket_id(pid));
+    port->pool =
+        rte_pktmbuf_pool_create(pool_name, (unsigned)o->mempool_size, (unsigned)o->cache_size,
+                                DL_MBUF_PRIV_SIZE, (uint16_t)room, (int)rte_eth_dev_socket_id(pid));
     if (!port->pool)
         return dl_fail("port %s: cannot create a mempool of %d mbufs of %u bytes: %s; lower "
                        "mempool_size or give the EAL more memory (-m)",
@@ -199,8 +200,8 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
         memcpy(mac.addr_bytes, dev->mac, 6);
         rc = rte_eth_dev_default_mac_addr_set(pid, &mac);
         if (rc != 0)
-            DL_WARN("port", "%s: cannot set MAC from config: %s; using the device's",
-                    port->name, rte_strerror(-rc));
+            DL_WARN("port", "%s: cannot set MAC from config: %s; using the device's", port->name,
+                    rte_strerror(-rc));
     }
 
     rc = rte_eth_dev_start(pid);
@@ -221,7 +222,8 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
 
     if (configure_tap_peer(port) != DL_OK)
         return DL_ERROR;
-    DL_INFO("port", "%s (port %u%s%s) up: %d queue pairs, %u/%u descriptors, mtu %d, checksum "
+    DL_INFO("port",
+            "%s (port %u%s%s) up: %d queue pairs, %u/%u descriptors, mtu %d, checksum "
             "offload tx ip %d tcp %d, rx %d",
             port->name, pid, port->ifname[0] ? ", kernel side " : "", port->ifname, port->n_queues,
             nb_rxd, nb_txd, dev->mtu, port->tx_ip_cksum, port->tx_tcp_cksum, port->rx_cksum);

@@ -226,10 +226,11 @@ dl_runtime *dl_runtime_start(const dl_runtime_opts *o)
             return NULL;
         }
     active = rt;
-    DL_INFO("runtime", "started: %d worker(s), %d port(s), config %s", rt->n_workers,
-            rt->n_ports, rt->cfg->path);
+    DL_INFO("runtime", "started: %d worker(s), %d port(s), config %s", rt->n_workers, rt->n_ports,
+            rt->cfg->path);
     if (rt->n_workers > 1 && rt->n_ports > 0)
-        DL_WARN("runtime", "%d workers share the ports, but flows are not steered between "
+        DL_WARN("runtime",
+                "%d workers share the ports, but flows are not steered between "
                 "workers yet: a TCP connection's packets may reach a worker that does not own "
                 "it; use workers = 1 for TCP services",
                 rt->n_workers);

@@ -22,10 +22,10 @@ typedef struct dl_port {
     uint16_t port_id;
     int n_queues;
     int mtu;
-    uint8_t mac[6];          /* the stack's MAC on this port */
-    char name[DL_NAME_LEN];  /* DPDK device name: "net_tap0" or a PCI address */
-    char ifname[64];         /* kernel side of a tap, "" otherwise */
-    bool hotplugged;         /* we probed it, so we remove it at stop */
+    uint8_t mac[6];                           /* the stack's MAC on this port */
+    char name[DL_NAME_LEN];                   /* DPDK device name: "net_tap0" or a PCI address */
+    char ifname[64];                          /* kernel side of a tap, "" otherwise */
+    bool hotplugged;                          /* we probed it, so we remove it at stop */
     bool tx_ip_cksum, tx_tcp_cksum, rx_cksum; /* offloads enabled on the port */
     bool started;
     int lock_fd;
@@ -47,7 +47,7 @@ struct dl_worker {
     const stack_ops *stack;   /* this worker's private lwIP copy */
     bool stack_up;            /* init()ed for this runtime: shutdown() due */
     stack_env env;
-    dl_event *pending;        /* wakes recorded by stack callbacks, handed out by dl_poll */
+    dl_event *pending; /* wakes recorded by stack callbacks, handed out by dl_poll */
     int n_pending, cap_pending;
     struct rte_mbuf *rx[DL_RX_BURST];
 };

@@ -154,8 +154,7 @@ int dl_worker_init(dl_worker *w, dl_runtime *rt, int index)
     snprintf(name, sizeof name, "dl%d_mail%d", rt->seq, index);
     w->mailbox = rte_ring_create(name, DL_MAILBOX_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
     if (!w->mailbox)
-        return dl_fail("worker %d: cannot create its mailbox: %s", index,
-                       rte_strerror(rte_errno));
+        return dl_fail("worker %d: cannot create its mailbox: %s", index, rte_strerror(rte_errno));
     if (rt->n_ports > 0)
         return init_stack(w);
     return DL_OK;
@@ -285,8 +284,8 @@ int dl_worker_drain(dl_worker *w, double timeout_s)
         w->n_pending = 0; /* nobody waits any more */
     }
     if (busy > 0)
-        DL_WARN("worker", "worker %d: %d connection(s) still sending at shutdown: reset",
-                w->index, busy);
+        DL_WARN("worker", "worker %d: %d connection(s) still sending at shutdown: reset", w->index,
+                busy);
     return busy;
 }
 

@@ -40,12 +40,12 @@ struct st_port {
     uint16_t n_tx;
     struct rte_mbuf *tx[DL_TX_QUEUE];
     /* counters, reported at shutdown (debug log) */
-    uint64_t tx_bytes;       /* bytes of the frames the NIC took */
-    uint64_t rx_copied;      /* frames copied out of their mbuf: mempool running low */
-    uint64_t rx_dropped;     /* not for our MAC, bad checksum, no buffer */
-    uint64_t tx_nombuf;      /* no mbuf for a frame (lwIP retransmits) */
-    uint64_t tx_dropped;     /* TX queue full even after a burst */
-    uint64_t tx_too_big;     /* frame larger than the mbuf data room */
+    uint64_t tx_bytes;   /* bytes of the frames the NIC took */
+    uint64_t rx_copied;  /* frames copied out of their mbuf: mempool running low */
+    uint64_t rx_dropped; /* not for our MAC, bad checksum, no buffer */
+    uint64_t tx_nombuf;  /* no mbuf for a frame (lwIP retransmits) */
+    uint64_t tx_dropped; /* TX queue full even after a burst */
+    uint64_t tx_too_big; /* frame larger than the mbuf data room */
 };
 
 typedef struct st_instance {
@@ -85,8 +85,7 @@ int glue_listen(dl_conn *c, int backlog, int *err);
 int glue_accept(dl_conn *l, dl_conn **out, uint32_t token, int *err);
 int glue_connect(dl_conn *c, const uint8_t *addr, uint16_t port, uint32_t token, int *err);
 int glue_send(dl_conn *c, const char *data, size_t len, size_t *sent, uint32_t token, int *err);
-int glue_recv(dl_conn *c, char *buf, size_t len, size_t *got, bool peek, uint32_t token,
-                int *err);
+int glue_recv(dl_conn *c, char *buf, size_t len, size_t *got, bool peek, uint32_t token, int *err);
 size_t glue_readable_bytes(const dl_conn *c);
 size_t glue_writable_bytes(const dl_conn *c);
 int glue_shutdown_send(dl_conn *c, int *err);

@@ -232,7 +232,7 @@ err_t st_netif_init(struct netif *netif)
     if (port->tx_tcp_cksum)
         sums &= (u16_t)~NETIF_CHECKSUM_GEN_TCP;
     if (port->rx_cksum)
-        sums &= (u16_t)~(NETIF_CHECKSUM_CHECK_IP | NETIF_CHECKSUM_CHECK_TCP);
+        sums &= (u16_t) ~(NETIF_CHECKSUM_CHECK_IP | NETIF_CHECKSUM_CHECK_TCP);
     NETIF_SET_CHECKSUM_CTRL(netif, sums);
     return ERR_OK;
 }

@@ -31,7 +31,7 @@ typedef struct dl_conn dl_conn;
 
 /* Given to init(): how the instance reaches its worker. */
 typedef struct stack_env {
-    void *worker;      /* the dl_worker*, passed back to wake() */
+    void *worker; /* the dl_worker*, passed back to wake() */
     int worker_index;
     /* Record a DL_EV_WAKE event for `token` (a waiting Lua coroutine) with arg. */
     void (*wake)(void *worker, uint32_t token, int64_t arg);
@@ -41,14 +41,14 @@ typedef struct stack_env {
 
 /* One DPDK port (queue = worker index) as seen by one instance. */
 typedef struct stack_port {
-    int index;          /* the port's index in the runtime (0..n_ports-1) */
+    int index; /* the port's index in the runtime (0..n_ports-1) */
     uint16_t port_id;
     uint16_t queue;
     struct rte_mempool *pool;
     uint8_t mac[6];
     int mtu;
     bool tx_ip_cksum, tx_tcp_cksum, rx_cksum; /* offloads the port offers */
-    const dl_device_config *dev; /* addresses, gateways */
+    const dl_device_config *dev;              /* addresses, gateways */
 } stack_port;
 
 /*
@@ -58,32 +58,32 @@ typedef struct stack_port {
  * writes the others.
  */
 struct dl_conn {
-    void *owner;          /* dl_worker* of the worker that made it (F18 checks) */
-    void *pcb;            /* struct tcp_pcb *, NULL once lwIP let go of it */
-    int family;           /* 4 or 6 */
+    void *owner; /* dl_worker* of the worker that made it (F18 checks) */
+    void *pcb;   /* struct tcp_pcb *, NULL once lwIP let go of it */
+    int family;  /* 4 or 6 */
     bool listening;
     uint32_t read_token;  /* the coroutine waiting to read/accept/connect, 0: none */
     uint32_t write_token; /* the coroutine waiting to write, 0: none */
     int error;            /* sticky: 0 or a DL_E* code below */
     bool peer_closed;     /* FIN received: reads end after the buffered data */
     bool connected;
-    void *stack_data;     /* the instance's private per-connection data */
+    void *stack_data; /* the instance's private per-connection data */
 };
 
 /* Error codes a connection can carry (dl_conn.error, ops results). The host
  * turns them into OpenResty-style texts ("connection refused", ...). */
 enum {
     DL_E_NONE = 0,
-    DL_E_REFUSED = 1,     /* "connection refused" */
-    DL_E_RESET = 2,       /* "connection reset by peer" */
-    DL_E_ADDRNOTAVAIL = 3,/* "address not available" (not a configured address) */
-    DL_E_ADDRINUSE = 4,   /* "address in use" */
-    DL_E_TIMEDOUT = 5,    /* "connection timed out" (lwIP gave up retransmitting) */
-    DL_E_ABORTED = 6,     /* "connection aborted" (runtime stopping, out of memory) */
-    DL_E_NOMEM = 7,       /* "out of memory" */
-    DL_E_UNREACH = 8,     /* "network unreachable" (no route / no gateway) */
-    DL_E_CLOSED = 9,      /* "closed": used after close or shutdown */
-    DL_E_INVAL = 10,      /* "invalid argument" */
+    DL_E_REFUSED = 1,      /* "connection refused" */
+    DL_E_RESET = 2,        /* "connection reset by peer" */
+    DL_E_ADDRNOTAVAIL = 3, /* "address not available" (not a configured address) */
+    DL_E_ADDRINUSE = 4,    /* "address in use" */
+    DL_E_TIMEDOUT = 5,     /* "connection timed out" (lwIP gave up retransmitting) */
+    DL_E_ABORTED = 6,      /* "connection aborted" (runtime stopping, out of memory) */
+    DL_E_NOMEM = 7,        /* "out of memory" */
+    DL_E_UNREACH = 8,      /* "network unreachable" (no route / no gateway) */
+    DL_E_CLOSED = 9,       /* "closed": used after close or shutdown */
+    DL_E_INVAL = 10,       /* "invalid argument" */
 };
 
 /* Socket options: DL_OPT_* in api.h (Lua uses them too). */

@@ -153,7 +153,6 @@ void tc_from_ipaddr(const ip_addr_t *a, int *family, uint8_t addr[16])
 
 /* ---- lwIP callbacks: record, tc_wake, nothing else ---- */
 
-
 void tc_attach(conn *c, struct tcp_pcb *pcb)
 {
     tcp_arg(pcb, c);
@@ -185,7 +184,7 @@ static err_t tc_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t er
     conn *c = arg;
     LWIP_UNUSED_ARG(pcb);
     LWIP_UNUSED_ARG(err); /* always ERR_OK in lwIP 2.x */
-    if (!p) { /* FIN */
+    if (!p) {             /* FIN */
         c->pub.peer_closed = true;
         if (c->wr_shut) {
             /* Both directions are done: lwIP finishes (TIME_WAIT) on its own

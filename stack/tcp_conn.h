@@ -19,7 +19,7 @@
 
 typedef struct conn conn;
 struct conn {
-    dl_conn pub; /* first: a dl_conn* is a conn* */
+    dl_conn pub;                   /* first: a dl_conn* is a conn* */
     conn *all_prev, *all_next;     /* every connection of the instance */
     conn *dirty_prev, *dirty_next; /* queued tcp_output */
     bool dirty;

@@ -45,10 +45,6 @@ dl_conn *glue_conn_new(int family, int *err)
     return &c->pub;
 }
 
-
-
-
-
 int glue_bind(dl_conn *dc, const uint8_t *addr, uint16_t port, int *err)
 {
     conn *c = (conn *)dc;
@@ -253,8 +249,7 @@ static void consume(conn *c, size_t n)
     }
 }
 
-int glue_recv(dl_conn *dc, char *buf, size_t len, size_t *got, bool peek, uint32_t token,
-              int *err)
+int glue_recv(dl_conn *dc, char *buf, size_t len, size_t *got, bool peek, uint32_t token, int *err)
 {
     conn *c = (conn *)dc;
     *got = 0;
@@ -433,5 +428,3 @@ int glue_peer_addr(const dl_conn *dc, int *family, uint8_t addr[16], uint16_t *p
     *port = pcb ? pcb->remote_port : c->remote_port;
     return DL_OK;
 }
-
-

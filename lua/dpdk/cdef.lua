@@ -27,7 +27,7 @@ typedef struct dl_cidr {
 } dl_cidr;
 
 typedef struct dl_device_config {
-    char pci_address[64];  /* "" when the device is a vdev */
+    char pci_address[64];   /* "" when the device is a vdev */
     char vdev[DL_NAME_LEN]; /* e.g. "net_tap0,iface=dl0"; "" for PCI devices */
     char original_name[64];
     int has_mac;
@@ -68,16 +68,16 @@ typedef struct dl_runtime dl_runtime;
 typedef struct dl_worker dl_worker;
 
 typedef struct dl_runtime_opts {
-    int workers;              /* 0: one per free core of dpdk_cores */
-    const char *config_path;  /* NULL: the search order */
+    int workers;             /* 0: one per free core of dpdk_cores */
+    const char *config_path; /* NULL: the search order */
     int n_eal_args;
-    const char **eal_args;    /* after env.json's eal_args */
-    int mempool_size;         /* mbufs per port (8192) */
-    int cache_size;           /* per-core mempool cache (256) */
-    int queue_descriptors;    /* RX and TX ring size (128) */
+    const char **eal_args; /* after env.json's eal_args */
+    int mempool_size;      /* mbufs per port (8192) */
+    int cache_size;        /* per-core mempool cache (256) */
+    int queue_descriptors; /* RX and TX ring size (128) */
     int n_devices;
-    const char **devices;     /* filter: pci_address, vdev name or original_name */
-    const char *lua_path;     /* package.path / cpath for the worker states */
+    const char **devices; /* filter: pci_address, vdev name or original_name */
+    const char *lua_path; /* package.path / cpath for the worker states */
     const char *lua_cpath;
 } dl_runtime_opts;
 
@@ -96,8 +96,8 @@ typedef struct dl_port_info {
     int n_queues;
     int mtu;
     uint8_t mac[6];
-    char name[DL_NAME_LEN];   /* the DPDK device name */
-    char ifname[64];          /* kernel side of a tap, else "" */
+    char name[DL_NAME_LEN]; /* the DPDK device name */
+    char ifname[64];        /* kernel side of a tap, else "" */
     uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf;
 } dl_port_info;
 int dl_runtime_port_info(dl_runtime *rt, int index, dl_port_info *out);
@@ -151,7 +151,13 @@ void dl_mail_release(const char *data);
  * DL_EV_WAKE event when the call can make progress (then call it again). */
 typedef struct dl_conn dl_conn;
 
-enum { DL_OPT_NODELAY = 1, DL_OPT_TTL = 2, DL_OPT_SNDBUF = 3, DL_OPT_RCVBUF = 4, DL_OPT_KEEPALIVE = 5 };
+enum {
+    DL_OPT_NODELAY = 1,
+    DL_OPT_TTL = 2,
+    DL_OPT_SNDBUF = 3,
+    DL_OPT_RCVBUF = 4,
+    DL_OPT_KEEPALIVE = 5
+};
 
 dl_conn *dl_tcp_new(int family); /* 4 or 6; NULL: dl_errmsg */
 /* Close (gracefully when still open: FIN, then lwIP finishes the close on

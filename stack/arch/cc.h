@@ -32,7 +32,10 @@ uint32_t st_lwip_rand(void);
 /* Diagnostics go to the host's log; a failed assertion logs and aborts. */
 void st_lwip_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void st_lwip_assert(const char *msg, const char *file, int line) __attribute__((noreturn));
-#define LWIP_PLATFORM_DIAG(x) do { st_lwip_diag x; } while (0)
+#define LWIP_PLATFORM_DIAG(x)                                                                      \
+    do {                                                                                           \
+        st_lwip_diag x;                                                                            \
+    } while (0)
 #define LWIP_PLATFORM_ASSERT(x) st_lwip_assert((x), __FILE__, __LINE__)
 
 #endif
