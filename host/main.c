@@ -83,6 +83,9 @@ static int report(lua_State *L, int status)
 
 static int traceback(lua_State *L)
 {
+    /* Ctrl-C / SIGTERM: the loop stopped on request, no stack to show. */
+    if (dl_interrupted() && lua_isstring(L, 1) && strcmp(lua_tostring(L, 1), "interrupted") == 0)
+        return 1;
     if (!lua_isstring(L, 1)) {
         if (lua_isnoneornil(L, 1) || !luaL_callmeta(L, 1, "__tostring") || !lua_isstring(L, -1))
             return 1;
