@@ -63,25 +63,27 @@ local function fill(self, conn)
     return tonumber(got)
 end
 
--- Wait until lwIP has data or the stream ended; true, or nil and "timeout".
-local function wait_readable(conn, deadline)
+-- Ask C (check: dl_tcp_wait_readable, dl_tcp_wait_writable or
+-- dl_tcp_connect_status) until it answers DL_OK, parking on a token between
+-- tries; true, or nil and "timeout" or the error.
+local function wait_for(check, conn, deadline)
     while true do
         local token = new_token()
-        local rc = C.dl_tcp_wait_readable(conn, token)
+        local rc = check(conn, token)
         if rc == OK then return true end
         if rc == ERROR then return nil, raise_misuse(errmsg()) end
         if park(token, deadline) == "timeout" then return nil, "timeout" end
     end
 end
 
+-- Until lwIP has data or the stream ended.
+local function wait_readable(conn, deadline)
+    return wait_for(C.dl_tcp_wait_readable, conn, deadline)
+end
+
+-- Until lwIP has send space or the stream failed.
 local function wait_writable(conn, deadline)
-    while true do
-        local token = new_token()
-        local rc = C.dl_tcp_wait_writable(conn, token)
-        if rc == OK then return true end
-        if rc == ERROR then return nil, raise_misuse(errmsg()) end
-        if park(token, deadline) == "timeout" then return nil, "timeout" end
-    end
+    return wait_for(C.dl_tcp_wait_writable, conn, deadline)
 end
 
 -- The reading loop shared by every receive form: try(self) looks at rbuf and
@@ -422,16 +424,6 @@ function Socket:bind(ip, port)
     return true
 end
 
-local function wait_connected(conn, deadline)
-    while true do
-        local token = new_token()
-        local rc = C.dl_tcp_connect_status(conn, token)
-        if rc == OK then return true end
-        if rc == ERROR then return nil, raise_misuse(errmsg()) end
-        if park(token, deadline) == "timeout" then return nil, "timeout" end
-    end
-end
-
 --- sock:connect(ip, port [, { timeout = ms }]) → true | nil, err
 function Socket:connect(host, port, opts)
     check_ip(host, "connect")
@@ -444,7 +436,7 @@ function Socket:connect(host, port, opts)
     local rc = C.dl_tcp_connect(conn, host, port, token)
     if rc == ERROR then return nil, raise_misuse(errmsg()) end
     if rc == AGAIN and park(token, deadline) == "timeout" then return nil, "timeout" end
-    return wait_connected(conn, deadline)
+    return wait_for(C.dl_tcp_connect_status, conn, deadline)
 end
 
 return M
