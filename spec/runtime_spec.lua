@@ -237,6 +237,24 @@ print(rt3:block_on(function() return "third" end))
             r.stdout)
     end)
 
+    it("reports a timeout when a worker is stuck in a task that never yields", function()
+        local r = run([[
+rt:run(function()
+    local dpdk = require "dpdk"
+    if dpdk.worker_id() == 1 then
+        dpdk.spawn(function()
+            dpdk.yield() -- after this worker's copy has reported its end
+            local t = os.time() + 2
+            while os.time() < t do end -- never yields
+        end)
+    end
+end)
+os.execute("sleep 0.2") -- the spinning has begun
+print(rt:shutdown(0.3))
+]], { workers = 2 })
+        assert.matches("^nil\ttimeout: worker 1 did not stop within 0.15 s", r.stdout)
+    end)
+
     it("allows only one live runtime per process", function()
         local r = run([[
 print(dpdk.runtime{ workers = 1 })
