@@ -318,6 +318,28 @@ print(first:join())
         assert.are.equal("nil\tbusy reading\ntrue\tdone\n", out)
     end)
 
+    it("makes no garbage per round trip once warm (send, receive, timers)", function()
+        local out = run([[
+local c = assert(tcp.connect(PEER, 7300))
+c:settimeout(5000) -- every wait also arms (and cancels) a timer
+local msg = ("g"):rep(63) .. "\n"
+local function trips(n)
+    for _ = 1, n do
+        assert(c:send(msg))
+        assert(c:receive(64) == msg) -- equal strings are interned: no new string
+    end
+end
+trips(2000) -- warm up: JIT traces, buffers, the timer pool
+collectgarbage() collectgarbage("stop")
+local before = collectgarbage("count")
+trips(5000)
+local grown = collectgarbage("count") - before
+collectgarbage("restart")
+print(grown < 16, grown)
+]])
+        assert.matches("^true\t", out)
+    end)
+
     it("reports its worker's core", function()
         local out = run([[
 local c = assert(tcp.connect(PEER, 7300))
