@@ -87,3 +87,12 @@ check-stack: $(STACK_OBJS)
 	sh stack/check-isolation.sh $(STACK_DIR) $(MAX_WORKERS)
 
 -include $(LWIP_OBJS:.o=.d) $(STACK_GLUE_OBJS:.o=.d)
+
+# A white-box test of two copies over a net_ring pair (jumbo MTU, multi-segment
+# RX), run by spec/tcp_stack_spec.lua.
+$(STACK_DIR)/ring_link: stack/tests/ring_link.c $(STACK_OBJS)
+	$(CC) $(STACK_BASE_CFLAGS) -Wall -Wextra -Werror -Wno-missing-field-initializers $(PKG_CFLAGS) \
+		-o $@ $< $(STACK_OBJS) $(shell pkg-config --libs libdpdk) -lrte_net_ring -lpthread -lm
+
+.PHONY: ring-link
+ring-link: $(STACK_DIR)/ring_link
