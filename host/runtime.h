@@ -17,6 +17,8 @@ struct rte_mbuf;
 struct rte_ring;
 
 enum { DL_MAX_WORKERS_LIMIT = 64, DL_RX_BURST = 32, DL_MAILBOX_SIZE = 1024 };
+/* lwIP's netif takes no smaller MTU (IPv4 hosts must take 576-byte datagrams). */
+enum { DL_MIN_STACK_MTU = 576 };
 
 typedef struct dl_port {
     uint16_t port_id;

@@ -123,7 +123,9 @@ static int init_stack(dl_worker *w)
                          .now_ms = now_ms,
                          .log = stack_log};
     if (w->stack->init(&w->env) != DL_OK)
-        return dl_fail_context("worker %d: stack init", w->index);
+        return dl_fail("worker %d: the TCP stack failed to start (see the \"lwip\" error "
+                       "logged just before)",
+                       w->index);
     w->stack_up = true;
     for (int p = 0; p < rt->n_ports; p++) {
         const dl_port *port = &rt->ports[p];
@@ -139,8 +141,10 @@ static int init_stack(dl_worker *w)
             .dev = port->dev,
         };
         memcpy(sp.mac, port->mac, 6);
-        if (w->stack->add_port(&sp) != DL_OK)
-            return dl_fail_context("worker %d: port %s", w->index, port->name);
+        if (w->stack->add_port(&sp) != DL_OK) /* the stack logs its reason */
+            return dl_fail("worker %d: port %s: the TCP stack refused the port (its reason is "
+                           "in the \"lwip\" error logged just before)",
+                           w->index, port->name);
     }
     return DL_OK;
 }

@@ -62,6 +62,13 @@ print(s.ports[1].queues, #s.workers)
         assert.are.equal("2\t2\n", r.stdout, r.stderr)
     end)
 
+    it("refuses an MTU below what the TCP stack takes", function()
+        local cfg = child.config({ cores = { 0 }, devices = { child.tap_device("dltp4", 94, { mtu = 500 }) } })
+        local r = child.run(("print(require('dpdk').runtime{ workers = 1, config = %q })"):format(cfg))
+        assert.are.equal("nil\tport net_tap_dltp4: mtu 500 is below 576, the smallest the TCP "
+            .. "stack takes; raise \"mtu\" in the config\n", r.stdout)
+    end)
+
     it("fails with the device, the step and the reason on a bad vdev", function()
         local dev = child.tap_device("dltp3", 93)
         dev.vdev = "net_nosuchpmd0,x=1"
