@@ -232,4 +232,32 @@ for ip in ("10.69.0.2", "10.69.0.3", "10.69.0.4"):
         assert.are.equal(0, rc, out)
         assert.are.equal("this is 10.69.0.2\nthis is 10.69.0.3\nthis is 10.69.0.4\n", out)
     end)
+    it("serves the last of 128 addresses (64 IPv4, 64 IPv6) on one device", function()
+        local addresses = {}
+        for i = 0, 63 do addresses[#addresses + 1] = ("10.70.0.%d/24"):format(2 + i) end
+        for i = 0, 63 do addresses[#addresses + 1] = ("fd70::%x/64"):format(2 + i) end
+        local svc = net.service("dltk10", 70, [[
+local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG })
+rt:block_on(function()
+    local listeners = { assert(tcp.listen("10.70.0.65", 7000)), assert(tcp.listen("fd70::41", 7000)) }
+    print("READY", #rt:addresses()) io.stdout:flush()
+    for _, l in ipairs(listeners) do
+        local c = assert(l:accept())
+        c:send("this is " .. (c:local_addr()) .. "\n")
+        c:close()
+    end
+    dpdk.sleep(3600)
+end)
+]], { device = { addresses = addresses, peer_addresses = { "10.70.0.1/24", "fd70::1/64" } } })
+        finally(svc.stop)
+        assert.matches("READY\t128\n", svc.proc:stdout())
+        local rc, out = net.python([[
+import socket
+for ip in ("10.70.0.65", "fd70::41"):
+    s = socket.create_connection((ip, 7000), timeout=10)
+    print(s.recv(100).decode().strip())
+]])
+        assert.are.equal(0, rc, out)
+        assert.are.equal("this is 10.70.0.65\nthis is fd70::41\n", out)
+    end)
 end)
