@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,6 +23,8 @@
 #include "runtime.h"
 
 enum { MAX_ARGS = DL_MAX_EAL_ARGS * 2 + 8 };
+
+static const char RUNTIME_ROOT[] = "/var/run/dpdk"; /* the EAL's, as root */
 
 static bool initialized;
 static char first_args[DL_MAX_EAL_ARGS * 2 * 64]; /* the user's args, for comparison */
@@ -96,6 +99,56 @@ static int explain_failure(char **argv, int argc, int err)
     return dl_fail("rte_eal_init failed: %s; %s", rte_strerror(err), hint);
 }
 
+/* The EAL's runtime directory holds a handful of plain files. */
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* With --no-huge the EAL leaves its runtime directory behind; remove ours. */
+static void remove_runtime_dir(void)
+{
+    if (!file_prefix[0])
+        return;
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/%s", RUNTIME_ROOT, file_prefix);
+    remove_dir(dir);
+}
+
+/* A dpdklua process that was killed (SIGKILL, OOM) could not remove its
+ * runtime directory: the next one removes those of processes that are gone. */
+static void sweep_dead_runtime_dirs(void)
+{
+    DIR *d = opendir(RUNTIME_ROOT);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int pid;
+        char rest;
+        if (sscanf(e->d_name, "dpdklua-%d%c", &pid, &rest) != 1 || pid <= 0)
+            continue;
+        if (kill(pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive (or not ours to judge) */
+        char dir[512];
+        snprintf(dir, sizeof dir, "%s/%s", RUNTIME_ROOT, e->d_name);
+        remove_dir(dir);
+    }
+    closedir(d);
+}
+
 int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts)
 {
     char user_args[sizeof first_args] = "";
@@ -137,6 +190,7 @@ int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts)
             (dbg && *dbg && strcmp(dbg, "0") != 0) ? "--log-level=info" : "--log-level=warning";
     }
 
+    sweep_dead_runtime_dirs();
     DL_DEBUG("eal", "rte_eal_init with %s", user_args);
     optind = 1; /* the EAL parses with getopt */
     if (rte_eal_init(argc, argv) < 0)
@@ -147,32 +201,12 @@ int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts)
     return DL_OK;
 }
 
-/* With --no-huge the EAL still leaves its runtime directory; remove ours. */
-static void remove_runtime_dir(void)
-{
-    if (!file_prefix[0])
-        return;
-    char dir[256];
-    snprintf(dir, sizeof dir, "/var/run/dpdk/%s", file_prefix);
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 void dl_eal_cleanup(void)
 {
-    if (!initialized)
+    if (!initialized) {
+        remove_runtime_dir(); /* a failed init may have made it */
         return;
+    }
     rte_eal_cleanup();
     remove_runtime_dir();
     initialized = false;

@@ -176,7 +176,8 @@ int main(int argc, char **argv)
     int mtu = getenv("MTU") ? atoi(getenv("MTU")) : 9001;
     split = getenv("SPLIT") != NULL;
     char prefix[64];
-    snprintf(prefix, sizeof prefix, "--file-prefix=stackring%d", getpid());
+    /* dpdklua's naming: a dpdklua process removes the directory if this one dies */
+    snprintf(prefix, sizeof prefix, "--file-prefix=dpdklua-%d", getpid());
     char *eal[] = {argv[0],          "--no-huge", "-m", "512", "--no-pci",
                    "--no-telemetry", prefix,      "-l", "0",   "--log-level=5"};
     CHECK(rte_eal_init(10, eal) >= 0, "eal");
@@ -231,5 +232,8 @@ int main(int argc, char **argv)
     printf("pool: %u of 4096 mbufs back after shutdown\n", avail);
     CHECK(avail == 4096, "%u mbufs leaked", 4096 - avail);
     printf("ring_link: ok\n");
-    return 0;
+    rte_eal_cleanup();
+    char cmd[128]; /* --no-huge leaves the EAL's runtime directory behind */
+    snprintf(cmd, sizeof cmd, "rm -rf /var/run/dpdk/dpdklua-%d", getpid());
+    return system(cmd) == 0 ? 0 : 1;
 }
