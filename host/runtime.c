@@ -240,16 +240,11 @@ fail:
     return NULL;
 }
 
-static double mono_now(void)
+double dl_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-double dl_now(void)
-{
-    return mono_now();
 }
 
 int dl_runtime_stop(dl_runtime *rt, double timeout_s)
@@ -259,12 +254,12 @@ int dl_runtime_stop(dl_runtime *rt, double timeout_s)
                        "block_on/run returns");
     rt->drain_s = timeout_s * 0.8; /* leaves the rest for the threads to end */
     atomic_store(&rt->stopping, 1);
-    double deadline = mono_now() + timeout_s;
+    double deadline = dl_now() + timeout_s;
     for (int i = 1; i < rt->n_workers; i++) {
         dl_worker *w = &rt->workers[i];
         if (!w->has_thread)
             continue;
-        while (!atomic_load(&w->exited) && mono_now() < deadline) {
+        while (!atomic_load(&w->exited) && dl_now() < deadline) {
             struct timespec nap = {0, 1000000};
             nanosleep(&nap, NULL);
         }

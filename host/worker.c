@@ -276,13 +276,10 @@ int dl_worker_drain(dl_worker *w, double timeout_s)
         return 0;
     if (timeout_s < 0)
         timeout_s = w->rt->drain_s;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double deadline = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 + timeout_s;
+    double deadline = dl_now() + timeout_s;
     int busy;
     while ((busy = w->stack->busy()) > 0) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        if ((double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 >= deadline)
+        if (dl_now() >= deadline)
             break;
         poll_io(w);
         w->n_pending = 0; /* nobody waits any more */
