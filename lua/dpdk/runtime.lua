@@ -135,30 +135,38 @@ function Runtime:worker_count()
     return self.ptr and C.dl_runtime_worker_count(self.ptr) or 0
 end
 
--- Messages from other workers to worker 0.
-local function main_mail(rt)
+-- A mailbox handler for sched.attach: decodes each message waiting for w
+-- (string.buffer-encoded tables) and passes it to handle(msg); a message that
+-- does not decode is logged under module.
+function M.mail_reader(w, module, handle)
     local dec = buffer.new()
     local pdata, plen = ffi.new("const char *[1]"), ffi.new("size_t[1]")
-    local w0 = C.dl_runtime_worker(rt.ptr, 0)
     return function()
-        while C.dl_mail_take(w0, pdata, plen) == C.DL_OK do
+        while C.dl_mail_take(w, pdata, plen) == C.DL_OK do
             dec:set(pdata[0], plen[0])
             local ok, msg = pcall(dec.decode, dec)
             C.dl_mail_release(pdata[0])
-            if ok and msg.op == "done" then
-                local run = rt.runs[msg.id]
-                if run then
-                    run.pending = run.pending - 1
-                    if not msg.ok then
-                        run.failures[#run.failures + 1] =
-                            ("worker %d: %s"):format(msg.worker, tostring(msg.err))
-                    end
-                end
-            elseif not ok then
-                C.dl_log_write(C.DL_LOG_ERROR, "runtime", "undecodable message: " .. tostring(msg))
+            if ok then
+                handle(msg)
+            else
+                C.dl_log_write(C.DL_LOG_ERROR, module, "undecodable message: " .. tostring(msg))
             end
         end
     end
+end
+
+-- Messages from other workers to worker 0: the ends of rt:run copies.
+local function main_mail(rt)
+    return M.mail_reader(C.dl_runtime_worker(rt.ptr, 0), "runtime", function(msg)
+        local run = msg.op == "done" and rt.runs[msg.id]
+        if run then
+            run.pending = run.pending - 1
+            if not msg.ok then
+                run.failures[#run.failures + 1] =
+                    ("worker %d: %s"):format(msg.worker, tostring(msg.err))
+            end
+        end
+    end)
 end
 
 -- Run pred-driven loop on worker 0 (this thread); returns the loop status.

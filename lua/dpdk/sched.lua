@@ -33,7 +33,6 @@ local by_task = setmetatable({}, { __mode = "k" }) -- coroutine -> task
 local waiting = {}    -- token -> task
 local next_token = 0
 local mail_handler    -- function(data_ptr, len) for DL_EV_MAIL
-local current         -- the task being resumed
 local stopping = false
 
 local Task = {}
@@ -287,7 +286,6 @@ end
 local function resume(task)
     local co = task.co
     local ok, res
-    current = task
     task.state = "running"
     local a = task.start_args
     if a then
@@ -298,7 +296,6 @@ local function resume(task)
     else
         ok, res = co_resume(co, task.why, task.arg)
     end
-    current = nil
     if not ok then
         -- task_body catches errors, so this is a scheduler bug or an error in
         -- the error handler itself: report it rather than lose it.
@@ -362,13 +359,7 @@ end
 -- Bind this state's scheduler to a worker; a new runtime starts afresh.
 function M.attach(w, on_mail)
     if worker ~= nil and worker ~= w then
-        M.detach()
-    end
-    if worker == nil then
-        ready, ready_head, ready_tail = {}, 1, 0
-        timers, n_timers = {}, 0
-        waiting = {}
-        stopping = false
+        M.detach() -- leaves the queues empty for the new worker
     end
     worker = w
     mail_handler = on_mail
@@ -395,18 +386,6 @@ function M.detach()
     timers, n_timers = {}, 0
     waiting = {}
     stopping = false
-end
-
-function M.worker()
-    return worker
-end
-
-function M.stopping()
-    return stopping
-end
-
-function M.pending()
-    return ready_tail - ready_head + 1, n_timers
 end
 
 return M

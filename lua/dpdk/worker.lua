@@ -1,6 +1,5 @@
 -- dpdk.worker — the loop of workers 1..n-1, each on its own thread and Lua
 -- state (host/worker.c calls main() once; it returns when the runtime stops).
-local ffi = require "ffi"
 local buffer = require "string.buffer"
 local C = require "dpdk.cdef"
 local sched = require "dpdk.sched"
@@ -37,20 +36,13 @@ function M.main()
     assert(w ~= nil, "dpdk.worker.main runs only on a worker thread")
     local index = C.dl_worker_index(w)
     local w0 = C.dl_runtime_worker(C.dl_worker_runtime(w), 0)
-    local dec = buffer.new()
-    local pdata, plen = ffi.new("const char *[1]"), ffi.new("size_t[1]")
-    sched.attach(w, function()
-        while C.dl_mail_take(w, pdata, plen) == C.DL_OK do
-            dec:set(pdata[0], plen[0])
-            local ok, msg = pcall(dec.decode, dec)
-            C.dl_mail_release(pdata[0])
-            if ok and msg.op == "run" then
-                sched.spawn(run_target, msg, index, w0)
-            else
-                C.dl_log_write(C.DL_LOG_ERROR, "worker", "unexpected message: " .. tostring(msg))
-            end
+    sched.attach(w, runtime.mail_reader(w, "worker", function(msg)
+        if msg.op == "run" then
+            sched.spawn(run_target, msg, index, w0)
+        else
+            C.dl_log_write(C.DL_LOG_ERROR, "worker", "unexpected message: " .. tostring(msg.op))
         end
-    end)
+    end))
     sched.run_until(function() return false end)
     sched.detach() -- closes this worker's sockets
     C.dl_worker_drain(w, -1) -- lets them send what they queued, within the stop budget
