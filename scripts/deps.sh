@@ -37,14 +37,21 @@ if [ ! -f "$lwip_dir/src/core/tcp.c" ]; then
   list=/etc/apt/sources.list.d/dpdklua-lwip-src.list
   if ! grep -qs "trixie" "$list"; then
     echo "deb-src http://deb.debian.org/debian trixie main" | as_root tee "$list" >/dev/null
-    as_root apt-get update -qq
   fi
   mkdir -p "$build/lwip-src"
   # The pinned version first; if trixie has moved on to a newer 2.2.x update,
   # take that one (the pinned file is gone from the index then).
-  (cd "$build/lwip-src" &&
-    { apt-get source --download-only "lwip=$lwip_version" >/dev/null 2>&1 ||
-      apt-get source --download-only lwip >/dev/null; })
+  fetch_lwip() {
+    (cd "$build/lwip-src" &&
+      { apt-get source --download-only "lwip=$lwip_version" >/dev/null 2>&1 ||
+        apt-get source --download-only lwip >/dev/null 2>&1; })
+  }
+  # A missing or stale source index (an earlier update that failed) gets one
+  # apt-get update and a second try.
+  if ! fetch_lwip; then
+    as_root apt-get update -qq
+    fetch_lwip || { echo "deps: apt-get source lwip failed (see apt's messages above)" >&2; exit 1; }
+  fi
   tarball=$(ls "$build"/lwip-src/lwip_2.2.*.orig.tar.* 2>/dev/null | head -n1)
   if [ -z "$tarball" ]; then
     echo "deps: no lwIP 2.2.x source found (got: $(ls "$build/lwip-src"));" \

@@ -10,12 +10,25 @@ cd "$(dirname "$0")/.."
 DPDKLUA_LOCK_DIR=$(mktemp -d /tmp/dpdklua-locks.XXXXXX)
 log=$(mktemp)
 export DPDKLUA_LOCK_DIR DPDKLUA_ROOT=$PWD
-trap 'rm -rf "$DPDKLUA_LOCK_DIR" "$log"' EXIT
+# Test traffic stays on this machine (scripts/test-routes.sh): the routes are
+# added while any suite runs and removed by the last one to finish.
+routes_lock=/run/dpdklua-test-routes.lock
+exec {routes_fd}>"$routes_lock"
+flock -s "$routes_fd"
+bash scripts/test-routes.sh add
+cleanup() {
+    rm -rf "$DPDKLUA_LOCK_DIR" "$log"
+    flock -u "$routes_fd"
+    if flock -xn "$routes_fd"; then bash scripts/test-routes.sh del; fi
+}
+trap cleanup EXIT
 
-busted "$@" 2>&1 | tee "$log"
+# busted inside dpdklua itself (what .busted's lua= asks for), without the
+# re-exec: busted's own re-exec under a Lua 5.2 `lua` ran the suite twice.
+./dpdklua "$(command -v busted)" --ignore-lua "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 # busted's own last line: "N successes / N failures / N errors / N pending : T seconds"
-line=$(grep -aE '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' "$log" | tail -n 1)
+line=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -aE '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' | tail -n 1)
 if [ -n "$line" ]; then
     passed=$(sed -E 's/^([0-9]+) success.*/\1/' <<<"$line")
     failed=$(sed -E 's/.* ([0-9]+) failures? \/ ([0-9]+) errors?.*/\1+\2/' <<<"$line")

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Keeps the suite's test traffic on this machine. The specs put their stacks
+# on 10.0.0.0–10.239.255.255 and fd01::/16–fdef::/16 behind taps they make;
+# when a tap is gone (its dpdklua child died or has not started yet), a kernel
+# client's SYN to its address would follow the default route out of the
+# uplink. While the suite runs, every /16 of those ranges that the machine
+# does not already use gets an `unreachable` route: a tap's connected /24 or
+# /64 is more specific and wins while the tap exists; without it, connect()
+# fails at once with "No route to host".
+#
+#   scripts/test-routes.sh add      add the routes (idempotent)
+#   scripts/test-routes.sh del      remove the routes this script adds
+#   scripts/test-routes.sh list     print the prefixes it would protect
+#
+# A /16 that overlaps a route or address the machine already has (a LAN in
+# 10/8, the uplink's own prefix, a resolver) is left alone, so the suite never
+# cuts this machine off from anything it uses.
+set -euo pipefail
+
+in_use() { # prints the machine's own prefixes and resolvers, one per line
+    ip -4 route show table all | awk '$1 != "unreachable" {print $1}'
+    ip -6 route show table all | awk '$1 != "unreachable" {print $1}'
+    ip -o addr show | awk '{print $4}'
+    awk '/^nameserver/ {print $2}' /etc/resolv.conf 2>/dev/null || true
+}
+
+# The candidate prefixes that overlap nothing in use.
+candidates() {
+    local used
+    used=$(in_use)
+    python3 - "$used" <<'EOF'
+import ipaddress, sys
+used = []
+for word in sys.argv[1].split():
+    if word in ("default", "local", "broadcast", "multicast", "anycast"):
+        continue
+    try:
+        used.append(ipaddress.ip_network(word, strict=False))
+    except ValueError:
+        pass
+cands = [ipaddress.ip_network(f"10.{i}.0.0/16") for i in range(240)]
+cands += [ipaddress.ip_network(f"fd{i:02x}::/16") for i in range(1, 0xf0)]
+for c in cands:
+    # a used prefix as wide as /8 or wider (a default route, 10/8 itself) is
+    # not "using" one /16 in particular; anything narrower inside c is
+    if any(u.version == c.version and u.overlaps(c) and u.prefixlen > 8 for u in used):
+        continue
+    print(c)
+EOF
+}
+
+case "${1:-}" in
+add)
+    candidates | sed 's/^/route replace unreachable /' | ip -batch - 2>/dev/null ||
+        candidates | while read -r p; do ip route replace unreachable "$p" || true; done
+    ;;
+del)
+    { ip -4 route show type unreachable; ip -6 route show type unreachable; } |
+        awk '{print $2}' | grep -E '^(10\.[0-9]+\.0\.0/16|fd[0-9a-f]{2}::/16)$' |
+        sed 's/^/route del unreachable /' | ip -batch - 2>/dev/null || true
+    ;;
+list)
+    candidates
+    ;;
+*)
+    echo "usage: $0 add|del|list" >&2
+    exit 2
+    ;;
+esac
