@@ -292,6 +292,13 @@ int dl_worker_drain(dl_worker *w, double timeout_s)
 
 int dl_mail_post(dl_worker *to, const char *data, size_t len)
 {
+    /* Nobody would take it: a sender waiting for an answer must learn now. */
+    if (atomic_load_explicit(&to->rt->stopping, memory_order_relaxed))
+        return dl_fail("runtime stopping: worker %d takes no more messages", to->index);
+    if (to->has_thread && atomic_load(&to->exited))
+        return dl_fail("worker %d has stopped (see the error it logged): it takes no more "
+                       "messages",
+                       to->index);
     mail *m = malloc(sizeof *m + len);
     if (!m)
         return dl_fail("cannot post a message of %zu bytes: out of memory", len);

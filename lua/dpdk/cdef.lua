@@ -140,7 +140,9 @@ void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out);
  * Returns the connections still busy. Runs on the worker's thread. */
 int dl_worker_drain(dl_worker *w, double timeout_s);
 
-/* Messages between workers (copied; any thread may post, only the owner takes). */
+/* Messages between workers (copied; any thread may post, only the owner takes).
+ * dl_mail_post: DL_AGAIN when the mailbox is full; DL_ERROR when the runtime
+ * is stopping or the worker's thread has ended. */
 int dl_mail_post(dl_worker *to, const char *data, size_t len);
 int dl_mail_take(dl_worker *w, const char **data, size_t *len);
 void dl_mail_release(const char *data);
