@@ -173,6 +173,9 @@ void dl_worker_destroy(dl_worker *w)
     free(w->pending);
     w->pending = NULL;
     w->n_pending = w->cap_pending = 0;
+    free(w->chan_waits);
+    w->chan_waits = NULL;
+    w->n_chan_waits = w->cap_chan_waits = 0;
     if (w->mailbox) {
         void *m;
         while (rte_ring_dequeue(w->mailbox, &m) == 0)
@@ -265,6 +268,8 @@ int dl_poll(dl_worker *w, dl_event *events, int max)
         if (w->n_pending > 0)
             memmove(w->pending, w->pending + take, (size_t)w->n_pending * sizeof *events);
     }
+    if (w->n_chan_waits > 0)
+        n = dl_channel_poll(w, events, n, max);
     if (n < max && !rte_ring_empty(w->mailbox))
         events[n++] = (dl_event){.kind = DL_EV_MAIL, .arg = rte_ring_count(w->mailbox)};
     return n;

@@ -26,7 +26,7 @@ end
 local function why_not(v)
     local t = type(v)
     if t == "function" then
-        return "a function (send code as spawn_on's target or a module name instead)"
+        return "a function (code crosses only as the target of spawn_on or rt:run)"
     elseif t == "cdata" then
         return "cdata (convert it, e.g. tonumber or ffi.string)"
     elseif t == "userdata" then
@@ -47,6 +47,10 @@ local function check_table(what, path, t, depth)
     local mt = getmetatable(t)
     if mt ~= nil then
         local name = type(mt) == "table" and rawget(mt, "__name")
+        if name == "dpdk channel" then
+            error(("%s: %s is a dpdk channel: pass its name and open it there with "
+                .. "dpdk.channel(name)"):format(what, path), 0)
+        end
         error(("%s: %s is a table with a metatable%s, which would be lost: %s")
             :format(what, path, name and (" (" .. tostring(name) .. ")") or "", ALLOWED), 0)
     end

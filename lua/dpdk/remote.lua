@@ -127,7 +127,7 @@ end
 local function reply(me, msg, ok, results)
     local back = { op = "result", id = msg.id, worker = C.dl_worker_index(me), ok = ok }
     if ok then
-        local good, err = pcall(codec.check, "dpdk.spawn_on", "result", results, 0)
+        local good, err = pcall(codec.pack, "dpdk.spawn_on", "result", unpack(results, 1, results.n))
         if not good then
             back.ok, back.err = false, ("worker %d: %s"):format(back.worker, err)
         else
