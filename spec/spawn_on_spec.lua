@@ -77,8 +77,8 @@ rt:block_on(function()
     print(dpdk.spawn_on(1, "no_such_spawn_on_module"):join())
 end)
 ]]):format(dir))
-        assert.matches("^true\t42\t1\nfalse\tworker 1: .*module 'no_such_spawn_on_module' not found",
-            r.stdout)
+        assert.matches("^true\t42\t1\nfalse\tworker 1: .*module 'no_such_spawn_on_module' "
+            .. "not found", r.stdout)
     end)
 
     it("refuses a function with upvalues, naming them, and a C function", function()

@@ -69,7 +69,8 @@ local function check(ch, what)
         error(what .. ": call it as ch:" .. what:match("[%w_]+$") .. "(...)", 3)
     end
     if ch.gen ~= C.dl_channel_generation() then
-        error(("%s: channel '%s' belonged to a runtime that has shut down"):format(what, ch.name), 3)
+        error(("%s: channel '%s' belonged to a runtime that has shut down")
+            :format(what, ch.name), 3)
     end
 end
 

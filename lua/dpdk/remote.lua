@@ -34,13 +34,14 @@ local function errmsg()
 end
 
 -- Post an encoded message to worker w; a full mailbox makes the calling task
--- wait for the next turn (the target drains its mailbox every turn).
-local function post(w, encoded, what)
+-- wait for the next turn (the target drains its mailbox every turn). nil, err
+-- when nobody will read it (the runtime is stopping, the worker has ended).
+local function post(w, encoded)
     while true do
         local rc = C.dl_mail_post(w, encoded, #encoded)
-        if rc == C.DL_OK then return end
+        if rc == C.DL_OK then return true end
         if rc ~= C.DL_AGAIN then
-            error(what .. ": " .. errmsg(), 0)
+            return nil, errmsg()
         end
         sched.yield()
     end
@@ -78,9 +79,12 @@ function M.spawn_on(worker_id, target, ...)
     end
     if not ok then error(err, 2) end
     local encoded = codec.encode(msg)
-    post(C.dl_runtime_worker(rt, worker_id), encoded, what)
     local h = setmetatable({ id = next_id, worker = worker_id, state = "running" }, Handle)
     pending[next_id] = h
+    local posted, err = post(C.dl_runtime_worker(rt, worker_id), encoded)
+    if not posted then -- its join tells why, like any other failure
+        settle(h, false, err)
+    end
     return h
 end
 
@@ -127,7 +131,8 @@ end
 local function reply(me, msg, ok, results)
     local back = { op = "result", id = msg.id, worker = C.dl_worker_index(me), ok = ok }
     if ok then
-        local good, err = pcall(codec.pack, "dpdk.spawn_on", "result", unpack(results, 1, results.n))
+        local good, err = pcall(codec.pack, "dpdk.spawn_on", "result",
+            unpack(results, 1, results.n))
         if not good then
             back.ok, back.err = false, ("worker %d: %s"):format(back.worker, err)
         else
@@ -138,8 +143,8 @@ local function reply(me, msg, ok, results)
     end
     local encoded = codec.encode(back)
     local to = C.dl_runtime_worker(C.dl_worker_runtime(me), msg.from)
-    local ok2, err = pcall(post, to, encoded, "dpdk.spawn_on")
-    if not ok2 then
+    local posted, err = post(to, encoded)
+    if not posted then
         C.dl_log_write(C.DL_LOG_WARN, "remote", "cannot return a result to worker "
             .. tostring(msg.from) .. ": " .. tostring(err))
     end
