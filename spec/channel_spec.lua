@@ -77,7 +77,8 @@ rt:block_on(function()
     sender:join()
     print(echo:join())
     print(own:join())
-    print(next_seq - 1, next_own - 1, bad, up:count(), down:count(), C.dl_channel_messages_live())
+    print(next_seq - 1, next_own - 1, bad, up:count(), down:count(),
+        tonumber(C.dl_channel_messages_live()))
 end)
 ]], { timeout = 60 })
         assert.are.equal("true\techoed\ntrue\town sent\n20000\t20000\t0\t0\t0\t0\n", r.stdout)
@@ -128,18 +129,23 @@ rt:block_on(function()
         for i = 1, 4 do ch:send(i); trace[#trace + 1] = "s" .. i end
     end)
     local consumer = dpdk.spawn(function()
-        for _ = 1, 4 do trace[#trace + 1] = "r" .. ch:receive() end
+        for _ = 1, 4 do
+            local v = ch:receive() -- before #trace: the other task appends meanwhile
+            trace[#trace + 1] = "r" .. v
+        end
     end)
     producer:join(); consumer:join()
     print(table.concat(trace, " "))
 end)
 ]])
         -- FIFO: every value received once, in order; the producer never ran
-        -- more than one message ahead of the consumer
-        local s, rs = {}, {}
+        -- more than the capacity (1) ahead of the consumer
+        local s, rs, most_ahead = {}, {}, 0
         for kind, n in r.stdout:gmatch("([sr])(%d)") do
             if kind == "s" then s[#s + 1] = tonumber(n) else rs[#rs + 1] = tonumber(n) end
+            most_ahead = math.max(most_ahead, #s - #rs)
         end
+        assert.are.equal(1, most_ahead, r.stdout)
         assert.are.same({ 1, 2, 3, 4 }, s)
         assert.are.same({ 1, 2, 3, 4 }, rs)
     end)
