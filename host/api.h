@@ -95,6 +95,7 @@ typedef struct dl_runtime_opts {
     const char **devices; /* filter: pci_address, vdev name or original_name */
     const char *lua_path; /* package.path / cpath for the worker states */
     const char *lua_cpath;
+    int blocking_threads; /* the blocking pool's size (0: 4) */
 } dl_runtime_opts;
 
 /* host/runtime.c: build a runtime (EAL on first use, locks, ports, worker
@@ -241,6 +242,28 @@ int dl_tcp_getopt(dl_conn *c, int opt, int *value);
 int dl_tcp_addr(dl_conn *c, int peer, char *ip, size_t iplen, int *port);
 int dl_tcp_worker(dl_conn *c); /* index of the owning worker */
 int dl_tcp_core(dl_conn *c);   /* the core that worker is pinned to */
+
+/* host/blocking.c: the blocking pool (spec F16). Threads off the workers'
+ * cores (started on demand, up to blocking_threads), each with its own Lua
+ * state, run jobs: bytes that dpdk.blocking encoded, decoded there by
+ * dpdk.blocking.serve. dl_blocking_submit queues one (copied) for the calling
+ * worker; its dl_poll hands token back in a DL_EV_WAKE once the job is done.
+ * NULL: dl_errmsg. */
+typedef struct dl_job dl_job;
+dl_job *dl_blocking_submit(const char *data, size_t len, const char *label, uint32_t token);
+/* DL_OK: done; *data (len bytes) is the encoded result, or an error text when
+ * *failed, valid until dl_blocking_release. DL_AGAIN: queued or running. */
+int dl_blocking_result(dl_job *j, const char **data, size_t *len, int *failed);
+/* The task stops waiting: frees a finished job; one still queued never runs;
+ * one running is freed by its thread when it ends (the result dropped). */
+void dl_blocking_release(dl_job *j);
+int dl_blocking_threads(dl_runtime *rt); /* the pool's size */
+int dl_blocking_running(dl_runtime *rt); /* jobs running now */
+/* Take no more jobs, fail the queued ones, wait up to timeout_s for the
+ * running ones. DL_AGAIN: some did not finish (dl_errmsg names them). */
+int dl_blocking_stop(dl_runtime *rt, double timeout_s);
+/* Bit 1: the runtime's devices have an IPv4 address; bit 2: an IPv6 one. */
+int dl_runtime_families(dl_runtime *rt);
 
 /* host/log.c */
 enum { DL_LOG_ERROR = 1, DL_LOG_WARN = 2, DL_LOG_INFO = 3, DL_LOG_DEBUG = 4 };

@@ -165,6 +165,7 @@ static void release(dl_runtime *rt)
         dl_lock_release(rt->workers[i].lock_fd);
     }
     dl_channels_free(rt); /* after the workers: nobody waits on them any more */
+    dl_blocking_free(rt);
     for (int i = 0; i < rt->n_ports; i++) {
         dl_port_close(&rt->ports[i]);
         dl_lock_release(rt->ports[i].lock_fd);
@@ -204,6 +205,8 @@ dl_runtime *dl_runtime_start(const dl_runtime_opts *o)
     if (!rt->cfg)
         goto fail;
     if (lock_cores(rt, o->workers) != DL_OK)
+        goto fail;
+    if (dl_blocking_create(rt) != DL_OK)
         goto fail;
     if (dl_eal_init(rt->cfg, o) != DL_OK)
         goto fail;

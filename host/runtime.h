@@ -63,8 +63,11 @@ struct dl_worker {
     struct rte_mbuf *rx[DL_RX_BURST];
 };
 
+typedef struct dl_pool dl_pool;
+
 struct dl_runtime {
     dl_config *cfg;
+    dl_pool *blocking;    /* host/blocking.c */
     dl_runtime_opts opts; /* scalar options; string lists are not kept */
     char lua_path[4096];
     char lua_cpath[4096];
@@ -106,6 +109,12 @@ void dl_worker_destroy(dl_worker *w);
 /* Add a DL_EV_WAKE to events[n..max) for each wait of w that may go on; returns the new n. */
 int dl_channel_poll(dl_worker *w, dl_event *events, int n, int max);
 void dl_channels_free(dl_runtime *rt); /* with the runtime: queued messages too */
+
+/* host/blocking.c */
+int dl_blocking_create(dl_runtime *rt); /* after the cores are chosen, before any pinning */
+/* Add a DL_EV_WAKE to events[n..max) for each finished job of w; returns the new n. */
+int dl_blocking_poll(dl_worker *w, dl_event *events, int n, int max);
+void dl_blocking_free(dl_runtime *rt); /* the runtime's reference; threads keep theirs */
 
 /* host/runtime.c */
 int dl_runtime_loop_active(void); /* a worker loop runs on the main thread */

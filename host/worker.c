@@ -270,6 +270,7 @@ int dl_poll(dl_worker *w, dl_event *events, int max)
     }
     if (w->n_chan_waits > 0)
         n = dl_channel_poll(w, events, n, max);
+    n = dl_blocking_poll(w, events, n, max);
     if (n < max && !rte_ring_empty(w->mailbox))
         events[n++] = (dl_event){.kind = DL_EV_MAIL, .arg = rte_ring_count(w->mailbox)};
     return n;

@@ -6,6 +6,8 @@ local sched = require "dpdk.sched"
 local runtime = require "dpdk.runtime"
 local remote = require "dpdk.remote"
 local channel = require "dpdk.channel"
+local blocking = require "dpdk.blocking"
+local resolve = require "dpdk.resolve"
 
 local M = {
     _VERSION = ffi.string(C.dl_version()),
@@ -32,6 +34,16 @@ M.spawn_on = remote.spawn_on
 -- on first use, the same on every worker): ch:send(v [, timeout]),
 -- ch:receive([timeout]). See lua/dpdk/channel.lua.
 M.channel = channel.open
+
+-- dpdk.blocking([{ timeout = s },] fn_or_module_name, ...) → true, results... |
+-- false, err: run fn(...) on the blocking pool (threads off the workers'
+-- cores, each with its own Lua state) while this task waits and the worker
+-- keeps polling. See lua/dpdk/blocking.lua.
+M.blocking = blocking.blocking
+
+-- dpdk.resolve(name [, opts]) → { "ip", ... } | nil, "name not found: x":
+-- getaddrinfo on the blocking pool, cached per worker. See lua/dpdk/resolve.lua.
+M.resolve = resolve.resolve
 
 M.sleep = sched.sleep   -- dpdk.sleep(seconds)
 M.yield = sched.yield   -- let other tasks and the network run, then continue

@@ -23,11 +23,13 @@ local DEFAULTS = {
     mempool_size = 8192,
     cache_size = 256,
     queue_descriptors = 128,
+    blocking_threads = 4,
 }
 
 local KNOWN = {
     workers = "number", eal_args = "table", mempool_size = "number", cache_size = "number",
     queue_descriptors = "number", devices = "table", config = "string",
+    blocking_threads = "number",
 }
 
 local function errmsg()
@@ -49,7 +51,7 @@ local function check_options(opts)
         local want = KNOWN[k]
         if not want then
             error(("dpdk.runtime: unknown option '%s' (known: workers, eal_args, mempool_size, "
-                .. "cache_size, queue_descriptors, devices, config)"):format(tostring(k)), 3)
+                .. "cache_size, queue_descriptors, devices, config, blocking_threads)"):format(tostring(k)), 3)
         end
         local ok = type(v) == want or (want == "table" and type(v) == "string")
         if not ok then
@@ -68,6 +70,10 @@ local function check_options(opts)
     if cache > 512 or cache * 1.5 > mempool then
         error(("dpdk.runtime: cache_size %d must be <= 512 and <= mempool_size / 1.5 (%d)")
             :format(cache, math.floor(mempool / 1.5)), 3)
+    end
+    local bt = opts.blocking_threads or DEFAULTS.blocking_threads
+    if bt < 1 or bt > 256 then
+        error("dpdk.runtime: blocking_threads must be 1..256, got " .. bt, 3)
     end
     local qd = opts.queue_descriptors or DEFAULTS.queue_descriptors
     if qd < 32 or qd > 4096 then
@@ -93,6 +99,7 @@ function M.new(opts)
     o.mempool_size = opts.mempool_size or DEFAULTS.mempool_size
     o.cache_size = opts.cache_size or DEFAULTS.cache_size
     o.queue_descriptors = opts.queue_descriptors or DEFAULTS.queue_descriptors
+    o.blocking_threads = opts.blocking_threads or DEFAULTS.blocking_threads
     o.config_path = opts.config
     if opts.eal_args then
         local list = string_list("eal_args", opts.eal_args)
@@ -275,7 +282,9 @@ function Runtime:run(target, ...)
 end
 
 -- Stop every worker, close ports and release locks. Returns true, or nil and
--- "timeout: ..." when a worker did not stop within timeout seconds (5).
+-- "timeout: ..." when a worker did not stop within timeout seconds (5), or
+-- when blocking jobs still ran after half of it (the runtime is shut down
+-- then; the message names the jobs, whose threads run on to their end).
 function Runtime:shutdown(timeout)
     if sched.in_task() then
         error("rt:shutdown() cannot be called from inside a task: call it after block_on or "
@@ -291,12 +300,18 @@ function Runtime:shutdown(timeout)
     -- worker 0 closes its sockets and lets them finish sending (half the
     -- budget); the other workers do the same when they see the stop
     sched.detach()
+    local deadline = C.dl_now() + timeout
+    local jobs_err -- blocking jobs that did not finish in half the budget
+    if C.dl_blocking_stop(self.ptr, timeout / 2) ~= C.DL_OK then
+        jobs_err = errmsg()
+    end
+    local left = math.max(0, deadline - C.dl_now())
     local w0 = C.dl_runtime_worker(self.ptr, 0)
     if C.dl_worker_enter(w0) == C.DL_OK then
-        C.dl_worker_drain(w0, timeout / 2)
+        C.dl_worker_drain(w0, left / 2)
         C.dl_worker_leave(w0)
     end
-    local rc = C.dl_runtime_stop(self.ptr, timeout / 2)
+    local rc = C.dl_runtime_stop(self.ptr, left / 2)
     if rc ~= C.DL_OK then
         return nil, errmsg()
     end
@@ -304,6 +319,9 @@ function Runtime:shutdown(timeout)
     self.ptr = nil
     if active == self then
         active = nil
+    end
+    if jobs_err then
+        return nil, jobs_err
     end
     return true
 end
