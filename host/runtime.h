@@ -17,8 +17,6 @@ struct rte_mbuf;
 struct rte_ring;
 
 enum { DL_MAX_WORKERS_LIMIT = 64, DL_RX_BURST = 32, DL_MAILBOX_SIZE = 1024 };
-/* lwIP's netif takes no smaller MTU (IPv4 hosts must take 576-byte datagrams). */
-enum { DL_MIN_STACK_MTU = 576 };
 
 typedef struct dl_port {
     uint16_t port_id;
@@ -93,8 +91,9 @@ int dl_worker_init(dl_worker *w, dl_runtime *rt, int index);
 int dl_worker_start_thread(dl_worker *w);
 void dl_worker_destroy(dl_worker *w);
 
-/* host/runtime.c */
+/* host/worker.c */
 int dl_runtime_loop_active(void); /* a worker loop runs on the main thread */
-void dl_host_shutdown(void);      /* at exit: stop a live runtime, clean up EAL */
+/* host/runtime.c */
+void dl_host_shutdown(void); /* at exit: stop a live runtime, clean up EAL */
 
 #endif

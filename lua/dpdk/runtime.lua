@@ -352,10 +352,6 @@ function Runtime:addresses()
     return out
 end
 
-function Runtime:alive()
-    return self.ptr ~= nil
-end
-
 Runtime.__tostring = function(self)
     return ("dpdk runtime (%s)"):format(self.ptr and (self:worker_count() .. " workers") or "shut down")
 end

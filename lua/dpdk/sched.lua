@@ -126,12 +126,27 @@ end
 
 -- Tasks -----------------------------------------------------------------
 
+-- Functions called as fn(task, ok) when a task ends (returns, fails or is
+-- killed), before its joiners run: e.g. dpdk.socket closes the sockets a
+-- failed task was using.
+local end_hooks = {}
+function M.on_task_end(fn)
+    for i = 1, #end_hooks do
+        if end_hooks[i] == fn then return end
+    end
+    end_hooks[#end_hooks + 1] = fn
+end
+
 local function finish(task, ok, ...)
     task.state = "dead"
     task.ok = ok
     task.results = { n = select("#", ...), ... }
     if not ok and not task.quiet then
         log(C.DL_LOG_ERROR, "task " .. task.name .. " failed: " .. tostring((...)))
+    end
+    for i = 1, #end_hooks do
+        local hok, herr = pcall(end_hooks[i], task, ok)
+        if not hok then log(C.DL_LOG_ERROR, "task end hook failed: " .. tostring(herr)) end
     end
     local joiners = task.joiners
     if joiners then
@@ -195,6 +210,12 @@ function M.current_task(what)
             .. "(inside rt:block_on, rt:run or dpdk.spawn)", 3)
     end
     return task
+end
+
+-- The task running now, or nil outside the scheduler's tasks.
+function M.running_task()
+    local co = co_running()
+    return co and by_task[co]
 end
 
 function M.in_task()
