@@ -214,8 +214,7 @@ end
 
 -- The task running now, or nil outside the scheduler's tasks.
 function M.running_task()
-    local co = co_running()
-    return co and by_task[co]
+    if M.in_task() then return M.current_task() end
 end
 
 function M.in_task()

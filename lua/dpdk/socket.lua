@@ -93,7 +93,8 @@ local function release(obj)
     local conn = obj.conn
     if conn then
         obj.conn = nil
-        obj.gen = obj.gen + 1
+        obj.gen = obj.gen + 1 -- the tasks woken below see it and return "closed"
+        obj.reader, obj.writer, obj.connector = nil, nil, nil
         live[obj] = nil
         ffi_gc(conn, nil)
         C.dl_tcp_free(conn)
