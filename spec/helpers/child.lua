@@ -16,7 +16,11 @@ int kill(int pid, int sig);
 local M = {}
 
 local ROOT = os.getenv("DPDKLUA_ROOT") or "."
-M.DPDKLUA = ROOT .. "/dpdklua"
+-- DPDKLUA: another build to run children on (scripts/test.sh sets it, e.g.
+-- ./dpdklua-asan); BUILD: that build's directory (build-asan for make asan).
+M.DPDKLUA = os.getenv("DPDKLUA") or (ROOT .. "/dpdklua")
+M.BUILD = ROOT .. "/" .. (os.getenv("DPDKLUA_BUILD") or "build")
+M.SAN = os.getenv("DPDKLUA_SAN") -- "asan" for a sanitizer build, else nil
 
 local tmpdir
 function M.tmpdir()
