@@ -225,10 +225,11 @@ int dl_tcp_listen(dl_conn *c, int backlog);
 int dl_tcp_accept(dl_conn *listener, dl_conn **out, uint32_t token);
 /* 0: connected. -DL_E_AGAIN: connecting; after the wake call it again. */
 int dl_tcp_connect(dl_conn *c, const char *ip, int port, uint32_t token);
-/* Up to len bytes queued (copied). len 0: 0 once there is send space. */
-int64_t dl_tcp_send(dl_conn *c, const char *data, size_t len, uint32_t token);
-/* Up to len received bytes copied out (0: EOF). */
-int64_t dl_tcp_recv(dl_conn *c, char *buf, size_t len, uint32_t token);
+/* Up to len bytes queued (copied; at most the send buffer, so an int).
+ * len 0: 0 once there is send space. */
+int dl_tcp_send(dl_conn *c, const char *data, size_t len, uint32_t token);
+/* Up to len (<= INT_MAX) received bytes copied out (0: EOF). */
+int dl_tcp_recv(dl_conn *c, char *buf, size_t len, uint32_t token);
 int dl_tcp_state(dl_conn *c); /* DL_TCP_* bits; 0 for NULL */
 int dl_tcp_shutdown_send(dl_conn *c);
 int dl_tcp_setopt(dl_conn *c, int opt, int value);

@@ -6,6 +6,7 @@
  * DL_E_* code; misuse is -DL_E_MISUSE with the reason in dl_errmsg().
  */
 #include <arpa/inet.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -143,7 +144,8 @@ int dl_tcp_bind(dl_conn *c, const char *ip, int port)
     if ((rc = parse_ip(ip, c->family, addr)) != DL_OK || (rc = check_port(port)) != DL_OK)
         return rc;
     int err = 0;
-    return result(w->stack->bind(c, addr, (uint16_t)port, &err), err);
+    rc = w->stack->bind(c, addr, (uint16_t)port, &err);
+    return result(rc, err);
 }
 
 int dl_tcp_listen(dl_conn *c, int backlog)
@@ -155,7 +157,8 @@ int dl_tcp_listen(dl_conn *c, int backlog)
     if (backlog < 1 || backlog > 65535)
         return MISUSE("listen: backlog must be 1..65535, got %d", backlog);
     int err = 0;
-    return result(w->stack->listen(c, backlog, &err), err);
+    rc = w->stack->listen(c, backlog, &err);
+    return result(rc, err);
 }
 
 int dl_tcp_accept(dl_conn *l, dl_conn **out, uint32_t token)
@@ -185,10 +188,11 @@ int dl_tcp_connect(dl_conn *c, const char *ip, int port, uint32_t token)
     if (port == 0)
         return MISUSE("connect: port 0 is not a destination");
     int err = 0;
-    return result(w->stack->connect(c, addr, (uint16_t)port, token, &err), err);
+    rc = w->stack->connect(c, addr, (uint16_t)port, token, &err);
+    return result(rc, err);
 }
 
-int64_t dl_tcp_send(dl_conn *c, const char *data, size_t len, uint32_t token)
+int dl_tcp_send(dl_conn *c, const char *data, size_t len, uint32_t token)
 {
     int rc;
     dl_worker *w = worker_for(c, "send", &rc);
@@ -196,11 +200,13 @@ int64_t dl_tcp_send(dl_conn *c, const char *data, size_t len, uint32_t token)
         return rc;
     size_t sent = 0;
     int err = 0;
+    if (len > INT_MAX)
+        len = INT_MAX; /* the caller sends the rest next */
     rc = w->stack->send(c, data, len, &sent, token, &err);
-    return rc == DL_OK ? (int64_t)sent : result(rc, err);
+    return rc == DL_OK ? (int)sent : result(rc, err);
 }
 
-int64_t dl_tcp_recv(dl_conn *c, char *buf, size_t len, uint32_t token)
+int dl_tcp_recv(dl_conn *c, char *buf, size_t len, uint32_t token)
 {
     int rc;
     dl_worker *w = worker_for(c, "receive", &rc);
@@ -208,8 +214,10 @@ int64_t dl_tcp_recv(dl_conn *c, char *buf, size_t len, uint32_t token)
         return rc;
     size_t got = 0;
     int err = 0;
+    if (len > INT_MAX)
+        len = INT_MAX;
     rc = w->stack->recv(c, buf, len, &got, token, &err);
-    return rc == DL_OK ? (int64_t)got : result(rc, err);
+    return rc == DL_OK ? (int)got : result(rc, err);
 }
 
 int dl_tcp_state(dl_conn *c)
@@ -226,7 +234,8 @@ int dl_tcp_shutdown_send(dl_conn *c)
     if (!w)
         return rc;
     int err = 0;
-    return result(w->stack->shutdown_send(c, &err), err);
+    rc = w->stack->shutdown_send(c, &err);
+    return result(rc, err);
 }
 
 int dl_tcp_setopt(dl_conn *c, int opt, int value)
@@ -236,7 +245,8 @@ int dl_tcp_setopt(dl_conn *c, int opt, int value)
     if (!w)
         return rc;
     int err = 0;
-    return result(w->stack->setopt(c, opt, value, &err), err);
+    rc = w->stack->setopt(c, opt, value, &err);
+    return result(rc, err);
 }
 
 int dl_tcp_getopt(dl_conn *c, int opt, int *value)
@@ -246,7 +256,8 @@ int dl_tcp_getopt(dl_conn *c, int opt, int *value)
     if (!w)
         return rc;
     int err = 0;
-    return result(w->stack->getopt(c, opt, value, &err), err);
+    rc = w->stack->getopt(c, opt, value, &err);
+    return result(rc, err);
 }
 
 int dl_tcp_addr(dl_conn *c, int peer, char *ip, size_t iplen, int *port)

@@ -212,9 +212,12 @@ function M.current_task(what)
     return task
 end
 
--- The task running now, or nil outside the scheduler's tasks.
+-- The task running now, or nil outside the scheduler's tasks. A variable,
+-- not coroutine.running(): that call is not compiled, and the socket hot
+-- path asks on every call.
+local running
 function M.running_task()
-    if M.in_task() then return M.current_task() end
+    return running
 end
 
 function M.in_task()
@@ -307,6 +310,7 @@ local function resume(task)
     local co = task.co
     local ok, res
     task.state = "running"
+    running = task
     local a = task.start_args
     if a then
         task.start_args = nil
@@ -316,6 +320,7 @@ local function resume(task)
     else
         ok, res = co_resume(co, task.why, task.arg)
     end
+    running = nil
     if not ok then
         -- task_body catches errors, so this is a scheduler bug or an error in
         -- the error handler itself: report it rather than lose it.

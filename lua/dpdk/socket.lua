@@ -567,14 +567,20 @@ function Socket:readable(ms)
     return ok, err
 end
 
--- The send loop: len bytes at p; token waits while the send buffer is full.
-local function send_loop(self, conn, p, len)
+-- The send loop: len bytes of data (a Lua string or a pointer: FFI passes a
+-- string without copying it); token waits while the send buffer is full.
+local function send_loop(self, conn, data, len)
     local gen, deadline, off = self.gen, nil, 0
     while true do
         local token = new_token()
-        local n = C.dl_tcp_send(conn, p and p + off, len - off, token)
+        local n
+        if off == 0 then
+            n = C.dl_tcp_send(conn, data, len, token)
+        else
+            n = C.dl_tcp_send(conn, cast(char_ptr, data) + off, len - off, token)
+        end
         if n > 0 then
-            off = off + tonumber(n)
+            off = off + n
             if off >= len then return len end
         elseif n == 0 then
             return len -- only send space was asked for (len 0)
@@ -649,7 +655,7 @@ function Socket:send(data)
     if len == 0 then return 0 end
     local task = running_task()
     self.writer, self.user = task, task
-    local n, err = send_loop(self, conn, cast(char_ptr, str), len)
+    local n, err = send_loop(self, conn, str, len)
     if self.writer == task then self.writer = nil end
     local _ = str -- referenced until here: C read it
     return n, err
@@ -662,8 +668,8 @@ function Socket:try_write(data)
     if busy(self.writer) then return nil, "socket busy writing" end
     local p, len = bytes_of(self, data)
     if len == 0 then return 0 end
-    local n = C.dl_tcp_send(conn, cast(char_ptr, p), len, 0)
-    if n > 0 then return tonumber(n) end
+    local n = C.dl_tcp_send(conn, p, len, 0)
+    if n > 0 then return n end
     if n == -E_AGAIN then return nil, "again" end
     return nil, fail(self, n)
 end
@@ -856,11 +862,14 @@ function Socket:connect(host, port, opts)
     end
     ok, err = connect_new(self, host, port, deadline)
     self.connector = nil
-    if not ok and self.pool_key then
-        pool.leave(self.pool_key, self)
-        self.pool_key = nil
+    if not ok then
+        if self.pool_key then
+            pool.leave(self.pool_key, self)
+            self.pool_key = nil
+        end
+        return nil, err
     end
-    return ok, err
+    return 1
 end
 
 --- sock:setkeepalive([timeout_ms [, size]]) → 1 | nil, err
