@@ -160,7 +160,9 @@ function M.admit(p, deadline)
             end
             return nil, "timeout"
         end
-        if count(p) - 1 < p.size then -- our own place in `queued` does not count
+        -- a connection kept meanwhile is ours to take; else a free slot (our
+        -- own place in `queued` does not count)
+        if #p.idle > 0 or count(p) - 1 < p.size then
             p.queued = p.queued - 1
             return true
         end
