@@ -310,6 +310,7 @@ local function resume(task)
     local co = task.co
     local ok, res
     task.state = "running"
+    local outer = running -- a task may resume another (a spawn that starts it at once)
     running = task
     local a = task.start_args
     if a then
@@ -320,7 +321,7 @@ local function resume(task)
     else
         ok, res = co_resume(co, task.why, task.arg)
     end
-    running = nil
+    running = outer
     if not ok then
         -- task_body catches errors, so this is a scheduler bug or an error in
         -- the error handler itself: report it rather than lose it.
