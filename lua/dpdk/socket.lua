@@ -29,8 +29,8 @@ local E_AGAIN, E_MISUSE, E_CLOSED = C.DL_E_AGAIN, C.DL_E_MISUSE, C.DL_E_CLOSED
 local new_token, wait, wake, running_task = sched.token, sched.wait, sched.wake, sched.running_task
 local now = C.dl_now
 local cast, ffi_string, ffi_gc = ffi.cast, ffi.string, ffi.gc
-local type, tostring, tonumber, error, setmetatable, pairs = type, tostring, tonumber, error,
-    setmetatable, pairs
+local type, tostring, tonumber, error, setmetatable, pairs, next = type, tostring, tonumber,
+    error, setmetatable, pairs, next
 local floor = math.floor
 local band = bit.band
 local byte, find, gsub, sub = string.byte, string.find, string.gsub, string.sub
@@ -129,7 +129,10 @@ sched.on_task_end(function(task, ok)
     end
     if not ok then
         for obj in pairs(live) do
-            if obj.user == task then release(obj) end
+            -- a listener other tasks still accept on stays theirs
+            if obj.user == task and not (obj.waiters and next(obj.waiters)) then
+                release(obj)
+            end
         end
     end
 end)
