@@ -117,9 +117,10 @@ end)
 -- task -> the listener it waits in (so that its end lets another re-arm)
 local accepting = setmetatable({}, { __mode = "k" })
 
--- The task using a socket when it dies with an error (or is killed) takes
--- the socket with it, at once rather than at the next GC. A task that
--- returns leaves its sockets alone: it may have handed them on.
+-- The task using a socket when it dies with an error takes the socket with
+-- it, at once rather than at the next GC. A task that returns leaves its
+-- sockets alone (it may have handed them on), and so does a killed one, as
+-- ngx.thread.kill does: its busy flags count as free, others go on.
 sched.on_task_end(function(task, ok)
     local l = accepting[task]
     if l then
@@ -127,7 +128,7 @@ sched.on_task_end(function(task, ok)
         l.waiters[task] = nil
         for _, tok in pairs(l.waiters) do wake(tok) end
     end
-    if not ok then
+    if not ok and not task.killed then
         for obj in pairs(live) do
             -- a listener other tasks still accept on stays theirs
             if obj.user == task and not (obj.waiters and next(obj.waiters)) then
