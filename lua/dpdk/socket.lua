@@ -662,7 +662,8 @@ function Socket:send(data)
     local n, err = send_loop(self, conn, str, len)
     if self.writer == task then self.writer = nil end
     local _ = str -- referenced until here: C read it
-    return n, err
+    if not n then return nil, err end
+    return n
 end
 
 --- sock:try_write(data) → bytes queued (may be fewer than #data) | nil, "again" | nil, err
