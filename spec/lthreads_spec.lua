@@ -363,7 +363,7 @@ threading.Event().wait()
         if server then server:kill(9) end
     end)
 
-    local function run_net(body)
+    local function run_net(body, after)
         local cfg = child.config({ cores = { 0 }, devices = { child.tap_device(IFNAME, NET) } })
         local r = child.run(([[
 local dpdk = require "dpdk"
@@ -373,7 +373,8 @@ local rt = assert(dpdk.runtime{ workers = 1, config = %q })
 rt:block_on(function()
 %s
 end)
-]]):format(PEER, cfg, body), { timeout = 60 })
+%s
+]]):format(PEER, cfg, body, after or ""), { timeout = 60 })
         assert(r.status == 0, ("child exited %s\nstdout:\n%s\nstderr:\n%s"):format(
             tostring(r.status), r.stdout, r.stderr))
         return r.stdout
@@ -412,6 +413,19 @@ print(s:send("more\n"), h.state)
 print(s:close())
 ]])
         assert.are.equal("waiting\ttrue\tdead\ttrue\n5\tdead\n1\n", out)
+    end)
+
+    it("lets a premature timer talk to a peer while rt:shutdown runs it", function()
+        local out = run_net([[
+dpdk.timer.at(100, function(premature)
+    local s = assert(tcp.connect(PEER, 14501))
+    s:settimeout(10000)
+    assert(s:send("bye\n"))
+    print(premature, s:receive())
+    s:close()
+end)
+]], [[print(rt:shutdown())]])
+        assert.are.equal("true\tbye\ntrue\n", out)
     end)
 
     pending("lets another task read a socket whose reader was killed (needs the seam "
