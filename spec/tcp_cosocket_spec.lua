@@ -446,8 +446,7 @@ print(c:connect(PEER, 15010, opts))
 end)
 
 describe("with dpdk.kill", function()
-    -- pending until dpdk.kill (the lthreads branch) is on main; it passed on a test merge
-    pending("a killed reader leaves the socket free (its bytes kept) and open", function()
+    it("a killed reader leaves the socket free (its bytes kept) and open", function()
         local out = run([[
 local keep = assert(tcp.connect(PEER, 15000))
 keep:settimeout(3000)
