@@ -35,6 +35,11 @@ enum {
 
 enum { DL_ROLE_DPDK = 0, DL_ROLE_KERNEL = 1 };
 
+/* The smallest MTU the TCP stack takes (IPv4 hosts must take 576-byte
+ * datagrams): port.c refuses a device below it by name, the stack asserts it.
+ * (config.c's own lower bound, 68, is only the JSON field's range.) */
+enum { DL_MIN_MTU = 576 };
+
 /* An address with its prefix length; family is 4 or 6, addr in network order. */
 typedef struct dl_cidr {
     int family;
@@ -152,8 +157,9 @@ dl_runtime *dl_worker_runtime(dl_worker *w);
  * Fills at most max events; returns their number. */
 int dl_poll(dl_worker *w, dl_event *events, int max);
 void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out);
-/* Keep polling (no events) until the worker's closed connections have sent
- * their data and FIN, or timeout_s passes (< 0: the runtime's stop budget).
+/* Close (FIN) every connection and listener of the worker still open, then
+ * keep polling (no events) until they have sent their data and FIN, or
+ * timeout_s passes (< 0: the runtime's stop budget).
  * Returns the connections still busy. Runs on the worker's thread. */
 int dl_worker_drain(dl_worker *w, double timeout_s);
 
@@ -195,46 +201,70 @@ int dl_channel_capacity(const dl_channel *ch);
 uint32_t dl_channel_generation(void);
 int64_t dl_channel_messages_live(void); /* sent and not yet released, all channels */
 
-/* host/tcp.c: TCP over the calling worker's private lwIP. A dl_conn belongs
- * to the worker that made it; using it on another thread is an error (F18).
- * Waiting calls take a token: on DL_AGAIN the token comes back in a
- * DL_EV_WAKE event when the call can make progress (then call it again). */
+/* host/tcp.c: TCP over the calling worker's private lwIP (stack/tcp_glue.c).
+ * A dl_conn belongs to the worker that made it; using it on another thread
+ * is misuse (F18).
+ *
+ * lua-resty-core style: the calls that can wait take the caller's token and
+ * return a value >= 0 on success (bytes moved; 0 from dl_tcp_recv is EOF) or
+ * a negated DL_E_* code. -DL_E_AGAIN: not yet; the stack armed the token,
+ * which comes back in a DL_EV_WAKE event when the call can progress (then
+ * make the same call again). -DL_E_MISUSE: the caller's mistake (wrong
+ * worker, outside the runtime, a bad address); dl_errmsg() says what to fix.
+ * Any other code is a condition of the connection (Lua returns its text). */
 typedef struct dl_conn dl_conn;
+
+enum {
+    DL_E_AGAIN = 1,
+    DL_E_MISUSE = 2,
+    DL_E_CLOSED = 3,       /* "closed": after close, shutdown or the peer's FIN */
+    DL_E_REFUSED = 4,      /* "connection refused" */
+    DL_E_RESET = 5,        /* "connection reset by peer" */
+    DL_E_ADDRNOTAVAIL = 6, /* "address not available" (not a configured address) */
+    DL_E_ADDRINUSE = 7,    /* "address in use" */
+    DL_E_TIMEDOUT = 8,     /* "connection timed out" (lwIP gave up retransmitting) */
+    DL_E_ABORTED = 9,      /* "connection aborted" (runtime stopping) */
+    DL_E_NOMEM = 10,       /* "out of memory" */
+    DL_E_UNREACH = 11,     /* "network unreachable" (no route, no gateway) */
+    DL_E_INVAL = 12,       /* "invalid argument" (an option value, a state lwIP refused) */
+};
 
 enum {
     DL_OPT_NODELAY = 1,
     DL_OPT_TTL = 2,
     DL_OPT_SNDBUF = 3,
     DL_OPT_RCVBUF = 4,
-    DL_OPT_KEEPALIVE = 5
+    DL_OPT_KEEPALIVE = 5,
+    DL_OPT_REUSEADDR = 6,
+    DL_OPT_KEEPINTVL = 7, /* seconds */
+    DL_OPT_KEEPCNT = 8,
+};
+
+/* dl_tcp_state bits */
+enum {
+    DL_TCP_CONNECTED = 1,   /* established and not failed (a peer's FIN alone keeps it) */
+    DL_TCP_PEER_CLOSED = 2, /* the peer's FIN came */
+    DL_TCP_FAILED = 4,      /* reset, refused, timed out, aborted or closed */
+    DL_TCP_UNREAD = 8,      /* received bytes wait in the stack */
 };
 
 dl_conn *dl_tcp_new(int family); /* 4 or 6; NULL: dl_errmsg */
 /* Close (gracefully when still open: FIN, then lwIP finishes the close on
- * its own) and free. Safe on NULL. */
+ * its own), wake every token armed on it with DL_E_CLOSED, and free. Safe on
+ * NULL, and after the runtime that made it has stopped. */
 void dl_tcp_free(dl_conn *c);
 int dl_tcp_bind(dl_conn *c, const char *ip, int port);
 int dl_tcp_listen(dl_conn *c, int backlog);
+/* 0 and *out: a connection; the listener keeps one armed token. */
 int dl_tcp_accept(dl_conn *listener, dl_conn **out, uint32_t token);
-/* DL_AGAIN: connecting; after the wake, dl_tcp_connect_status tells. */
+/* 0: connected. -DL_E_AGAIN: connecting; after the wake call it again. */
 int dl_tcp_connect(dl_conn *c, const char *ip, int port, uint32_t token);
-int dl_tcp_connect_status(dl_conn *c, uint32_t token);
-/* Bytes queued for sending (copied), 0 when the send buffer is full; -1 on error. */
-int64_t dl_tcp_send(dl_conn *c, const char *data, size_t len);
-/* Bytes copied out of the receive queue (0: nothing buffered); -1 on error. */
-int64_t dl_tcp_recv(dl_conn *c, char *buf, size_t len);
-size_t dl_tcp_readable(dl_conn *c); /* bytes buffered now */
-size_t dl_tcp_writable(dl_conn *c); /* send buffer space now */
-/* DL_OK when data is buffered or the stream ended (EOF/error), else DL_AGAIN. */
-int dl_tcp_wait_readable(dl_conn *c, uint32_t token);
-/* DL_OK when send space is free or the stream failed, else DL_AGAIN. */
-int dl_tcp_wait_writable(dl_conn *c, uint32_t token);
-/* 1 after the peer's FIN, or when the connection failed (see dl_tcp_error). */
-int dl_tcp_eof(dl_conn *c);
-/* The connection's error as text ("connection reset by peer"), NULL if none. */
-const char *dl_tcp_error(dl_conn *c);
-/* 1 while established and not failed (a peer's FIN alone keeps it connected). */
-int dl_tcp_is_connected(dl_conn *c);
+/* Up to len bytes queued (copied; at most the send buffer, so an int).
+ * len 0: 0 once there is send space. */
+int dl_tcp_send(dl_conn *c, const char *data, size_t len, uint32_t token);
+/* Up to len (<= INT_MAX) received bytes copied out (0: EOF). */
+int dl_tcp_recv(dl_conn *c, char *buf, size_t len, uint32_t token);
+int dl_tcp_state(dl_conn *c); /* DL_TCP_* bits; 0 for NULL */
 int dl_tcp_shutdown_send(dl_conn *c);
 int dl_tcp_setopt(dl_conn *c, int opt, int value);
 int dl_tcp_getopt(dl_conn *c, int opt, int *value);
@@ -270,7 +300,7 @@ enum { DL_LOG_ERROR = 1, DL_LOG_WARN = 2, DL_LOG_INFO = 3, DL_LOG_DEBUG = 4 };
 int dl_log_enabled(int level, const char *module);
 void dl_log_write(int level, const char *module, const char *msg);
 
-/* host/main.c and friends */
+/* host/log.c (dl_errmsg), main.c (version, signals), runtime.c (dl_now), eal.c */
 const char *dl_errmsg(void);
 const char *dl_version(void);
 double dl_now(void);      /* monotonic seconds */

@@ -122,10 +122,10 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
     if (find_or_probe(port, dev) != DL_OK)
         return DL_ERROR;
     uint16_t pid = port->port_id;
-    if (dev->mtu < DL_MIN_STACK_MTU)
+    if (dev->mtu < DL_MIN_MTU)
         return dl_fail("port %s: mtu %d is below %d, the smallest the TCP stack takes; raise "
                        "\"mtu\" in the config",
-                       port->name, dev->mtu, DL_MIN_STACK_MTU);
+                       port->name, dev->mtu, DL_MIN_MTU);
 
     struct rte_eth_dev_info info;
     int rc = rte_eth_dev_info_get(pid, &info);

@@ -17,8 +17,6 @@ struct rte_mbuf;
 struct rte_ring;
 
 enum { DL_MAX_WORKERS_LIMIT = 64, DL_RX_BURST = 32, DL_MAILBOX_SIZE = 1024 };
-/* lwIP's netif takes no smaller MTU (IPv4 hosts must take 576-byte datagrams). */
-enum { DL_MIN_STACK_MTU = 576 };
 
 /* A task of this worker waits on a channel (host/channel.c). */
 typedef struct dl_chan_wait {
@@ -116,8 +114,9 @@ int dl_blocking_create(dl_runtime *rt); /* after the cores are chosen, before an
 int dl_blocking_poll(dl_worker *w, dl_event *events, int n, int max);
 void dl_blocking_free(dl_runtime *rt); /* the runtime's reference; threads keep theirs */
 
-/* host/runtime.c */
+/* host/worker.c */
 int dl_runtime_loop_active(void); /* a worker loop runs on the main thread */
-void dl_host_shutdown(void);      /* at exit: stop a live runtime, clean up EAL */
+/* host/runtime.c */
+void dl_host_shutdown(void); /* at exit: stop a live runtime, clean up EAL */
 
 #endif

@@ -1,40 +1,19 @@
 /*
  * tcp.c — the TCP functions of api.h: check that the caller is the
  * connection's worker (spec F18), turn addresses from text, and hand over to
- * the worker's private lwIP copy (stack/tcp_glue.c). Error codes become the
- * OpenResty-style texts Lua returns ("connection refused", ...).
+ * the worker's private lwIP copy (stack/tcp_glue.c), which alone keeps the
+ * wait state (the armed tokens). Results follow api.h: >= 0, or a negated
+ * DL_E_* code; misuse is -DL_E_MISUSE with the reason in dl_errmsg().
  */
 #include <arpa/inet.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "runtime.h"
 
-static const char *const error_texts[] = {
-    [DL_E_NONE] = "no error",
-    [DL_E_REFUSED] = "connection refused",
-    [DL_E_RESET] = "connection reset by peer",
-    [DL_E_ADDRNOTAVAIL] = "address not available",
-    [DL_E_ADDRINUSE] = "address in use",
-    [DL_E_TIMEDOUT] = "connection timed out",
-    [DL_E_ABORTED] = "connection aborted",
-    [DL_E_NOMEM] = "out of memory",
-    [DL_E_UNREACH] = "network unreachable",
-    [DL_E_CLOSED] = "closed",
-    [DL_E_INVAL] = "invalid argument",
-};
-
-static const char *error_text(int code)
-{
-    if (code < 0 || (size_t)code >= DL_ARRAY_SIZE(error_texts) || !error_texts[code])
-        return "unknown error";
-    return error_texts[code];
-}
-
-static int fail_code(int code)
-{
-    return dl_fail("%s", error_text(code));
-}
+/* Record the reason in dl_errmsg() and return -DL_E_MISUSE. */
+#define MISUSE(...) (dl_fail(__VA_ARGS__), -DL_E_MISUSE)
 
 /* The calling thread's worker, if it has a TCP stack. */
 static dl_worker *current_worker(const char *what)
@@ -53,13 +32,11 @@ static dl_worker *current_worker(const char *what)
 
 /* F18: a connection is used by its own worker only. Worker 0's sockets live
  * in the main thread's Lua state, which may also touch them between
- * block_on calls, when no loop runs (closing them at shutdown, GC). */
+ * block_on calls, when no loop runs (closing them at shutdown, GC). NULL
+ * with dl_errmsg set otherwise. An orphan (its runtime stopped) has no
+ * worker left: callers check c->orphaned first. */
 static dl_worker *owner_of(dl_conn *c, const char *what)
 {
-    if (!c) {
-        dl_fail("%s: the socket is closed", what);
-        return NULL;
-    }
     dl_worker *owner = c->owner;
     dl_worker *w = dl_self();
     if (w == owner || (!w && !owner->has_thread && !dl_runtime_loop_active()))
@@ -73,21 +50,48 @@ static dl_worker *owner_of(dl_conn *c, const char *what)
     return NULL;
 }
 
+/* The worker for an op on c, or NULL with *rc set (closed or misuse). */
+static dl_worker *worker_for(dl_conn *c, const char *what, int *rc)
+{
+    if (!c) {
+        *rc = -DL_E_CLOSED;
+        return NULL;
+    }
+    if (c->orphaned) {
+        *rc = -DL_E_CLOSED; /* its runtime stopped and closed it */
+        return NULL;
+    }
+    dl_worker *w = owner_of(c, what);
+    if (!w)
+        *rc = -DL_E_MISUSE;
+    return w;
+}
+
 static int parse_ip(const char *ip, int family, uint8_t addr[16])
 {
     memset(addr, 0, 16);
     if (!ip || !*ip || strcmp(ip, "*") == 0)
         return DL_OK; /* any */
     if (inet_pton(family == 6 ? AF_INET6 : AF_INET, ip, addr) != 1)
-        return dl_fail("\"%s\" is not an IPv%d address", ip, family);
+        return MISUSE("\"%s\" is not an IPv%d address", ip, family);
     return DL_OK;
 }
 
 static int check_port(int port)
 {
     if (port < 0 || port > 65535)
-        return dl_fail("port %d is out of range (0..65535)", port);
+        return MISUSE("port %d is out of range (0..65535)", port);
     return DL_OK;
+}
+
+/* A stack op's DL_OK/DL_AGAIN/DL_ERROR + err as api.h's result. */
+static int result(int rc, int err)
+{
+    if (rc == DL_OK)
+        return 0;
+    if (rc == DL_AGAIN)
+        return -DL_E_AGAIN;
+    return -(err ? err : DL_E_INVAL);
 }
 
 dl_conn *dl_tcp_new(int family)
@@ -102,10 +106,11 @@ dl_conn *dl_tcp_new(int family)
     int err = 0;
     dl_conn *c = w->stack->conn_new(family, &err);
     if (!c) {
-        fail_code(err ? err : DL_E_NOMEM);
+        dl_fail("tcp socket: %s", err == DL_E_NOMEM ? "out of memory" : "the stack refused");
         return NULL;
     }
     c->owner = w;
+    c->ops = w->stack;
     return c;
 }
 
@@ -113,6 +118,10 @@ void dl_tcp_free(dl_conn *c)
 {
     if (!c)
         return;
+    if (c->orphaned) { /* closed when its runtime stopped: only memory is left */
+        c->ops->conn_free(c);
+        return;
+    }
     dl_worker *owner = owner_of(c, "close");
     if (!owner) {
         DL_WARN("tcp", "a socket was garbage-collected away from its worker: %s; leaked",
@@ -120,204 +129,162 @@ void dl_tcp_free(dl_conn *c)
         return;
     }
     int err = 0;
-    if (c->pcb && !c->listening && owner->stack->close(c, &err) != DL_OK)
+    if (owner->stack->close(c, &err) != DL_OK)
         DL_DEBUG("tcp", "graceful close failed (%d): the connection is aborted", err);
     owner->stack->conn_free(c);
 }
 
 int dl_tcp_bind(dl_conn *c, const char *ip, int port)
 {
-    dl_worker *w = owner_of(c, "bind");
+    int rc;
+    dl_worker *w = worker_for(c, "bind", &rc);
+    if (!w)
+        return rc;
     uint8_t addr[16];
-    if (!w || parse_ip(ip, c->family, addr) != DL_OK || check_port(port) != DL_OK)
-        return DL_ERROR;
+    if ((rc = parse_ip(ip, c->family, addr)) != DL_OK || (rc = check_port(port)) != DL_OK)
+        return rc;
     int err = 0;
-    if (w->stack->bind(c, addr, (uint16_t)port, &err) != DL_OK)
-        return fail_code(err);
-    return DL_OK;
+    rc = w->stack->bind(c, addr, (uint16_t)port, &err);
+    return result(rc, err);
 }
 
 int dl_tcp_listen(dl_conn *c, int backlog)
 {
-    dl_worker *w = owner_of(c, "listen");
+    int rc;
+    dl_worker *w = worker_for(c, "listen", &rc);
     if (!w)
-        return DL_ERROR;
+        return rc;
     if (backlog < 1 || backlog > 65535)
-        return dl_fail("backlog must be 1..65535, got %d", backlog);
+        return MISUSE("listen: backlog must be 1..65535, got %d", backlog);
     int err = 0;
-    if (w->stack->listen(c, backlog, &err) != DL_OK)
-        return fail_code(err);
-    return DL_OK;
+    rc = w->stack->listen(c, backlog, &err);
+    return result(rc, err);
 }
 
 int dl_tcp_accept(dl_conn *l, dl_conn **out, uint32_t token)
 {
-    dl_worker *w = owner_of(l, "accept");
+    int rc;
+    dl_worker *w = worker_for(l, "accept", &rc);
     if (!w)
-        return DL_ERROR;
+        return rc;
     int err = 0;
-    int rc = w->stack->accept(l, out, token, &err);
-    if (rc == DL_OK)
+    rc = w->stack->accept(l, out, token, &err);
+    if (rc == DL_OK) {
         (*out)->owner = w;
-    return rc == DL_ERROR ? fail_code(err) : rc;
+        (*out)->ops = w->stack;
+    }
+    return result(rc, err);
 }
 
 int dl_tcp_connect(dl_conn *c, const char *ip, int port, uint32_t token)
 {
-    dl_worker *w = owner_of(c, "connect");
-    uint8_t addr[16];
-    if (!w || parse_ip(ip, c->family, addr) != DL_OK || check_port(port) != DL_OK)
-        return DL_ERROR;
-    if (port == 0)
-        return dl_fail("connect: port 0 is not a destination");
-    int err = 0;
-    int rc = w->stack->connect(c, addr, (uint16_t)port, token, &err);
-    return rc == DL_ERROR ? fail_code(err) : rc;
-}
-
-int dl_tcp_connect_status(dl_conn *c, uint32_t token)
-{
-    if (!owner_of(c, "connect"))
-        return DL_ERROR;
-    if (c->error)
-        return fail_code(c->error);
-    if (c->connected)
-        return DL_OK;
-    c->read_token = token;
-    return DL_AGAIN;
-}
-
-int64_t dl_tcp_send(dl_conn *c, const char *data, size_t len)
-{
-    dl_worker *w = owner_of(c, "send");
+    int rc;
+    dl_worker *w = worker_for(c, "connect", &rc);
     if (!w)
-        return -1;
+        return rc;
+    uint8_t addr[16];
+    if ((rc = parse_ip(ip, c->family, addr)) != DL_OK || (rc = check_port(port)) != DL_OK)
+        return rc;
+    if (port == 0)
+        return MISUSE("connect: port 0 is not a destination");
+    int err = 0;
+    rc = w->stack->connect(c, addr, (uint16_t)port, token, &err);
+    return result(rc, err);
+}
+
+int dl_tcp_send(dl_conn *c, const char *data, size_t len, uint32_t token)
+{
+    int rc;
+    dl_worker *w = worker_for(c, "send", &rc);
+    if (!w)
+        return rc;
     size_t sent = 0;
     int err = 0;
-    /* token 0: the Lua side waits with dl_tcp_wait_writable */
-    if (w->stack->send(c, data, len, &sent, 0, &err) == DL_ERROR) {
-        fail_code(err);
-        return -1;
-    }
-    return (int64_t)sent;
+    if (len > INT_MAX)
+        len = INT_MAX; /* the caller sends the rest next */
+    rc = w->stack->send(c, data, len, &sent, token, &err);
+    return rc == DL_OK ? (int)sent : result(rc, err);
 }
 
-int64_t dl_tcp_recv(dl_conn *c, char *buf, size_t len)
+int dl_tcp_recv(dl_conn *c, char *buf, size_t len, uint32_t token)
 {
-    dl_worker *w = owner_of(c, "receive");
+    int rc;
+    dl_worker *w = worker_for(c, "receive", &rc);
     if (!w)
-        return -1;
+        return rc;
     size_t got = 0;
     int err = 0;
-    if (w->stack->recv(c, buf, len, &got, false, 0, &err) == DL_ERROR) {
-        fail_code(err);
-        return -1;
-    }
-    return (int64_t)got;
+    if (len > INT_MAX)
+        len = INT_MAX;
+    rc = w->stack->recv(c, buf, len, &got, token, &err);
+    return rc == DL_OK ? (int)got : result(rc, err);
 }
 
-size_t dl_tcp_readable(dl_conn *c)
+int dl_tcp_state(dl_conn *c)
 {
-    dl_worker *w = owner_of(c, "readable");
-    return w ? w->stack->readable_bytes(c) : 0;
-}
-
-size_t dl_tcp_writable(dl_conn *c)
-{
-    dl_worker *w = owner_of(c, "writable");
-    return w ? w->stack->writable_bytes(c) : 0;
-}
-
-int dl_tcp_wait_readable(dl_conn *c, uint32_t token)
-{
-    dl_worker *w = owner_of(c, "receive");
-    if (!w)
-        return DL_ERROR;
-    if (w->stack->readable_bytes(c) > 0 || c->peer_closed || c->error || !c->pcb)
-        return DL_OK;
-    c->read_token = token;
-    return DL_AGAIN;
-}
-
-int dl_tcp_wait_writable(dl_conn *c, uint32_t token)
-{
-    dl_worker *w = owner_of(c, "send");
-    if (!w)
-        return DL_ERROR;
-    if (c->error || !c->pcb || w->stack->writable_bytes(c) > 0)
-        return DL_OK;
-    c->write_token = token;
-    return DL_AGAIN;
-}
-
-int dl_tcp_eof(dl_conn *c)
-{
-    return c && (c->peer_closed || c->error || !c->pcb);
-}
-
-const char *dl_tcp_error(dl_conn *c)
-{
-    if (!c || !c->error)
-        return NULL;
-    return error_text(c->error);
+    int rc;
+    dl_worker *w = worker_for(c, "state", &rc);
+    return w ? w->stack->state(c) : 0;
 }
 
 int dl_tcp_shutdown_send(dl_conn *c)
 {
-    dl_worker *w = owner_of(c, "shutdown");
+    int rc;
+    dl_worker *w = worker_for(c, "shutdown", &rc);
     if (!w)
-        return DL_ERROR;
+        return rc;
     int err = 0;
-    return w->stack->shutdown_send(c, &err) == DL_OK ? DL_OK : fail_code(err);
-}
-
-int dl_tcp_is_connected(dl_conn *c)
-{
-    return c && c->connected && !c->error && c->pcb;
+    rc = w->stack->shutdown_send(c, &err);
+    return result(rc, err);
 }
 
 int dl_tcp_setopt(dl_conn *c, int opt, int value)
 {
-    dl_worker *w = owner_of(c, "setoption");
+    int rc;
+    dl_worker *w = worker_for(c, "setoption", &rc);
     if (!w)
-        return DL_ERROR;
+        return rc;
     int err = 0;
-    return w->stack->setopt(c, opt, value, &err) == DL_OK ? DL_OK : fail_code(err);
+    rc = w->stack->setopt(c, opt, value, &err);
+    return result(rc, err);
 }
 
 int dl_tcp_getopt(dl_conn *c, int opt, int *value)
 {
-    dl_worker *w = owner_of(c, "getoption");
+    int rc;
+    dl_worker *w = worker_for(c, "getoption", &rc);
     if (!w)
-        return DL_ERROR;
+        return rc;
     int err = 0;
-    return w->stack->getopt(c, opt, value, &err) == DL_OK ? DL_OK : fail_code(err);
+    rc = w->stack->getopt(c, opt, value, &err);
+    return result(rc, err);
 }
 
 int dl_tcp_addr(dl_conn *c, int peer, char *ip, size_t iplen, int *port)
 {
-    dl_worker *w = owner_of(c, peer ? "peer_addr" : "local_addr");
+    int rc;
+    dl_worker *w = worker_for(c, peer ? "peer_addr" : "local_addr", &rc);
     if (!w)
-        return DL_ERROR;
+        return rc;
     int family = 0;
     uint8_t addr[16];
     uint16_t p = 0;
-    int rc = peer ? w->stack->peer_addr(c, &family, addr, &p)
-                  : w->stack->local_addr(c, &family, addr, &p);
+    rc = peer ? w->stack->peer_addr(c, &family, addr, &p)
+              : w->stack->local_addr(c, &family, addr, &p);
     if (rc != DL_OK)
-        return dl_fail("%s", peer ? "not connected" : "not bound");
+        return -DL_E_CLOSED; /* not connected */
     if (!inet_ntop(family == 6 ? AF_INET6 : AF_INET, addr, ip, (socklen_t)iplen))
-        return dl_fail("cannot format the address");
+        return MISUSE("%s: cannot format the address", peer ? "peer_addr" : "local_addr");
     *port = p;
-    return DL_OK;
+    return 0;
 }
 
 int dl_tcp_worker(dl_conn *c)
 {
-    return c ? ((dl_worker *)c->owner)->index : -1;
+    return c && !c->orphaned ? ((dl_worker *)c->owner)->index : -1;
 }
 
 int dl_tcp_core(dl_conn *c)
 {
-    return c ? ((dl_worker *)c->owner)->core : -1;
+    return c && !c->orphaned ? ((dl_worker *)c->owner)->core : -1;
 }

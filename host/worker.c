@@ -6,8 +6,8 @@
  * (lua/dpdk/worker.lua) calls dl_poll until the runtime stops; worker 0 is
  * the thread that calls rt:block_on / rt:run, pinned while it runs the loop.
  *
- * The turn, as in DPDK's l2fwd: rx burst → (stack input, timers) → events →
- * tx flush. Until the TCP stack lands, received packets are counted and freed.
+ * The turn, as in DPDK's l2fwd: rx burst → stack input and timers → tx flush
+ * → the wake-ups the stack recorded, handed to Lua as events.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -283,6 +283,9 @@ int dl_worker_drain(dl_worker *w, double timeout_s)
     if (timeout_s < 0)
         timeout_s = w->rt->drain_s;
     double deadline = dl_now() + timeout_s;
+    /* whatever Lua did not close (a socket whose object is gone but whose
+     * finalizer has not run) is closed here, not left to a later GC */
+    w->stack->close_all();
     int busy;
     while ((busy = w->stack->busy()) > 0) {
         if (dl_now() >= deadline)

@@ -274,7 +274,7 @@ static int inst_add_port(const stack_port *sp)
                sp->port_id, rte_pktmbuf_priv_size(sp->pool), sizeof(struct pbuf_custom));
         return DL_ERROR;
     }
-    if (sp->mtu < 576 || sp->mtu > 0xffff) {
+    if (sp->mtu < DL_MIN_MTU || sp->mtu > 0xffff) {
         st_log(DL_LOG_ERROR, "port %u: mtu %d out of range", sp->port_id, sp->mtu);
         return DL_ERROR;
     }
@@ -433,6 +433,7 @@ __attribute__((visibility("default"))) const stack_ops st_ops __asm__("stack_ops
     .poll = inst_poll,
     .shutdown = inst_shutdown,
     .busy = glue_busy,
+    .close_all = glue_close_all,
     .counters = inst_counters,
     .conn_new = glue_conn_new,
     .conn_free = glue_conn_free,
@@ -442,8 +443,7 @@ __attribute__((visibility("default"))) const stack_ops st_ops __asm__("stack_ops
     .connect = glue_connect,
     .send = glue_send,
     .recv = glue_recv,
-    .readable_bytes = glue_readable_bytes,
-    .writable_bytes = glue_writable_bytes,
+    .state = glue_state,
     .shutdown_send = glue_shutdown_send,
     .close = glue_close,
     .setopt = glue_setopt,

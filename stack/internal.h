@@ -74,8 +74,9 @@ void st_netif_input(st_port *port, struct rte_mbuf **pkts, int n);
 int st_netif_flush(st_port *port);
 void st_netif_drop_tx(st_port *port);
 
-/* tcp_glue.c: the TCP members of stack_ops, and the instance's hooks into it. */
+/* tcp_glue.c: the TCP members of stack_ops, and the instance's hooks into TCP. */
 void glue_output_dirty(void);
+void glue_close_all(void);
 void glue_abort_all(void);
 int glue_busy(void);
 dl_conn *glue_conn_new(int family, int *err);
@@ -85,9 +86,8 @@ int glue_listen(dl_conn *c, int backlog, int *err);
 int glue_accept(dl_conn *l, dl_conn **out, uint32_t token, int *err);
 int glue_connect(dl_conn *c, const uint8_t *addr, uint16_t port, uint32_t token, int *err);
 int glue_send(dl_conn *c, const char *data, size_t len, size_t *sent, uint32_t token, int *err);
-int glue_recv(dl_conn *c, char *buf, size_t len, size_t *got, bool peek, uint32_t token, int *err);
-size_t glue_readable_bytes(const dl_conn *c);
-size_t glue_writable_bytes(const dl_conn *c);
+int glue_recv(dl_conn *c, char *buf, size_t len, size_t *got, uint32_t token, int *err);
+int glue_state(const dl_conn *c);
 int glue_shutdown_send(dl_conn *c, int *err);
 int glue_close(dl_conn *c, int *err);
 int glue_setopt(dl_conn *c, int opt, int value, int *err);

@@ -105,7 +105,7 @@
  * needs fewer), with room for small writes that each make a segment. */
 #define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + 1459) / 1460)
 /* Only the netconn API reads TCP_SNDLOWAT; lwIP checks it fits 16 bits. The
- * glue's own "writable again" threshold is in tcp_glue.c. */
+ * glue's own "writable again" threshold is WRITE_WAKE_BYTES (tcp_conn.h). */
 #define TCP_SNDLOWAT 16384
 /* Keep out-of-order data (retransmission repairs the hole), but cap what one
  * connection may pin: each pbuf holds an mbuf of the shared port pool. */

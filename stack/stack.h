@@ -10,7 +10,7 @@
  * through ops->conn_free. RX mbufs passed to input() belong to the stack from
  * then on (it frees them, or keeps them wrapped in pbufs until the data is
  * read). TX frames are copied into mbufs of the port's pool and sent in one
- * burst per loop turn by flush().
+ * burst per loop turn by poll().
  *
  * This header is included by host C files and by the stack's own files; it
  * must not include lwIP headers.
@@ -54,39 +54,25 @@ typedef struct stack_port {
 /*
  * A TCP connection or listener. Allocated by the stack (conn_new, or when a
  * listener accepts), freed by the host (conn_free) once Lua is done with it.
- * The host fills in `owner` and reads the fields below; only the stack
- * writes the others.
+ * The host fills in `owner` and `ops` and reads the others; only the stack
+ * writes them (wait state included: the tokens are the stack's alone).
  */
 struct dl_conn {
-    void *owner; /* dl_worker* of the worker that made it (F18 checks) */
-    void *pcb;   /* struct tcp_pcb *, NULL once lwIP let go of it */
-    int family;  /* 4 or 6 */
+    void *owner;                 /* dl_worker* of the worker that made it (F18 checks) */
+    const struct stack_ops *ops; /* the copy it lives in: frees it after its runtime */
+    void *pcb;                   /* struct tcp_pcb *, NULL once lwIP let go of it */
+    int family;                  /* 4 or 6 */
     bool listening;
+    bool orphaned;        /* its runtime stopped: only conn_free may touch it (memory only) */
     uint32_t read_token;  /* the coroutine waiting to read/accept/connect, 0: none */
     uint32_t write_token; /* the coroutine waiting to write, 0: none */
-    int error;            /* sticky: 0 or a DL_E* code below */
+    int error;            /* sticky: 0 or a DL_E_* code (api.h) */
     bool peer_closed;     /* FIN received: reads end after the buffered data */
     bool connected;
     void *stack_data; /* the instance's private per-connection data */
 };
 
-/* Error codes a connection can carry (dl_conn.error, ops results). The host
- * turns them into OpenResty-style texts ("connection refused", ...). */
-enum {
-    DL_E_NONE = 0,
-    DL_E_REFUSED = 1,      /* "connection refused" */
-    DL_E_RESET = 2,        /* "connection reset by peer" */
-    DL_E_ADDRNOTAVAIL = 3, /* "address not available" (not a configured address) */
-    DL_E_ADDRINUSE = 4,    /* "address in use" */
-    DL_E_TIMEDOUT = 5,     /* "connection timed out" (lwIP gave up retransmitting) */
-    DL_E_ABORTED = 6,      /* "connection aborted" (runtime stopping, out of memory) */
-    DL_E_NOMEM = 7,        /* "out of memory" */
-    DL_E_UNREACH = 8,      /* "network unreachable" (no route / no gateway) */
-    DL_E_CLOSED = 9,       /* "closed": used after close or shutdown */
-    DL_E_INVAL = 10,       /* "invalid argument" */
-};
-
-/* Socket options: DL_OPT_* in api.h (Lua uses them too). */
+/* Socket options: DL_OPT_* in api.h; error codes: DL_E_* in api.h. */
 
 /* What the driver counts, summed over the instance's ports since init. */
 typedef struct stack_counters {
@@ -115,27 +101,34 @@ typedef struct stack_ops {
     int (*busy)(void);
     void (*counters)(stack_counters *out);
 
+    /* Before the drain of a stopping runtime: close (FIN) every connection
+     * still open and every listener, whoever holds them. */
+    void (*close_all)(void);
+
     /* TCP — called on the owning worker only (the host checks). Each returns
      * DL_OK, DL_AGAIN (token recorded: a wake comes when it can progress) or
      * DL_ERROR with *err set to a DL_E_* code. */
     dl_conn *(*conn_new)(int family, int *err);
-    void (*conn_free)(dl_conn *c); /* aborts the pcb if still open; frees buffers */
+    /* Aborts the pcb if still open; frees buffers and the conn. An orphaned
+     * conn (its runtime stopped) is only freed. */
+    void (*conn_free)(dl_conn *c);
     int (*bind)(dl_conn *c, const uint8_t *addr, uint16_t port, int *err);
     int (*listen)(dl_conn *c, int backlog, int *err);
     int (*accept)(dl_conn *l, dl_conn **out, uint32_t token, int *err);
+    /* Again after the wake: DL_OK once connected, or the error. */
     int (*connect)(dl_conn *c, const uint8_t *addr, uint16_t port, uint32_t token, int *err);
     /* Queue up to len bytes (copied); *sent = bytes taken, may be < len.
-     * DL_AGAIN with *sent == 0 when the send buffer is full. */
+     * DL_AGAIN with *sent == 0 when the send buffer is full; len 0 asks
+     * only for send space (DL_OK or DL_AGAIN). */
     int (*send)(dl_conn *c, const char *data, size_t len, size_t *sent, uint32_t token, int *err);
-    /* Copy up to len buffered bytes; peek leaves them buffered. DL_OK with
-     * *got == 0 means the peer closed (EOF). */
-    int (*recv)(dl_conn *c, char *buf, size_t len, size_t *got, bool peek, uint32_t token,
-                int *err);
-    size_t (*readable_bytes)(const dl_conn *c);
-    size_t (*writable_bytes)(const dl_conn *c);
+    /* Copy up to len buffered bytes. DL_OK with *got == 0 means the peer
+     * closed (EOF). */
+    int (*recv)(dl_conn *c, char *buf, size_t len, size_t *got, uint32_t token, int *err);
+    int (*state)(const dl_conn *c); /* DL_TCP_* bits (api.h) */
     int (*shutdown_send)(dl_conn *c, int *err);
-    /* Graceful close (FIN); the pcb lives on inside lwIP until the close
-     * completes; c may be freed right after. */
+    /* Graceful close (FIN) that wakes every armed token with DL_E_CLOSED;
+     * the pcb lives on inside lwIP until the close completes; c may be freed
+     * right after. */
     int (*close)(dl_conn *c, int *err);
     int (*setopt)(dl_conn *c, int opt, int value, int *err);
     int (*getopt)(const dl_conn *c, int opt, int *value, int *err);

@@ -1,8 +1,8 @@
 /*
  * tcp_conn.c — connections of one instance: their lists (all, dirty), the
  * lwIP callbacks (record state, wake the waiting coroutine, nothing else),
- * and their ends (close of a listener, abort, free, runtime shutdown).
- * The ops that the host calls live in tcp_glue.c.
+ * and the helpers their ends share (close of a listener, abort).
+ * Every op the host calls (glue_*) lives in tcp_glue.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +16,8 @@ static err_t tc_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t er
 static err_t tc_on_sent(void *arg, struct tcp_pcb *pcb, u16_t len);
 static void tc_on_err(void *arg, err_t err);
 
-static conn *all_head;
-static conn *dirty_head;
+conn *tc_all_head;
+conn *tc_dirty_head;
 
 int tc_fail(int *err, int code)
 {
@@ -37,18 +37,18 @@ void tc_wake(uint32_t *token, int64_t arg)
 
 static void tc_link_all(conn *c)
 {
-    c->all_next = all_head;
-    if (all_head)
-        all_head->all_prev = c;
-    all_head = c;
+    c->all_next = tc_all_head;
+    if (tc_all_head)
+        tc_all_head->all_prev = c;
+    tc_all_head = c;
 }
 
-static void tc_unlink_all(conn *c)
+void tc_unlink_all(conn *c)
 {
     if (c->all_prev)
         c->all_prev->all_next = c->all_next;
-    else if (all_head == c)
-        all_head = c->all_next;
+    else if (tc_all_head == c)
+        tc_all_head = c->all_next;
     if (c->all_next)
         c->all_next->all_prev = c->all_prev;
     c->all_prev = c->all_next = NULL;
@@ -60,10 +60,10 @@ void tc_mark_dirty(conn *c)
         return;
     c->dirty = true;
     c->dirty_prev = NULL;
-    c->dirty_next = dirty_head;
-    if (dirty_head)
-        dirty_head->dirty_prev = c;
-    dirty_head = c;
+    c->dirty_next = tc_dirty_head;
+    if (tc_dirty_head)
+        tc_dirty_head->dirty_prev = c;
+    tc_dirty_head = c;
 }
 
 void tc_unmark_dirty(conn *c)
@@ -73,21 +73,11 @@ void tc_unmark_dirty(conn *c)
     if (c->dirty_prev)
         c->dirty_prev->dirty_next = c->dirty_next;
     else
-        dirty_head = c->dirty_next;
+        tc_dirty_head = c->dirty_next;
     if (c->dirty_next)
         c->dirty_next->dirty_prev = c->dirty_prev;
     c->dirty = false;
     c->dirty_prev = c->dirty_next = NULL;
-}
-
-void glue_output_dirty(void)
-{
-    while (dirty_head) {
-        conn *c = dirty_head;
-        tc_unmark_dirty(c);
-        if (c->pub.pcb)
-            tcp_output(c->pub.pcb);
-    }
 }
 
 void tc_free_rx(conn *c)
@@ -326,7 +316,7 @@ err_t tc_on_accept(void *arg, struct tcp_pcb *newpcb, err_t err)
     return ERR_OK;
 }
 
-static void tc_abort_pcb(conn *c)
+void tc_abort_pcb(conn *c)
 {
     struct tcp_pcb *pcb = c->pub.pcb;
     if (!pcb)
@@ -358,61 +348,7 @@ void tc_close_listener(conn *l)
     }
 }
 
-void glue_conn_free(dl_conn *dc)
-{
-    conn *c = (conn *)dc;
-    if (!c)
-        return;
-    if (c->pub.listening)
-        tc_close_listener(c);
-    else
-        tc_abort_pcb(c); /* still open: RST, as close() on Linux with SO_LINGER 0 */
-    tc_free_rx(c);
-    tc_unmark_dirty(c);
-    tc_unlink_all(c);
-    free(c->acc);
-    free(c);
-}
-
 int tc_closed_error(const conn *c)
 {
     return c->pub.error ? c->pub.error : DL_E_CLOSED;
-}
-
-/* Connections still delivering queued data or a FIN: a clean shutdown waits
- * for them (TIME_WAIT and FIN_WAIT_2 need nothing more from us). */
-int glue_busy(void)
-{
-    int n = 0;
-    for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next)
-        if (p->unsent || p->unacked || p->state == FIN_WAIT_1 || p->state == CLOSING ||
-            p->state == LAST_ACK)
-            n++;
-    return n;
-}
-
-/* End of a runtime: every connection fails with DL_E_ABORTED and lets go of
- * its buffers (they hold mbufs of pools about to go); then every pcb left in
- * lwIP (closing, TIME_WAIT) is dropped so that the next runtime starts clean. */
-void glue_abort_all(void)
-{
-    for (conn *c = all_head; c; c = c->all_next) {
-        tc_abort_pcb(c);
-        tc_free_rx(c);
-        c->connecting = false;
-        if (!c->pub.error || c->pub.error == DL_E_CLOSED)
-            c->pub.error = c->closed ? DL_E_CLOSED : DL_E_ABORTED;
-        tc_wake(&c->pub.read_token, DL_E_ABORTED);
-        tc_wake(&c->pub.write_token, DL_E_ABORTED);
-    }
-    while (tcp_active_pcbs) {
-        tc_detach(tcp_active_pcbs);
-        tcp_abort(tcp_active_pcbs);
-    }
-    while (tcp_tw_pcbs)
-        tcp_abort(tcp_tw_pcbs);
-    while (tcp_bound_pcbs)
-        tcp_close(tcp_bound_pcbs);
-    while (tcp_listen_pcbs.listen_pcbs)
-        tcp_close((struct tcp_pcb *)tcp_listen_pcbs.listen_pcbs);
 }

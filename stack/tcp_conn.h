@@ -38,6 +38,10 @@ struct conn {
     u16_t local_port, remote_port;
 };
 
+/* every connection of the instance, and those with queued tcp_output */
+extern conn *tc_all_head;
+extern conn *tc_dirty_head;
+
 int tc_fail(int *err, int code);
 void tc_wake(uint32_t *token, int64_t arg);
 void tc_mark_dirty(conn *c);
@@ -53,6 +57,8 @@ err_t tc_on_connected(void *arg, struct tcp_pcb *pcb, err_t err);
 conn *tc_conn_alloc(struct tcp_pcb *pcb, int family);
 err_t tc_on_accept(void *arg, struct tcp_pcb *newpcb, err_t err);
 void tc_close_listener(conn *l);
+void tc_abort_pcb(conn *c);
+void tc_unlink_all(conn *c);
 int tc_closed_error(const conn *c);
 
 #endif

@@ -1,5 +1,7 @@
 /*
- * tcp_glue.c — the TCP members of stack_ops over lwIP's raw API.
+ * tcp_glue.c — the TCP members of stack_ops over lwIP's raw API: the one
+ * seam between the host and the instance's connections (tcp_conn.c keeps
+ * their records and lwIP's callbacks).
  *
  * lwIP callbacks only record state on the connection and wake the coroutine
  * waiting for it (env.wake with the recorded token, which is then cleared);
@@ -143,10 +145,10 @@ static bool unreachable4(const ip_addr_t *src, const ip_addr_t *dst)
 int glue_connect(dl_conn *dc, const uint8_t *addr, uint16_t port, uint32_t token, int *err)
 {
     conn *c = (conn *)dc;
-    if (c->pub.connected)
-        return DL_OK;
     if (c->pub.error)
         return tc_fail(err, c->pub.error);
+    if (c->pub.connected)
+        return DL_OK;
     if (!c->pub.pcb)
         return tc_fail(err, DL_E_CLOSED);
     if (c->pub.listening)
@@ -210,12 +212,13 @@ int glue_send(dl_conn *dc, const char *data, size_t len, size_t *sent, uint32_t 
         }
         done += chunk;
     }
-    if (done || len == 0) {
+    if (done) {
         *sent = done;
-        if (done)
-            tc_mark_dirty(c);
+        tc_mark_dirty(c);
         return DL_OK;
     }
+    if (len == 0 && pcb->snd_buf > 0 && pcb->snd_queuelen < TCP_SND_QUEUELEN)
+        return DL_OK; /* only asked for send space */
     c->pub.write_token = token;
     return DL_AGAIN;
 }
@@ -249,7 +252,7 @@ static void consume(conn *c, size_t n)
     }
 }
 
-int glue_recv(dl_conn *dc, char *buf, size_t len, size_t *got, bool peek, uint32_t token, int *err)
+int glue_recv(dl_conn *dc, char *buf, size_t len, size_t *got, uint32_t token, int *err)
 {
     conn *c = (conn *)dc;
     *got = 0;
@@ -265,8 +268,7 @@ int glue_recv(dl_conn *dc, char *buf, size_t len, size_t *got, bool peek, uint32
             memcpy(buf + n, (const char *)p->payload + off, take);
             n += take;
         }
-        if (!peek)
-            consume(c, n);
+        consume(c, n);
         *got = n;
         return DL_OK;
     }
@@ -280,20 +282,19 @@ int glue_recv(dl_conn *dc, char *buf, size_t len, size_t *got, bool peek, uint32
     return DL_AGAIN;
 }
 
-size_t glue_readable_bytes(const dl_conn *dc)
+int glue_state(const dl_conn *dc)
 {
     const conn *c = (const conn *)dc;
-    return c->pub.listening ? (size_t)c->acc_n : c->rx_bytes;
-}
-
-size_t glue_writable_bytes(const dl_conn *dc)
-{
-    const conn *c = (const conn *)dc;
-    const struct tcp_pcb *pcb = c->pub.pcb;
-    if (!pcb || c->pub.listening || c->wr_shut || c->pub.error ||
-        pcb->snd_queuelen >= TCP_SND_QUEUELEN)
-        return 0;
-    return pcb->snd_buf;
+    int s = 0;
+    if (c->pub.connected && !c->pub.error && c->pub.pcb)
+        s |= DL_TCP_CONNECTED;
+    if (c->pub.peer_closed)
+        s |= DL_TCP_PEER_CLOSED;
+    if (c->pub.error || (!c->pub.pcb && !c->pub.peer_closed))
+        s |= DL_TCP_FAILED;
+    if (c->rx_bytes)
+        s |= DL_TCP_UNREAD;
+    return s;
 }
 
 int glue_shutdown_send(dl_conn *dc, int *err)
@@ -373,6 +374,21 @@ int glue_setopt(dl_conn *dc, int opt, int value, int *err)
         else
             ip_reset_option(pcb, SOF_KEEPALIVE);
         return DL_OK;
+    case DL_OPT_REUSEADDR:
+        if (value)
+            ip_set_option(pcb, SOF_REUSEADDR);
+        else
+            ip_reset_option(pcb, SOF_REUSEADDR);
+        return DL_OK;
+    case DL_OPT_KEEPINTVL:
+    case DL_OPT_KEEPCNT:
+        if (c->pub.listening || value < 1 || value > (opt == DL_OPT_KEEPCNT ? 127 : 32767))
+            return tc_fail(err, DL_E_INVAL);
+        if (opt == DL_OPT_KEEPINTVL)
+            pcb->keep_intvl = (u32_t)value * 1000;
+        else
+            pcb->keep_cnt = (u32_t)value;
+        return DL_OK;
     default:
         return tc_fail(err, DL_E_INVAL);
     }
@@ -402,6 +418,15 @@ int glue_getopt(const dl_conn *dc, int opt, int *value, int *err)
     case DL_OPT_KEEPALIVE:
         *value = ip_get_option(pcb, SOF_KEEPALIVE) != 0;
         return DL_OK;
+    case DL_OPT_REUSEADDR:
+        *value = ip_get_option(pcb, SOF_REUSEADDR) != 0;
+        return DL_OK;
+    case DL_OPT_KEEPINTVL:
+    case DL_OPT_KEEPCNT:
+        if (c->pub.listening)
+            return tc_fail(err, DL_E_INVAL);
+        *value = (int)(opt == DL_OPT_KEEPINTVL ? pcb->keep_intvl / 1000 : pcb->keep_cnt);
+        return DL_OK;
     default:
         return tc_fail(err, DL_E_INVAL);
     }
@@ -427,4 +452,109 @@ int glue_peer_addr(const dl_conn *dc, int *family, uint8_t addr[16], uint16_t *p
     tc_from_ipaddr(pcb ? &pcb->remote_ip : &c->remote_ip, family, addr);
     *port = pcb ? pcb->remote_port : c->remote_port;
     return DL_OK;
+}
+
+/* ---- the instance's hooks (poll, busy, shutdown) and the ends of conns ---- */
+
+/* Once per loop turn: one tcp_output per connection that queued data. */
+void glue_output_dirty(void)
+{
+    while (tc_dirty_head) {
+        conn *c = tc_dirty_head;
+        tc_unmark_dirty(c);
+        if (c->pub.pcb)
+            tcp_output(c->pub.pcb);
+    }
+}
+
+void glue_conn_free(dl_conn *dc)
+{
+    conn *c = (conn *)dc;
+    if (!c)
+        return;
+    if (!c->pub.orphaned) {
+        if (c->pub.listening)
+            tc_close_listener(c);
+        else
+            tc_abort_pcb(c); /* still open: RST, as close() on Linux with SO_LINGER 0 */
+        tc_free_rx(c);
+        tc_unmark_dirty(c);
+        tc_unlink_all(c);
+    }
+    free(c->acc);
+    free(c);
+}
+
+/* Connections still delivering queued data or a FIN: a clean shutdown waits
+ * for them (TIME_WAIT and FIN_WAIT_2 need nothing more from us). */
+int glue_busy(void)
+{
+    int n = 0;
+    for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next)
+        if (p->unsent || p->unacked || p->state == FIN_WAIT_1 || p->state == CLOSING ||
+            p->state == LAST_ACK)
+            n++;
+    return n;
+}
+
+/* A runtime stops: every listener, then every connection still open, is
+ * closed (FIN after its queued data) whether Lua still holds it or only a
+ * pending finalizer does; the drain that follows lets the FINs out. */
+void glue_close_all(void)
+{
+    bool again = true;
+    while (again) { /* closing a listener frees its queue: walk the list anew */
+        again = false;
+        for (conn *c = tc_all_head; c; c = c->all_next)
+            if (c->pub.listening && !c->closed) {
+                glue_close(&c->pub, NULL);
+                again = true;
+                break;
+            }
+    }
+    for (conn *c = tc_all_head; c; c = c->all_next)
+        if (!c->closed && !c->listener)
+            glue_close(&c->pub, NULL);
+}
+
+/* End of a runtime: every connection fails with DL_E_ABORTED, lets go of its
+ * buffers (they hold mbufs of pools about to go) and becomes an orphan that
+ * only conn_free may touch (a Lua finalizer may run much later); then every
+ * pcb left in lwIP (closing, TIME_WAIT) is dropped so that the next runtime
+ * starts clean. */
+void glue_abort_all(void)
+{
+    bool again = true;
+    while (again) { /* connections nobody accepted go with their listener's queue */
+        again = false;
+        for (conn *c = tc_all_head; c; c = c->all_next)
+            if (c->pub.listening && c->acc_n) {
+                tc_close_listener(c);
+                again = true;
+                break;
+            }
+    }
+    while (tc_all_head) {
+        conn *c = tc_all_head;
+        tc_abort_pcb(c);
+        tc_free_rx(c);
+        tc_unmark_dirty(c);
+        c->connecting = false;
+        if (!c->pub.error || c->pub.error == DL_E_CLOSED)
+            c->pub.error = c->closed ? DL_E_CLOSED : DL_E_ABORTED;
+        tc_wake(&c->pub.read_token, DL_E_ABORTED);
+        tc_wake(&c->pub.write_token, DL_E_ABORTED);
+        tc_unlink_all(c);
+        c->pub.orphaned = true;
+    }
+    while (tcp_active_pcbs) {
+        tc_detach(tcp_active_pcbs);
+        tcp_abort(tcp_active_pcbs);
+    }
+    while (tcp_tw_pcbs)
+        tcp_abort(tcp_tw_pcbs);
+    while (tcp_bound_pcbs)
+        tcp_close(tcp_bound_pcbs);
+    while (tcp_listen_pcbs.listen_pcbs)
+        tcp_close((struct tcp_pcb *)tcp_listen_pcbs.listen_pcbs);
 }

@@ -297,21 +297,25 @@ function Runtime:shutdown(timeout)
     if type(timeout) ~= "number" or timeout < 0 then
         error("rt:shutdown: timeout must be seconds >= 0, got " .. tostring(timeout), 2)
     end
-    -- worker 0 closes its sockets and lets them finish sending (half the
-    -- budget); the other workers do the same when they see the stop
-    sched.detach()
+    -- worker 0 runs its pending timers once more (premature) and closes its
+    -- sockets, letting them finish sending (half the budget); the other
+    -- workers do the same when they see the stop
     local deadline = C.dl_now() + timeout
-    local jobs_err -- blocking jobs that did not finish in half the budget
-    if C.dl_blocking_stop(self.ptr, timeout / 2) ~= C.DL_OK then
-        jobs_err = errmsg()
-    end
-    local left = math.max(0, deadline - C.dl_now())
     local w0 = C.dl_runtime_worker(self.ptr, 0)
     if C.dl_worker_enter(w0) == C.DL_OK then
-        C.dl_worker_drain(w0, left / 2)
+        local t0 = C.dl_now()
+        sched.detach(timeout / 4)
+        C.dl_worker_drain(w0, math.max(0, timeout / 2 - (C.dl_now() - t0)))
         C.dl_worker_leave(w0)
+    else
+        sched.detach()
     end
-    local rc = C.dl_runtime_stop(self.ptr, left / 2)
+    -- blocking jobs: half of what is left; nobody waits for them any more
+    local jobs_err
+    if C.dl_blocking_stop(self.ptr, math.max(0, deadline - C.dl_now()) / 2) ~= C.DL_OK then
+        jobs_err = errmsg()
+    end
+    local rc = C.dl_runtime_stop(self.ptr, math.max(0, deadline - C.dl_now()))
     if rc ~= C.DL_OK then
         return nil, errmsg()
     end
@@ -343,10 +347,6 @@ function Runtime:addresses()
         end
     end
     return out
-end
-
-function Runtime:alive()
-    return self.ptr ~= nil
 end
 
 Runtime.__tostring = function(self)

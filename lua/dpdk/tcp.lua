@@ -5,123 +5,73 @@
 --   local c, peer_ip, peer_port = l:accept()
 --   local line, err, partial = c:receive("*l")
 --
--- A thin layer over host/api.h in the lua-resty-core pattern: C answers
--- DL_OK / DL_AGAIN / DL_ERROR; on DL_AGAIN the coroutine waits for the token
--- it passed (or its timeout) and asks again. Errors are returned as
--- nil, "timeout" | "closed" | "connection reset by peer" | …; misuse (wrong
--- argument types, a socket used on another worker) raises.
---
--- Sockets are dpdk.socket objects; this module makes them (connect, socket,
--- accept) and holds the listeners.
-local ffi = require "ffi"
-local C = require "dpdk.cdef"
-local sched = require "dpdk.sched"
+-- A thin façade: sockets and listeners live in dpdk.socket, pools in
+-- dpdk.pool. Errors are returned as nil, "timeout" | "closed" |
+-- "connection reset by peer" | …; misuse (wrong argument types, a socket
+-- used on another worker) raises.
 local socket = require "dpdk.socket"
-local conn_util = require "dpdk.conn"
 
-local OK, ERROR = C.DL_OK, C.DL_ERROR
-local new_token = sched.token
-local setmetatable = setmetatable
-
-local raise_misuse, errmsg = conn_util.raise_misuse, conn_util.errmsg
-local deadline_of, park, is_ipv6 = conn_util.deadline_of, conn_util.park, conn_util.is_ipv6
-local check_ip, check_port, timeout_arg = conn_util.check_ip, conn_util.check_port,
-    conn_util.timeout_arg
-local setoption, getoption, addr = conn_util.setoption, conn_util.getoption, conn_util.addr
-local release, new_conn = conn_util.release, conn_util.new_conn
-
-local conn_box = ffi.new("dl_conn *[1]")
+local type, tostring, error, pairs, floor = type, tostring, error, pairs, math.floor
 
 local M = {}
 
-local Listener = {}
-Listener.__index = Listener
-
---- tcp.socket("inet" | "inet6") → an unconnected socket (bind, setoption, connect)
+--- tcp.socket("inet" | "inet6") → a socket to bind, set options on and connect
 function M.socket(family)
     family = family or "inet"
     if family ~= "inet" and family ~= "inet6" then
         error("tcp.socket: family must be \"inet\" or \"inet6\", got " .. tostring(family), 2)
     end
-    return socket.new(new_conn(family == "inet6" and 6 or 4))
-end
-
---- tcp.connect(ip, port [, { timeout = ms, local_ip = ip, local_port = n }]) → sock | nil, err
-function M.connect(host, port, opts)
-    check_ip(host, "tcp.connect")
-    check_port(port, "tcp.connect")
-    if not host:match("^[%x:.]+$") then
-        return nil, "cannot resolve \"" .. host .. "\": name resolution is not available yet, "
-            .. "pass an IP address"
-    end
-    local sock = socket.new(new_conn(is_ipv6(host) and 6 or 4))
-    if opts and (opts.local_ip or opts.local_port) then
-        local ok, err = sock:bind(opts.local_ip or "*", opts.local_port or 0)
-        if not ok then sock:close() return nil, err end
-    end
-    local ok, err = sock:connect(host, port, opts)
-    if not ok then
-        sock:close()
-        return nil, err
-    end
+    local sock = socket.new()
+    sock.family = family == "inet6" and 6 or 4
+    socket.attach_new(sock, 2)
     return sock
 end
 
--- Listeners -------------------------------------------------------------
+--- tcp.connect(ip, port [, opts]) → sock | nil, err
+-- opts: timeout (ms), local_ip, local_port, pool, pool_size, backlog.
+function M.connect(host, port, opts)
+    if type(host) ~= "string" then
+        error("tcp.connect: expected an IP address string, got " .. type(host), 2)
+    end
+    if type(port) ~= "number" then
+        error("tcp.connect: expected a port number, got " .. tostring(port), 2)
+    end
+    local sock = socket.new()
+    if opts and (opts.local_ip or opts.local_port) then
+        local ok, err = sock:bind(opts.local_ip or "*", opts.local_port or 0)
+        if not ok then return nil, err end
+    end
+    local ok, err = sock:connect(host, port, opts)
+    if not ok then return nil, err end
+    return sock
+end
 
 --- tcp.listen(ip, port [, { backlog = 511 }]) → listener | nil, err
 -- ip must be one of the device's configured addresses, or "*"/"0.0.0.0"/"::".
-function M.listen(ip, port, opts)
-    check_ip(ip, "tcp.listen")
-    check_port(port, "tcp.listen")
-    local backlog = opts and opts.backlog or 511
-    local conn = new_conn(is_ipv6(ip) and 6 or 4)
-    local self = conn_util.track(setmetatable({ accept_timeout = 0 }, Listener), conn)
-    local bind_ip = (ip == "0.0.0.0" or ip == "::") and "*" or ip
-    if C.dl_tcp_bind(conn, bind_ip, port) ~= OK or C.dl_tcp_listen(conn, backlog) ~= OK then
-        local err = raise_misuse(errmsg())
-        release(self)
-        return nil, err
-    end
-    return self
-end
+M.listen = socket.listen
 
---- listener:accept() → sock, peer_ip, peer_port | nil, err
-function Listener:accept()
-    local conn = self.conn
-    if not conn then return nil, "closed" end
-    local deadline = deadline_of(self.accept_timeout)
-    while true do
-        local token = new_token()
-        local rc = C.dl_tcp_accept(conn, conn_box, token)
-        if rc == OK then
-            local sock = socket.new(conn_box[0])
-            local ip, port = sock:peer_addr()
-            return sock, ip, port
+local DEFAULTS = {
+    connect_timeout = "ms", send_timeout = "ms", read_timeout = "ms",
+    keepalive_timeout = "ms", pool_size = "n",
+}
+
+--- tcp.defaults{ connect_timeout, send_timeout, read_timeout, keepalive_timeout
+--- (ms), pool_size } — what OpenResty's lua_socket_* directives set (60 s, 30):
+--- used where a socket's timeout is nil or 0. Per Lua state (per worker).
+--- Returns the current values (ms).
+function M.defaults(t)
+    local d = socket.defaults
+    for k, v in pairs(t or {}) do
+        local kind = DEFAULTS[k]
+        if not kind then error("tcp.defaults: unknown setting '" .. tostring(k) .. "'", 2) end
+        if type(v) ~= "number" or v <= 0 then
+            error("tcp.defaults: " .. k .. " must be a number > 0, got " .. tostring(v), 2)
         end
-        if rc == ERROR then return nil, raise_misuse(errmsg()) end
-        if park(token, deadline) == "timeout" then return nil, "timeout" end
-        if not self.conn then return nil, "closed" end
+        d[k] = kind == "ms" and v / 1000 or floor(v)
     end
-end
-
---- listener:settimeout(ms): how long accept waits (0, the default: forever)
-function Listener:settimeout(ms)
-    self.accept_timeout = timeout_arg(ms, "settimeout") or 0
-end
-
-function Listener:setoption(name, value) return setoption(self, name, value, "setoption") end
-function Listener:getoption(name) return getoption(self, name, "getoption") end
-function Listener:local_addr() return addr(self, 0) end
-
-function Listener:close()
-    if not self.conn then return nil, "closed" end
-    release(self)
-    return 1
-end
-
-Listener.__tostring = function(self)
-    return self.conn and "dpdk tcp listener" or "dpdk tcp listener (closed)"
+    local out = {}
+    for k, kind in pairs(DEFAULTS) do out[k] = kind == "ms" and d[k] * 1000 or d[k] end
+    return out
 end
 
 return M

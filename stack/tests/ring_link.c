@@ -143,7 +143,7 @@ static void transfer(int family, const char *dst, size_t total)
         }
         size_t k = 0;
         size_t rb = getenv("RBUF") ? (size_t)atoi(getenv("RBUF")) : sizeof in;
-        rc = S[1]->recv(s, (char *)in, rb, &k, false, 4, &err);
+        rc = S[1]->recv(s, (char *)in, rb, &k, 4, &err);
         CHECK(rc != DL_ERROR, "recv err %d", err);
         if (rc == DL_OK && k == 0)
             eof = true;
