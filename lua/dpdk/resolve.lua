@@ -51,7 +51,7 @@ local function copy(t)
 end
 
 local function check_opts(what, opts)
-    if opts == nil then return M.DEFAULT_TTL, M.DEFAULT_TIMEOUT end
+    if opts == nil then return nil, nil end
     if type(opts) ~= "table" then
         error(what .. ": options must be a table, got " .. type(opts), 3)
     end
@@ -62,17 +62,17 @@ local function check_opts(what, opts)
     if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
         error(what .. ": timeout must be seconds >= 0, got " .. tostring(timeout), 3)
     end
-    return ttl or M.DEFAULT_TTL, timeout or M.DEFAULT_TIMEOUT
+    return ttl, timeout
 end
 
--- The cached or fresh list (shared: do not modify) | nil, err.
-function M.lookup(name, opts, what)
-    what = what or "dpdk.resolve"
+-- The cached or fresh list (shared: do not modify) | nil, err. ttl and
+-- timeout: seconds (nil: the defaults).
+function M.lookup(name, ttl, timeout, what)
     if type(name) ~= "string" or name == "" then
         error(what .. ": expected a host name or IP address, got "
             .. (type(name) == "string" and "an empty string" or type(name)), 3)
     end
-    local ttl, timeout = check_opts(what, opts)
+    ttl, timeout = ttl or M.DEFAULT_TTL, timeout or M.DEFAULT_TIMEOUT
     if is_ip(name) then return { name } end
     local now = C.dl_now()
     local e = cache[name]
@@ -100,7 +100,8 @@ end
 
 -- dpdk.resolve(name [, opts]) → a fresh list of addresses | nil, err
 function M.resolve(name, opts)
-    local addrs, err = M.lookup(name, opts, "dpdk.resolve")
+    local ttl, timeout = check_opts("dpdk.resolve", opts)
+    local addrs, err = M.lookup(name, ttl, timeout, "dpdk.resolve")
     if not addrs then return nil, err end
     return copy(addrs)
 end

@@ -19,6 +19,7 @@ local buffer = require "string.buffer"
 local C = require "dpdk.cdef"
 local sched = require "dpdk.sched"
 local pool = require "dpdk.pool"
+local resolve = require "dpdk.resolve"
 
 pcall(ffi.cdef, [[
 void *memchr(const void *s, int c, size_t n);
@@ -804,23 +805,22 @@ local function connect_new(self, host, port, deadline)
     end
 end
 
---- sock:connect(ip, port [, opts]) → 1 | nil, err
+--- sock:connect(host, port [, opts]) → 1 | nil, err
+-- host: an IP address or a name (dpdk.resolve: the blocking pool, cached per
+-- worker; the first address, of the runtime's family first, within the
+-- connect timeout).
 -- opts: pool (name; default "ip:port"), pool_size, backlog (OpenResty), and
 -- timeout (ms, ours: this connect only). A connected socket is closed first;
 -- a closed one connects again.
 function Socket:connect(host, port, opts)
     if type(host) ~= "string" then
-        error("connect: expected an IP address string, got " .. type(host), 2)
+        error("connect: expected a host name or IP address string, got " .. type(host), 2)
     end
     if type(port) == "table" and opts == nil then port, opts = nil, port end
     if port == nil then return nil, "missing the port number" end
     port = tonumber(port)
     if not port or port < 0 or port > 65535 or port ~= floor(port) then
         return nil, "bad port number: " .. tostring(port)
-    end
-    if not host:match("^[%x:.]+$") then
-        return nil, "cannot resolve \"" .. host .. "\": name resolution is not available yet, "
-            .. "pass an IP address"
     end
     if busy(self.connector) then return nil, "socket busy connecting" end
     if busy(self.reader) then return nil, "socket busy reading" end
@@ -830,6 +830,14 @@ function Socket:connect(host, port, opts)
     local t = opts and opts.timeout
     local deadline = now() + (t and seconds(timeout_ms(t, "connect"), 0)
         or seconds(self.connect_timeout, defaults.connect_timeout))
+    if not host:match("^[%x:.]+$") then -- a name
+        local addrs, rerr = resolve.lookup(host, nil, math.max(0, deadline - now()), "connect")
+        if not addrs then
+            self.connector = nil
+            return nil, rerr
+        end
+        host = addrs[1]
+    end
     local ok, err
     local key = opts and opts.pool
     if key ~= nil and type(key) ~= "string" and type(key) ~= "number" then

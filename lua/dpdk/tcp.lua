@@ -27,11 +27,11 @@ function M.socket(family)
     return sock
 end
 
---- tcp.connect(ip, port [, opts]) → sock | nil, err
+--- tcp.connect(host, port [, opts]) → sock | nil, err (host: an IP address or a name)
 -- opts: timeout (ms), local_ip, local_port, pool, pool_size, backlog.
 function M.connect(host, port, opts)
     if type(host) ~= "string" then
-        error("tcp.connect: expected an IP address string, got " .. type(host), 2)
+        error("tcp.connect: expected a host name or IP address string, got " .. type(host), 2)
     end
     if type(port) ~= "number" then
         error("tcp.connect: expected a port number, got " .. tostring(port), 2)
