@@ -51,7 +51,8 @@ local function check_options(opts)
         local want = KNOWN[k]
         if not want then
             error(("dpdk.runtime: unknown option '%s' (known: workers, eal_args, mempool_size, "
-                .. "cache_size, queue_descriptors, devices, config, blocking_threads)"):format(tostring(k)), 3)
+                .. "cache_size, queue_descriptors, devices, config, blocking_threads)")
+                :format(tostring(k)), 3)
         end
         local ok = type(v) == want or (want == "table" and type(v) == "string")
         if not ok then
