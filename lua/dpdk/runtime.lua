@@ -284,8 +284,8 @@ end
 
 -- Stop every worker, close ports and release locks. Returns true, or nil and
 -- "timeout: ..." when a worker did not stop within timeout seconds (5), or
--- when blocking jobs still ran after half of it (the runtime is shut down
--- then; the message names the jobs, whose threads run on to their end).
+-- when blocking jobs still ran after the first half of it (the runtime is
+-- shut down then; the message names the jobs, whose threads run on).
 function Runtime:shutdown(timeout)
     if sched.in_task() then
         error("rt:shutdown() cannot be called from inside a task: call it after block_on or "
@@ -301,7 +301,7 @@ function Runtime:shutdown(timeout)
     -- worker 0 runs its pending timers once more (premature) and closes its
     -- sockets, letting them finish sending (half the budget); the other
     -- workers do the same when they see the stop
-    local deadline = C.dl_now() + timeout
+    local half = C.dl_now() + timeout / 2
     local w0 = C.dl_runtime_worker(self.ptr, 0)
     if C.dl_worker_enter(w0) == C.DL_OK then
         local t0 = C.dl_now()
@@ -311,12 +311,13 @@ function Runtime:shutdown(timeout)
     else
         sched.detach()
     end
-    -- blocking jobs: half of what is left; nobody waits for them any more
+    -- blocking jobs: what is left of the first half (nobody waits for them
+    -- any more); the workers: the second half
     local jobs_err
-    if C.dl_blocking_stop(self.ptr, math.max(0, deadline - C.dl_now()) / 2) ~= C.DL_OK then
+    if C.dl_blocking_stop(self.ptr, math.max(0, half - C.dl_now())) ~= C.DL_OK then
         jobs_err = errmsg()
     end
-    local rc = C.dl_runtime_stop(self.ptr, math.max(0, deadline - C.dl_now()))
+    local rc = C.dl_runtime_stop(self.ptr, timeout / 2)
     if rc ~= C.DL_OK then
         return nil, errmsg()
     end
