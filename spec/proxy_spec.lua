@@ -50,17 +50,19 @@ describe("examples/proxy.lua", function()
     teardown(function() write_hosts(hosts_lines()) end)
 
     it("relays a client through the tap to an upstream given by name, both ways", function()
-        local upstream = child.start_python(UPSTREAM)
-        finally(function() upstream:kill(9) end)
+        local upstream, svc = child.start_python(UPSTREAM), nil
+        finally(function() -- one finally per test (busted keeps the last one given)
+            upstream:kill(9)
+            if svc then svc.stop() end
+        end)
         assert(upstream:wait_output("LISTENING"), upstream:stderr())
-        local svc = net.service("dlo2", 212, ([[
+        svc = net.service("dlo2", 212, ([[
 arg = { [0] = "proxy.lua", "8212", %q, "7212" }
 local real_runtime = dpdk.runtime
 dpdk.runtime = function(o) o.config = CONFIG return real_runtime(o) end
 dofile(%q)
 ]]):format(UPNAME, (os.getenv("DPDKLUA_ROOT") or ".") .. "/examples/proxy.lua"),
             { ready = "proxy on port 8212" })
-        finally(svc.stop)
         local rc, out = net.python(([[
 import socket, hashlib, os
 for size in (1, 5000, 300000):
