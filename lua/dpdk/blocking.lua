@@ -29,6 +29,18 @@ local DL_OK = C.DL_OK
 local pdata, plen, pfailed = ffi.new("const char *[1]"), ffi.new("size_t[1]"), ffi.new("int[1]")
 local dec = buffer.new()
 
+-- Jobs whose task waits on them, by token: a task killed while it waits
+-- lets its job go (sched.on_wait_abandoned), as a timeout does.
+local waiting = {}
+
+sched.on_wait_abandoned(function(token)
+    local job = waiting[token]
+    if job then
+        waiting[token] = nil
+        C.dl_blocking_release(job)
+    end
+end)
+
 local function errmsg()
     return ffi.string(C.dl_errmsg())
 end
@@ -92,7 +104,9 @@ local function run(timeout, target, ...)
                 return false, "timeout"
             end
         end
+        waiting[token] = job
         sched.wait(token, remaining)
+        waiting[token] = nil
     end
 end
 
