@@ -226,12 +226,15 @@ local function new_task(fn, ...)
     return task
 end
 
-local set_running -- below, with the variable it sets
+-- The task resume() runs now (see M.running_task); a nested resume (a spawn
+-- that starts its child at once) restores the outer one.
+local running
 local function resume(task)
     local co = task.co
     local ok, res
     task.state = "running"
-    local outer = set_running(task)
+    local outer = running
+    running = task
     local a = task.start_args
     if a then
         task.start_args = nil
@@ -243,7 +246,7 @@ local function resume(task)
         task.why, task.arg = nil, nil
         ok, res = co_resume(co, why, arg)
     end
-    set_running(outer)
+    running = outer
     if not ok then
         -- task_body catches errors, so this is a scheduler bug or an error in
         -- the error handler itself: report it rather than lose it.
@@ -413,19 +416,11 @@ function M.current_task(what)
     return task
 end
 
--- The task running now, or nil outside the scheduler's tasks: a variable,
--- because coroutine.running() is not compiled and the socket hot path asks
--- on every call (resume sets it, and restores the outer task after a nested
--- resume: a spawn starts its child at once).
-local running
+-- The task running now, or nil outside the scheduler's tasks: a variable
+-- that resume() sets, because coroutine.running() is not compiled and the
+-- socket hot path asks on every call.
 function M.running_task()
     return running
-end
-
-function set_running(task)
-    local outer = running
-    running = task
-    return outer
 end
 
 function M.in_task()
