@@ -30,15 +30,35 @@ esac
 # Keep the suite's core/device locks away from services running on this machine.
 DPDKLUA_LOCK_DIR=$(mktemp -d /tmp/dpdklua-locks.XXXXXX)
 log=$(mktemp)
-export DPDKLUA_LOCK_DIR DPDKLUA_ROOT=$PWD
+# The specs' scripts, configs and outputs (spec/helpers/child.lua): every
+# process a spec starts names a file in here, which is how the end of the run
+# finds one that a spec left behind.
+DPDKLUA_SPEC_TMP=$(mktemp -d /tmp/dpdklua-spec.XXXXXX)
+export DPDKLUA_LOCK_DIR DPDKLUA_ROOT=$PWD DPDKLUA_SPEC_TMP
 # Test traffic stays on this machine (scripts/test-routes.sh): the routes are
 # added while any suite runs and removed by the last one to finish.
 routes_lock=/run/dpdklua-test-routes.lock
 exec {routes_fd}>"$routes_lock"
 flock -s "$routes_fd"
 bash scripts/test-routes.sh add
+# Processes a spec started and did not end (a busy-polling server left
+# running would hold a core and this run's locks): named, then killed.
+reap_leftovers() {
+    local pids=() p
+    for p in /proc/[0-9]*; do
+        [ "${p#/proc/}" = "$$" ] && continue
+        tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -qF "$DPDKLUA_SPEC_TMP/" && pids+=("${p#/proc/}")
+    done
+    [ ${#pids[@]} -eq 0 ] && return 0
+    echo "test.sh: a spec left ${#pids[@]} process(es) running; killing them:" >&2
+    for p in "${pids[@]}"; do
+        echo "  $p: $(tr '\0' ' ' 2>/dev/null < "/proc/$p/cmdline" | cut -c1-200)" >&2
+    done
+    kill -9 "${pids[@]}" 2>/dev/null
+}
 cleanup() {
-    rm -rf "$DPDKLUA_LOCK_DIR" "$log" ${san_dir:+"$san_dir"}
+    reap_leftovers
+    rm -rf "$DPDKLUA_LOCK_DIR" "$log" "$DPDKLUA_SPEC_TMP" ${san_dir:+"$san_dir"}
     flock -u "$routes_fd"
     if flock -xn "$routes_fd"; then bash scripts/test-routes.sh del; fi
 }

@@ -24,6 +24,7 @@ M.SAN = os.getenv("DPDKLUA_SAN") -- "asan" for a sanitizer build, else nil
 
 local tmpdir
 function M.tmpdir()
+    tmpdir = tmpdir or os.getenv("DPDKLUA_SPEC_TMP") -- scripts/test.sh's, reaped at its end
     if not tmpdir then
         local p = io.popen("mktemp -d /tmp/dpdklua-spec.XXXXXX")
         tmpdir = p:read("*l")
