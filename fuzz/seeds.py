@@ -102,6 +102,8 @@ tcp_seeds = {
     + recv(20),
     "zero-window": bytes([0]) + send(20000) + ack_all(0) + clock(250) + clock(250) + ack_all()
     + clock(50, busy=True) + clock(50),
+    "connect4": bytes([4]) + exchange + call(1) + seg(0x11) + recv(1) + clock(100),
+    "connect6": bytes([5]) + send(2000) + ack_all() + seg(0x18, n8=30) + recv(40) + call(0),
     "rst": bytes([0]) + send(500) + seg(0x04) + recv(1) + call(4),
     "sack": bytes([0]) + send(6000) + bytes([1, 0x10, 10, 5, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                              0, 0xff, 0]) + clock(20) + ack_all(),

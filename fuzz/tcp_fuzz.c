@@ -12,7 +12,8 @@
  * whatever the segmentation), and every byte the stack sends must be the
  * application's stream at that sequence number (retransmits included).
  *
- * Input: u8 setup (bit 0: IPv6; bit 1: sequence numbers wrap soon), then
+ * Input: u8 setup (bit 0: IPv6; bit 1: sequence numbers wrap soon; bit 2: the
+ * stack connects to the peer instead of accepting the peer's connection), then
  * operations, each one byte (low 3 bits: which) plus its arguments:
  *   0 segment      flags, dseq s8, dack s8, window/256, n, then n payload bytes
  *                  are taken as they are (the payload itself is the stream's)
@@ -39,6 +40,7 @@ enum { PEER_PORT = 40000, PORT = 80, MAX_REPLIES = 8, MAX_PAYLOAD = 1400 };
 
 static struct {
     bool v6;
+    uint16_t stack_port;         /* 80 when it listens; the port it picked when it connects */
     uint32_t peer_isn, peer_nxt; /* the peer's stream starts at peer_isn + 1 */
     uint32_t stack_isn, stack_nxt;
     bool synack;
@@ -140,7 +142,7 @@ static void segment(uint8_t flags, uint32_t seq, uint32_t ack, uint16_t win, con
     uint8_t *t = f + at;
     memset(t, 0, 20);
     put16(t, PEER_PORT);
-    put16(t + 2, PORT);
+    put16(t + 2, P.stack_port);
     put32(t + 4, seq);
     put32(t + 8, ack);
     t[12] = (uint8_t)((20 + optlen) / 4 << 4);
@@ -240,6 +242,7 @@ static void on_tx(const uint8_t *f, uint32_t len)
     uint8_t flags = t[13];
     uint32_t seq = get32(t + 4), n = tcp_len - hl;
     if (flags & 0x02) {
+        P.stack_port = (uint16_t)(t[0] << 8 | t[1]);
         P.stack_isn = seq;
         P.stack_nxt = seq + 1;
         P.synack = true;
@@ -318,20 +321,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     P.peer_nxt = P.peer_isn;
     fz_start(S);
     fz_tx_hook = on_tx;
+    P.stack_port = PORT;
     int err = 0;
     uint8_t any[16] = {0};
-    dl_conn *l = S->conn_new(P.v6 ? 6 : 4, &err), *c = NULL;
-    if (!l || S->bind(l, any, PORT, &err) != DL_OK || S->listen(l, 4, &err) != DL_OK)
-        fail("listen", (uint64_t)err, 0);
+    dl_conn *l = NULL, *c = NULL;
     static const uint8_t syn_opts[] = {2, 4, 0x05, 0xb4, 1, 3, 3, 7, 4, 2, 1, 1};
-    segment(0x02, P.peer_isn, 0, 65535, syn_opts, sizeof syn_opts, 0);
-    turn();
-    if (!P.synack)
-        fail("no SYN-ACK", 0, 0);
-    segment(0x10, P.peer_isn + 1, P.stack_isn + 1, 65535, NULL, 0, 0);
-    turn();
-    if (S->accept(l, &c, 1, &err) != DL_OK || !c)
-        fail("accept", (uint64_t)err, 0);
+    if (data[0] & 4) {
+        /* Active open: the stack's SYN, the peer's SYN-ACK. */
+        uint8_t peer[16] = {0};
+        memcpy(peer, P.v6 ? fz_peer_ip6 : fz_peer_ip4, P.v6 ? 16 : 4);
+        c = S->conn_new(P.v6 ? 6 : 4, &err);
+        if (!c || S->connect(c, peer, PEER_PORT, 1, &err) == DL_ERROR)
+            fail("connect", (uint64_t)err, 0);
+        turn();
+        if (!P.synack)
+            fail("no SYN", 0, 0);
+        segment(0x12, P.peer_isn, P.stack_isn + 1, 65535, syn_opts, sizeof syn_opts, 0);
+        turn();
+        if (S->connect(c, peer, PEER_PORT, 1, &err) != DL_OK)
+            fail("connect did not complete", (uint64_t)err, 0);
+    } else {
+        l = S->conn_new(P.v6 ? 6 : 4, &err);
+        if (!l || S->bind(l, any, PORT, &err) != DL_OK || S->listen(l, 4, &err) != DL_OK)
+            fail("listen", (uint64_t)err, 0);
+        segment(0x02, P.peer_isn, 0, 65535, syn_opts, sizeof syn_opts, 0);
+        turn();
+        if (!P.synack)
+            fail("no SYN-ACK", 0, 0);
+        segment(0x10, P.peer_isn + 1, P.stack_isn + 1, 65535, NULL, 0, 0);
+        turn();
+        if (S->accept(l, &c, 1, &err) != DL_OK || !c)
+            fail("accept", (uint64_t)err, 0);
+    }
 
     size_t at = 1;
 #define ARG() (at < size ? data[at++] : 0)
@@ -415,6 +436,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_tx_hook = NULL;
     if (c)
         S->conn_free(c);
-    S->conn_free(l);
+    if (l)
+        S->conn_free(l);
     return 0;
 }
