@@ -3,6 +3,17 @@
 local child = require "spec.helpers.child"
 local net = require "spec.helpers.net"
 
+-- busted keeps only the last finally() of a test: collect the cleanups.
+local pending = {}
+local function defer(fn)
+    pending[#pending + 1] = fn
+    finally(function()
+        local list = pending
+        pending = {}
+        for i = #list, 1, -1 do pcall(list[i]) end
+    end)
+end
+
 local ROOT = os.getenv("DPDKLUA_ROOT") or "."
 
 -- Every worker: an echo on 7000 that prefixes each line with its worker id,
@@ -154,9 +165,9 @@ local function run_case(ifname, net_id, family)
     local args = ("%q, %q, %q"):format(go, peer, v6 and "::" or "*")
     local svc = net.service(ifname, net_id, (SERVER:gsub("RUN_ARGS", function() return args end)),
         { cores = { 0, 1 }, device = device })
-    finally(svc.stop)
+    defer(svc.stop)
     local echo = child.start_python(KERNEL_ECHO:format(v6 and "6" or "", peer))
-    finally(function() echo:kill(9) end)
+    defer(function() echo:kill(9) end)
     assert.is_true(echo:wait_output("LISTENING"), echo:stderr())
 
     -- incoming: 400 concurrent python connections, then curl
