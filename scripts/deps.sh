@@ -14,6 +14,7 @@ packages=(
   libdpdk-dev dpdk libnuma-dev libbsd-dev
   luajit2 libluajit2-5.1-dev libcjson-dev lua-busted luarocks
   curl iproute2 iputils-ping netcat-openbsd python3 procps util-linux kmod dpkg-dev
+  clang libclang-rt-14-dev
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
