@@ -143,3 +143,10 @@ clean:
 
 cdef:
 	bash scripts/gen-cdef.sh
+
+# The flow steering function checked without a runtime (spec/steering_spec.lua).
+$(BUILD)/steer_test: host/tests/steer_test.c host/steer.c host/runtime.h
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ host/tests/steer_test.c host/steer.c $(PKG_LIBS) -lpthread
+
+.PHONY: steer-test
+steer-test: $(BUILD)/steer_test
