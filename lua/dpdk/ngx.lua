@@ -290,15 +290,16 @@ function M.crc32_long(s)
 end
 M.crc32_short = M.crc32_long
 
--- URI escaping as ngx_lua's (component escaping: all but A-Z a-z 0-9 - . _ ~).
+-- URI escaping as ngx_lua's: all but A-Z a-z 0-9 - . _ ~ ! * ' ( ) become %XX;
+-- unescaping turns "+" into a space and leaves malformed escapes as they are.
 function M.escape_uri(s)
     s = tostring(s)
-    return (s:gsub("[^%w%-%._~]", function(c) return format("%%%02X", byte(c)) end))
+    return (s:gsub("[^%w%-%._~!%*'%(%)]", function(c) return format("%%%02X", byte(c)) end))
 end
 
 function M.unescape_uri(s)
     s = tostring(s)
-    return (s:gsub("%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
+    return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
 end
 
 -- Regular expressions (PCRE2) -------------------------------------------------

@@ -190,9 +190,7 @@ function M.match(subj, regex, opts, ctx, res)
     subj = tostring(subj)
     local r, err = compile(regex, opts)
     if not r then return nil, err end
-    local pos = start_of(ctx)
-    if pos > #subj then return nil end
-    local rc = exec(r, subj, pos)
+    local rc = exec(r, subj, start_of(ctx))
     if rc < 0 then return nil, exec_error(rc) end
     if ctx then ctx.pos = tonumber(r.ov[1]) + 1 end
     return captures(r, subj, rc, res)
@@ -203,9 +201,7 @@ function M.find(subj, regex, opts, ctx, nth)
     subj = tostring(subj)
     local r, err = compile(regex, opts)
     if not r then return nil, nil, err end
-    local pos = start_of(ctx)
-    if pos > #subj then return nil end
-    local rc = exec(r, subj, pos)
+    local rc = exec(r, subj, start_of(ctx))
     if rc < 0 then
         err = exec_error(rc)
         if err then return nil, nil, err end
@@ -268,12 +264,7 @@ local function compile_template(repl)
                     digits, stop = repl:match("^{(%d+)}()", i + 1)
                 end
                 if not digits then
-                    if repl:match("^{[%a_][%w_]*}", i + 1) then
-                        return nil, ('attempt to use named capturing variable "%s" '
-                            .. '(named captures not supported yet)')
-                            :format(repl:match("^{([%a_][%w_]*)}", i + 1))
-                    end
-                    return nil, ('invalid capturing variable name found in "%s"'):format(repl)
+                    return nil, "failed to compile the replacement template"
                 end
                 if #lit > 0 then t[#t + 1] = concat(lit) lit = {} end
                 t[#t + 1] = tonumber(digits)

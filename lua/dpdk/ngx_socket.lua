@@ -64,8 +64,9 @@ function Sock:connect(host, port, opts)
     if host:sub(1, 5) == "unix:" then
         return nil, "unix domain sockets are not supported by dpdklua"
     end
-    if type(port) ~= "number" then
-        error("connect: expected a port number, got " .. type(port), 2)
+    port = tonumber(port) -- numeric strings are ports too, as in OpenResty
+    if not port then
+        error("connect: expected a port number, got " .. tostring(port), 2)
     end
     if opts ~= nil and type(opts) ~= "table" then
         error("connect: expected an options table, got " .. type(opts), 2)
@@ -102,6 +103,9 @@ end
 function Sock:receive(pattern)
     local s = self.sock
     if not s then return nil, "closed" end
+    -- a numeric string is a byte count, as in OpenResty (lua-resty-memcached
+    -- passes the length it parsed from the reply)
+    if type(pattern) == "string" then pattern = tonumber(pattern) or pattern end
     return s:receive(pattern)
 end
 

@@ -167,6 +167,9 @@ out("DONE")
     local stdout, stderr = svc.proc:stdout(), svc.proc:stderr()
     cleanup()
     if not ok then error(err, 2) end
+    if stdout:find("\nFAILED\t") then
+        error("the body failed:\n" .. stdout .. "\nstderr:\n" .. stderr, 2)
+    end
     local lines, started = {}, false
     for line in stdout:gmatch("[^\n]*") do
         if started and line ~= "" then lines[#lines + 1] = line end
