@@ -112,12 +112,16 @@ local function timer_at(delay, fn, ...)
         error("ngx.timer.at: expected a function, got " .. type(fn), 2)
     end
     local timer = dpdk.timer
-    if timer and timer.at then return timer.at(delay, fn, ...) end
+    if timer and timer.at then
+        local ok, err = timer.at(delay, fn, ...)
+        if not ok then return nil, err end
+        return 1 -- what lua-nginx-module 0.10.23 returns
+    end
     dpdk.spawn(function(...)
         if delay > 0 then dpdk.sleep(delay) end
         fn(false, ...)
     end, ...)
-    return true
+    return 1
 end
 
 M.timer = {
@@ -125,7 +129,11 @@ M.timer = {
     --- ngx.timer.every(interval, fn, ...) → true | nil, err
     every = function(interval, fn, ...)
         local timer = dpdk.timer
-        if timer and timer.every then return timer.every(interval, fn, ...) end
+        if timer and timer.every then
+            local ok, err = timer.every(interval, fn, ...)
+            if not ok then return nil, err end
+            return 1
+        end
         if type(interval) ~= "number" or interval <= 0 then
             error("ngx.timer.every: expected an interval in seconds > 0, got "
                 .. tostring(interval), 2)
@@ -139,7 +147,7 @@ M.timer = {
                 fn(false, ...)
             end
         end, ...)
-        return true
+        return 1
     end,
 }
 
@@ -331,8 +339,8 @@ M.worker = {
     id = function() return dpdk.worker_id() end,
     count = function() return dpdk.worker_count() end,
     pid = function() return ffi.C.getpid() end,
-    -- no graceful-exit notice reaches Lua code yet: rt:shutdown closes sockets
-    exiting = function() return false end,
+    -- true once the runtime is shutting down (where the scheduler knows it)
+    exiting = function() return sched.exiting ~= nil and sched.exiting() or false end,
 }
 
 M.config = {

@@ -37,7 +37,7 @@ local JS_COMPAT = bor(0x1, 0x2, 0x200) -- ALLOW_EMPTY_CLASS, ALT_BSUX, MATCH_UNS
 local JIT_COMPLETE = 1
 local INFO_CAPTURECOUNT, INFO_NAMECOUNT, INFO_NAMEENTRYSIZE, INFO_NAMETABLE = 4, 17, 18, 19
 local ERROR_NOMATCH = -1
-local UNSET = ffi.cast("size_t", -1) -- PCRE2_UNSET: a group that took no part
+local UNSET = ffi.cast("size_t", -1LL) -- PCRE2_UNSET (~0): a group that took no part
 
 local lib
 local function pcre2()

@@ -94,10 +94,26 @@ function Sock:sslhandshake()
     return nil, "ssl handshake is not supported by dpdklua"
 end
 
+-- OpenResty closes a cosocket on any error but a timeout: later calls get
+-- nil, "closed". Busy errors keep the socket and read as OpenResty's.
+local BUSY = { ["busy reading"] = "socket busy reading", ["busy writing"] = "socket busy writing" }
+
+local function failed(self, s, err, partial)
+    local busy = BUSY[err]
+    if busy then return nil, busy end
+    if err ~= "timeout" and self.sock == s then
+        self.sock = nil
+        s:close()
+    end
+    return nil, err, partial
+end
+
 function Sock:send(data)
     local s = self.sock
     if not s then return nil, "closed" end
-    return s:send(data)
+    local n, err = s:send(data)
+    if n then return n end
+    return failed(self, s, err)
 end
 
 function Sock:receive(pattern)
@@ -106,28 +122,44 @@ function Sock:receive(pattern)
     -- a numeric string is a byte count, as in OpenResty (lua-resty-memcached
     -- passes the length it parsed from the reply)
     if type(pattern) == "string" then pattern = tonumber(pattern) or pattern end
-    return s:receive(pattern)
+    if pattern == 0 then return "" end
+    local data, err, partial = s:receive(pattern)
+    if data then return data end
+    return failed(self, s, err, partial or "")
 end
 
 function Sock:receiveany(max)
     local s = self.sock
     if not s then return nil, "closed" end
-    return s:receiveany(max)
+    local data, err, partial = s:receiveany(max)
+    if data then return data end
+    return failed(self, s, err, partial or "")
 end
 
 function Sock:peek(n)
     local s = self.sock
     if not s then return nil, "closed" end
-    return s:peek(n)
+    local data, err = s:peek(n)
+    if data then return data end
+    return failed(self, s, err)
 end
 
 local function closed_iterator() return nil, "closed" end
 
 --- sock:receiveuntil(pattern [, { inclusive = true }]) → iterator
+-- iterator([size]) → data | nil, nil, nil at the boundary (with a size) |
+-- nil, err, partial
 function Sock:receiveuntil(pattern, opts)
     local s = self.sock
     if not s then return closed_iterator end
-    return s:receiveuntil(pattern, opts)
+    local it = s:receiveuntil(pattern, opts)
+    return function(size)
+        if self.sock ~= s then return nil, "closed" end
+        local data, err, partial = it(size)
+        if data then return data end
+        if not err then return nil, nil, nil end
+        return failed(self, s, err, partial or "")
+    end
 end
 
 function Sock:close()
@@ -158,9 +190,13 @@ function Sock:getreusedtimes()
     return s:getreusedtimes()
 end
 
+local OPTIONS = { keepalive = true, ["tcp-nodelay"] = true, sndbuf = true,
+    rcvbuf = true }
+
 function Sock:setoption(name, value)
     local s = self.sock
     if not s then return nil, "closed" end
+    if not OPTIONS[name] then return nil, "unsupported option " .. tostring(name) end
     return s:setoption(name, value)
 end
 

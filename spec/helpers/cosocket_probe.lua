@@ -49,7 +49,7 @@ return function(env)
 
     local function case(name, fn)
         local ok, err = pcall(fn)
-        if not ok then emit(name, "raised", (tostring(err):gsub("^.-:%d+: ", ""))) end
+        if not ok then emit(name, "raised", (tostring(err):gsub("^[^\n]-:%d+: ", ""):gsub("^[^\n]-:%d+: ", ""))) end
     end
 
     -- Connecting ------------------------------------------------------------

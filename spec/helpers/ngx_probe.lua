@@ -35,7 +35,7 @@ return function(env)
         if r[1] then
             emit(name, unpack(r, 2, table.maxn(r)))
         else
-            emit(name, "raised", (tostring(r[2]):gsub("^.-:%d+: ", "")))
+            emit(name, "raised", (tostring(r[2]):gsub("^[^\n]-:%d+: ", ""):gsub("^[^\n]-:%d+: ", "")))
         end
     end
 
