@@ -74,7 +74,7 @@ local KNOWN = {
         dpdklua = "receiveuntil size inclusive\tzh",
         why = "docs/openresty.md, cosockets: sized inclusive receiveuntil", pending = "seam",
     },
-    ["send #7"] = {
+    ["send #8"] = {
         openresty = "send\ttrue", dpdklua = "send\tfalse",
         why = "docs/openresty.md, cosockets: send(nil) is misuse and raises here",
     },

@@ -97,7 +97,11 @@ M.thread = {
     end,
     --- ngx.thread.kill(t) → true | nil, err
     kill = function(t)
-        if dpdk.kill then return dpdk.kill(t) end
+        if dpdk.kill then
+            local ok, err = dpdk.kill(t)
+            if not ok then return nil, err end
+            return 1 -- what lua-nginx-module 0.10.23 returns
+        end
         return nil, "ngx.thread.kill needs dpdk.kill (not in this dpdklua yet)"
     end,
 }
