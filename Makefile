@@ -5,11 +5,30 @@
 #                   default config (net_tap) and curl it through the tap
 #   make run        run examples/http.lua in the foreground (Ctrl-C stops it)
 #   make install    install dpdklua and the Lua modules under PREFIX
+#   make asan       ./dpdklua-asan and build-asan/stack/ring_link with AddressSanitizer +
+#                   UndefinedBehaviorSanitizer (clang; objects in build-asan/, the normal
+#                   build untouched); run the suite on it with
+#                   DPDKLUA=./dpdklua-asan bash scripts/test.sh
+#   make fuzz       build the libFuzzer harnesses of fuzz/ (build-fuzz/) and run each for
+#                   FUZZ_S seconds (default 60)
 #   make clean
 
 PREFIX      ?= /usr/local
 MAX_WORKERS ?= 16
+# SAN=asan / SAN=fuzz select a sanitizer build (make asan / make fuzz set it):
+# its own build directory and executable name, so ./dpdklua stays as it is.
+SAN         ?=
 BUILD       := build
+EXE         := dpdklua
+ifeq ($(SAN),asan)
+BUILD       := build-asan
+EXE         := dpdklua-asan
+else ifeq ($(SAN),fuzz)
+BUILD       := build-fuzz
+EXE         := dpdklua-fuzz
+else ifneq ($(SAN),)
+$(error SAN=$(SAN): expected asan or fuzz)
+endif
 OBJ         := $(BUILD)/obj
 LUA_DIR     := $(PREFIX)/share/lua/5.1
 VERSION     := 0.1.0
@@ -19,25 +38,40 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PKGS := libdpdk luajit libcjson
 CC ?= cc
 CFLAGS ?= -O2 -g
+ifneq ($(SAN),)
+# clang for both: libFuzzer is clang's, and one compiler keeps the two
+# sanitizer builds alike. -O1 and frame pointers give exact stack traces.
+# -fno-sanitize-recover: an undefined-behaviour report ends the process like
+# an ASan one (scripts/test.sh also fails the run on any report file).
+CC         := clang
+CFLAGS     := -O1 -g
+STACK_OPT  := -O1 -g
+SAN_CFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+              -fsanitize-address-use-odr-indicator \
+              -fno-omit-frame-pointer -Wno-unknown-warning-option
+ifeq ($(SAN),fuzz)
+SAN_CFLAGS += -fsanitize=fuzzer-no-link
+endif
+endif
 # Truncating snprintf into fixed buffers is deliberate (names, messages).
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DALLOW_EXPERIMENTAL_API \
           -Wno-format-truncation \
-          -DDL_VERSION='"$(VERSION)"' -DDL_LUA_DIR='"$(LUA_DIR)"' -Ihost -Istack
+          -DDL_VERSION='"$(VERSION)"' -DDL_LUA_DIR='"$(LUA_DIR)"' -Ihost -Istack $(SAN_CFLAGS)
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # -E: export the host's functions so that LuaJIT's ffi.C finds them.
-LDFLAGS += -Wl,-E
+LDFLAGS += -Wl,-E $(SAN_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lpthread -lm -ldl
 
 HOST_SRC := $(wildcard host/*.c)
 HOST_OBJ := $(HOST_SRC:host/%.c=$(OBJ)/%.o) $(OBJ)/config_default.o
 
-.PHONY: all deps test demo run install clean format cdef
-all: dpdklua
+.PHONY: all deps test demo run install clean format cdef asan fuzz
+all: $(EXE)
 
 include stack/stack.mk
 
-dpdklua: $(HOST_OBJ) $(STACK_OBJS)
+$(EXE): $(HOST_OBJ) $(STACK_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(OBJ)/%.o: host/%.c | $(OBJ)
@@ -76,8 +110,12 @@ format:
 	clang-format -i host/*.c host/*.h stack/*.c stack/*.h stack/arch/*.h
 	bash scripts/gen-cdef.sh
 
+asan:
+	$(MAKE) SAN=asan dpdklua-asan ring-link
+
 clean:
-	rm -rf $(OBJ) $(BUILD)/stack $(BUILD)/config_default.c dpdklua
+	rm -rf $(OBJ) $(BUILD)/stack $(BUILD)/config_default.c dpdklua build-asan build-fuzz \
+		dpdklua-asan
 
 -include $(HOST_OBJ:.o=.d)
 

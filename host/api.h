@@ -156,10 +156,43 @@ void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out);
  * Returns the connections still busy. Runs on the worker's thread. */
 int dl_worker_drain(dl_worker *w, double timeout_s);
 
-/* Messages between workers (copied; any thread may post, only the owner takes). */
+/* Messages between workers (copied; any thread may post, only the owner takes).
+ * dl_mail_post: DL_AGAIN when the mailbox is full; DL_ERROR when the runtime
+ * is stopping or the worker's thread has ended. */
 int dl_mail_post(dl_worker *to, const char *data, size_t len);
 int dl_mail_take(dl_worker *w, const char **data, size_t *len);
 void dl_mail_release(const char *data);
+
+/* host/channel.c: named channels between workers (spec F19), each an
+ * rte_ring of copied messages that any worker may send to and receive from,
+ * freed (with what is still queued) when the runtime stops. Waiting calls take
+ * a token, as TCP's do: on DL_AGAIN (empty or full) with a token, the calling
+ * worker's dl_poll hands it back in a DL_EV_WAKE once the call may succeed;
+ * token 0 only tries. dl_channel_cancel drops the calling worker's wait for a
+ * token (after a timeout). */
+typedef struct dl_channel dl_channel;
+
+enum {
+    DL_CHANNEL_NAME_LEN = 128,
+    DL_CHANNEL_DEFAULT_CAPACITY = 1024,
+    DL_CHANNEL_MAX_CAPACITY = 1048576
+};
+
+/* The runtime's channel of that name, made on first use. capacity 0: the
+ * existing one's, or the default; another capacity than the existing one's
+ * is an error. NULL: dl_errmsg. */
+dl_channel *dl_channel_open(dl_runtime *rt, const char *name, int capacity);
+int dl_channel_send(dl_channel *ch, const void *data, size_t len, uint32_t token);
+/* DL_OK: *data (len bytes) is the caller's until dl_channel_release(*data). */
+int dl_channel_recv(dl_channel *ch, const char **data, size_t *len, uint32_t token);
+void dl_channel_release(const char *data);
+void dl_channel_cancel(uint32_t token);
+int dl_channel_count(const dl_channel *ch); /* messages queued now */
+int dl_channel_capacity(const dl_channel *ch);
+/* Changes whenever a runtime's channels are freed: a handle made under
+ * another generation is stale. */
+uint32_t dl_channel_generation(void);
+int64_t dl_channel_messages_live(void); /* sent and not yet released, all channels */
 
 /* host/tcp.c: TCP over the calling worker's private lwIP. A dl_conn belongs
  * to the worker that made it; using it on another thread is an error (F18).

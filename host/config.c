@@ -471,6 +471,94 @@ static int parse_eal_args(const char *origin, const cJSON *root, dl_config *cfg)
     return DL_OK;
 }
 
+/* ---- NUL characters ----
+ * cJSON's strings end at a NUL, so "net_tap0\u0000evil" (or a raw NUL byte)
+ * would reach the schema as "net_tap0": a file that means something other
+ * than it says. The text is parsed a second time with each NUL spelled as a
+ * '0'; a string or key that is shorter in the first tree held a NUL. */
+
+static bool is_nul_escape(const char *text, size_t len, size_t i)
+{
+    return i + 6 <= len && text[i] == '\\' && text[i + 1] == 'u' &&
+           memcmp(text + i + 2, "0000", 4) == 0;
+}
+
+/* A copy of text with each \u0000 turned into \u0030 and each raw NUL byte
+ * into '0'; NULL when the text holds neither (or no memory is left). */
+static char *nul_spelled_out(const char *text, size_t len)
+{
+    char *copy = NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] != '\0' && text[i] != '\\')
+            continue;
+        bool nul = text[i] == '\0' || is_nul_escape(text, len, i);
+        if (!nul) {
+            i++; /* the escaped character: in "\\u0000" the u is plain text */
+            continue;
+        }
+        if (!copy) {
+            if (!(copy = malloc(len)))
+                return NULL;
+            memcpy(copy, text, len);
+        }
+        if (text[i] == '\0') {
+            copy[i] = '0';
+        } else {
+            copy[i + 4] = '3';
+            i += 5;
+        }
+    }
+    return copy;
+}
+
+/* The first value or key of a (as parsed) that is shorter than its twin in b
+ * (parsed with NULs spelled out); field gets its JSON path. */
+static const cJSON *find_nul(const cJSON *a, const cJSON *b, char *field, size_t size, bool *is_key)
+{
+    if (cJSON_IsString(a) && cJSON_IsString(b))
+        return strlen(a->valuestring) != strlen(b->valuestring) ? a : NULL;
+    if (!cJSON_IsArray(a) && !cJSON_IsObject(a))
+        return NULL;
+    size_t base = strlen(field);
+    int i = 0;
+    for (const cJSON *ca = a->child, *cb = b->child; ca && cb; ca = ca->next, cb = cb->next) {
+        if (base + 1 < size) {
+            if (!cJSON_IsObject(a))
+                snprintf(field + base, size - base, "[%d]", i++);
+            else if (strlen(ca->string) != strlen(cb->string)) {
+                *is_key = true;
+                return ca;
+            } else
+                snprintf(field + base, size - base, "%s%s", base ? "." : "", ca->string);
+        }
+        const cJSON *found = find_nul(ca, cb, field, size, is_key);
+        if (found)
+            return found;
+        field[base] = '\0';
+    }
+    return NULL;
+}
+
+static int check_nul(const char *origin, const char *text, size_t len, const cJSON *root)
+{
+    char *spelled = nul_spelled_out(text, len);
+    if (!spelled)
+        return DL_OK;
+    cJSON *twin = cJSON_ParseWithLengthOpts(spelled, len, NULL, false);
+    free(spelled);
+    char field[512] = "";
+    bool is_key = false;
+    const cJSON *found = twin ? find_nul(root, twin, field, sizeof field, &is_key) : NULL;
+    cJSON_Delete(twin);
+    if (!found)
+        return DL_OK;
+    const char *s = is_key ? found->string : found->valuestring;
+    return dl_fail("%s: %s: expected %s without \\u0000 (a NUL character ends %s early), got "
+                   "\"%.80s%s\\u0000...\"",
+                   origin, field[0] ? field : "top level", is_key ? "keys" : "a string",
+                   is_key ? "them" : "it", s, strlen(s) > 80 ? "..." : "");
+}
+
 static bool is_blank(const char *text, size_t len)
 {
     for (size_t i = 0; i < len; i++)
@@ -524,6 +612,8 @@ dl_config *dl_config_parse(const char *text, size_t len, const char *origin)
     int rc = DL_OK;
     if (strlen(origin) >= sizeof cfg->path)
         rc = dl_fail("%s: path too long (at most %zu characters)", origin, sizeof cfg->path - 1);
+    else if (check_nul(origin, text, len, root) != DL_OK)
+        rc = DL_ERROR;
     else if (!cJSON_IsObject(root))
         rc = fail_type(origin, "top level", "a JSON object", root);
     else if (parse_cores(origin, root, cfg) != DL_OK || parse_devices(origin, root, cfg) != DL_OK ||

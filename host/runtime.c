@@ -164,6 +164,7 @@ static void release(dl_runtime *rt)
         dl_worker_destroy(&rt->workers[i]);
         dl_lock_release(rt->workers[i].lock_fd);
     }
+    dl_channels_free(rt); /* after the workers: nobody waits on them any more */
     for (int i = 0; i < rt->n_ports; i++) {
         dl_port_close(&rt->ports[i]);
         dl_lock_release(rt->ports[i].lock_fd);

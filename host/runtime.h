@@ -20,6 +20,13 @@ enum { DL_MAX_WORKERS_LIMIT = 64, DL_RX_BURST = 32, DL_MAILBOX_SIZE = 1024 };
 /* lwIP's netif takes no smaller MTU (IPv4 hosts must take 576-byte datagrams). */
 enum { DL_MIN_STACK_MTU = 576 };
 
+/* A task of this worker waits on a channel (host/channel.c). */
+typedef struct dl_chan_wait {
+    dl_channel *ch;
+    uint32_t token;
+    bool send; /* waits for room; else for a message */
+} dl_chan_wait;
+
 typedef struct dl_port {
     uint16_t port_id;
     int n_queues;
@@ -51,6 +58,8 @@ struct dl_worker {
     stack_env env;
     dl_event *pending; /* wakes recorded by stack callbacks, handed out by dl_poll */
     int n_pending, cap_pending;
+    dl_chan_wait *chan_waits; /* channels this worker's tasks wait on; dl_poll checks them */
+    int n_chan_waits, cap_chan_waits;
     struct rte_mbuf *rx[DL_RX_BURST];
 };
 
@@ -92,6 +101,11 @@ void dl_device_key(const dl_device_config *dev, char *buf, size_t len);
 int dl_worker_init(dl_worker *w, dl_runtime *rt, int index);
 int dl_worker_start_thread(dl_worker *w);
 void dl_worker_destroy(dl_worker *w);
+
+/* host/channel.c */
+/* Add a DL_EV_WAKE to events[n..max) for each wait of w that may go on; returns the new n. */
+int dl_channel_poll(dl_worker *w, dl_event *events, int n, int max);
+void dl_channels_free(dl_runtime *rt); /* with the runtime: queued messages too */
 
 /* host/runtime.c */
 int dl_runtime_loop_active(void); /* a worker loop runs on the main thread */

@@ -173,6 +173,9 @@ void dl_worker_destroy(dl_worker *w)
     free(w->pending);
     w->pending = NULL;
     w->n_pending = w->cap_pending = 0;
+    free(w->chan_waits);
+    w->chan_waits = NULL;
+    w->n_chan_waits = w->cap_chan_waits = 0;
     if (w->mailbox) {
         void *m;
         while (rte_ring_dequeue(w->mailbox, &m) == 0)
@@ -265,6 +268,8 @@ int dl_poll(dl_worker *w, dl_event *events, int max)
         if (w->n_pending > 0)
             memmove(w->pending, w->pending + take, (size_t)w->n_pending * sizeof *events);
     }
+    if (w->n_chan_waits > 0)
+        n = dl_channel_poll(w, events, n, max);
     if (n < max && !rte_ring_empty(w->mailbox))
         events[n++] = (dl_event){.kind = DL_EV_MAIL, .arg = rte_ring_count(w->mailbox)};
     return n;
@@ -292,6 +297,13 @@ int dl_worker_drain(dl_worker *w, double timeout_s)
 
 int dl_mail_post(dl_worker *to, const char *data, size_t len)
 {
+    /* Nobody would take it: a sender waiting for an answer must learn now. */
+    if (atomic_load_explicit(&to->rt->stopping, memory_order_relaxed))
+        return dl_fail("runtime stopping: worker %d takes no more messages", to->index);
+    if (to->has_thread && atomic_load(&to->exited))
+        return dl_fail("worker %d has stopped (see the error it logged): it takes no more "
+                       "messages",
+                       to->index);
     mail *m = malloc(sizeof *m + len);
     if (!m)
         return dl_fail("cannot post a message of %zu bytes: out of memory", len);

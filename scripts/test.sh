@@ -3,21 +3,61 @@
 # ("busted: N passed, N failed"). Extra arguments go to busted (e.g. a spec
 # file, --filter, or -o TAP). Needs root (taps, locks): `make test` uses sudo
 # when needed.
+#
+# DPDKLUA=path runs the suite on another build of dpdklua; a sanitizer build
+# (make asan: DPDKLUA=./dpdklua-asan) also gets sanitizer options under which
+# any AddressSanitizer/UndefinedBehaviorSanitizer report, in the runner or in
+# any child process, fails the run (see docs/reliability.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+DPDKLUA=$(realpath "${DPDKLUA:-./dpdklua}")
+export DPDKLUA
+san_dir=
+case "$(basename "$DPDKLUA")" in
+*-asan)
+    # Reports go to files (log_path: one per process), so that a report from
+    # a child a spec expected to fail still fails the run; the text is
+    # printed below. detect_leaks=0: see docs/reliability.md ("Leaks").
+    san_dir=$(mktemp -d /tmp/dpdklua-asan.XXXXXX)
+    export DPDKLUA_BUILD=build-asan DPDKLUA_SAN=asan
+    export ASAN_OPTIONS="log_path=$san_dir/asan:detect_leaks=0:abort_on_error=1:halt_on_error=1:detect_odr_violation=2:strict_string_checks=1:check_initialization_order=1:${ASAN_OPTIONS_EXTRA:-}"
+    export UBSAN_OPTIONS="log_path=$san_dir/ubsan:print_stacktrace=1:halt_on_error=1:abort_on_error=1:${UBSAN_OPTIONS_EXTRA:-}"
+    ;;
+esac
 
 # Keep the suite's core/device locks away from services running on this machine.
 DPDKLUA_LOCK_DIR=$(mktemp -d /tmp/dpdklua-locks.XXXXXX)
 log=$(mktemp)
-export DPDKLUA_LOCK_DIR DPDKLUA_ROOT=$PWD
+# The specs' scripts, configs and outputs (spec/helpers/child.lua): every
+# process a spec starts names a file in here, which is how the end of the run
+# finds one that a spec left behind.
+DPDKLUA_SPEC_TMP=$(mktemp -d /tmp/dpdklua-spec.XXXXXX)
+export DPDKLUA_LOCK_DIR DPDKLUA_ROOT=$PWD DPDKLUA_SPEC_TMP
 # Test traffic stays on this machine (scripts/test-routes.sh): the routes are
 # added while any suite runs and removed by the last one to finish.
 routes_lock=/run/dpdklua-test-routes.lock
 exec {routes_fd}>"$routes_lock"
 flock -s "$routes_fd"
 bash scripts/test-routes.sh add
+# Processes a spec started and did not end (a busy-polling server left
+# running would hold a core and this run's locks): named, then killed.
+reap_leftovers() {
+    local pids=() p
+    for p in /proc/[0-9]*; do
+        [ "${p#/proc/}" = "$$" ] && continue
+        tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -qF "$DPDKLUA_SPEC_TMP/" && pids+=("${p#/proc/}")
+    done
+    [ ${#pids[@]} -eq 0 ] && return 0
+    echo "test.sh: a spec left ${#pids[@]} process(es) running; killing them:" >&2
+    for p in "${pids[@]}"; do
+        echo "  $p: $(tr '\0' ' ' 2>/dev/null < "/proc/$p/cmdline" | cut -c1-200)" >&2
+    done
+    kill -9 "${pids[@]}" 2>/dev/null
+}
 cleanup() {
-    rm -rf "$DPDKLUA_LOCK_DIR" "$log"
+    reap_leftovers
+    rm -rf "$DPDKLUA_LOCK_DIR" "$log" "$DPDKLUA_SPEC_TMP" ${san_dir:+"$san_dir"}
     flock -u "$routes_fd"
     if flock -xn "$routes_fd"; then bash scripts/test-routes.sh del; fi
 }
@@ -25,8 +65,18 @@ trap cleanup EXIT
 
 # busted inside dpdklua itself (what .busted's lua= asks for), without the
 # re-exec: busted's own re-exec under a Lua 5.2 `lua` ran the suite twice.
-./dpdklua "$(command -v busted)" --ignore-lua "$@" 2>&1 | tee "$log"
+"$DPDKLUA" "$(command -v busted)" --ignore-lua "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
+reports=0
+if [ -n "$san_dir" ]; then
+    for f in "$san_dir"/*; do
+        [ -e "$f" ] || continue
+        reports=$((reports + 1))
+        echo "==== sanitizer report $(basename "$f") ===="
+        cat "$f"
+    done
+    echo "sanitizer: $reports report(s)"
+fi
 # busted's own last line: "N successes / N failures / N errors / N pending : T seconds"
 line=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -aE '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' | tail -n 1)
 if [ -n "$line" ]; then
@@ -43,4 +93,4 @@ else
     exit 1
 fi
 echo "busted: $passed passed, $failed failed, $pending skipped"
-[ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+[ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ] && [ "$reports" -eq 0 ]

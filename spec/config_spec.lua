@@ -627,6 +627,43 @@ describe("dpdk.config", function()
         end)
     end)
 
+    describe("NUL characters", function()
+        -- cJSON's strings end at a NUL: "net_tap0\u0000evil" would be read as "net_tap0".
+        local function nul_message(field, got)
+            return field .. ": expected a string without \\u0000 (a NUL character ends it "
+                .. 'early), got "' .. got .. '\\u0000..."'
+        end
+
+        it("are rejected inside a field's string, naming the field", function()
+            assert_rejects(with_devices('"vdev": "net_tap0\\u0000evil", "addresses": '
+                .. '["10.0.0.2/24"]'), nul_message("devices[0].vdev", "net_tap0"))
+            assert_rejects(tap_with('"addresses": ["10.0.0.2/24", "10.0.0.3/24\\u0000"]'),
+                nul_message("devices[0].addresses[1]", "10.0.0.3/24"))
+            assert_rejects('{"dpdk_cores": [0], "eal_args": ["--no-huge", "-m\\u0000", "64"]}',
+                nul_message("eal_args[1]", "-m"))
+        end)
+
+        it("are rejected in fields dpdklua ignores and in keys", function()
+            assert_rejects('{"dpdk_cores": [0], "comment": {"note": ["ok", "a\\u0000b"]}}',
+                nul_message("comment.note[1]", "a"))
+            assert_rejects('{"dpdk_cores\\u0000x": [0]}', 'top level: expected keys without '
+                .. '\\u0000 (a NUL character ends them early), got "dpdk_cores\\u0000..."')
+            assert_rejects(with_devices(TAP .. ', "mac\\u0000": "02:00:00:00:00:01"'),
+                'devices[0]: expected keys without \\u0000 (a NUL character ends them early), '
+                .. 'got "mac\\u0000..."')
+        end)
+
+        it("are rejected as raw bytes too", function()
+            assert_rejects(with_devices('"vdev": "net_tap0\0evil", "addresses": ["10.0.0.2/24"]'),
+                nul_message("devices[0].vdev", "net_tap0"))
+        end)
+
+        it("leave other escapes alone, an escaped backslash before u0000 included", function()
+            local dev = device_of(tap_with('"original_name": "eth\\u0030\\\\u0000"'))
+            assert.are.equal("eth0\\u0000", dev.original_name)
+        end)
+    end)
+
     describe("fields for people and other tools", function()
         it("are ignored: version, platform, generated_at and unknown fields", function()
             local cfg = assert_loads('{"version": 1, "platform": "aws", "generated_at": '

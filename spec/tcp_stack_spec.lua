@@ -4,10 +4,13 @@ local child = require "spec.helpers.child"
 local net = require "spec.helpers.net"
 
 local ROOT = os.getenv("DPDKLUA_ROOT") or "."
+-- The build under test (scripts/test.sh: DPDKLUA=./dpdklua-asan → make SAN=asan).
+local MAKE = "make -s -C " .. child.quote(ROOT) .. (child.SAN and (" SAN=" .. child.SAN) or "")
+local RING_LINK = MAKE .. " ring-link && " .. child.quote(child.BUILD .. "/stack/ring_link")
 
 describe("the per-worker lwIP copies", function()
     it("export nothing but their function table (make check-stack)", function()
-        local rc, out = child.sh("make -s -C " .. child.quote(ROOT) .. " check-stack")
+        local rc, out = child.sh(MAKE .. " check-stack")
         assert.are.equal(0, rc, out)
     end)
 
@@ -67,8 +70,7 @@ print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) <= 1240, reply)
     it("of 9001 carries 9 KB frames between two stack copies over net_ring", function()
         -- the runtime's vdevs here stop at 1504; stack/tests/ring_link.c drives two
         -- copies back to back over net_ring, which takes a jumbo MTU
-        local rc, out = child.sh("make -s -C " .. child.quote(ROOT) .. " ring-link && "
-            .. child.quote(ROOT .. "/build/stack/ring_link"))
+        local rc, out = child.sh(RING_LINK)
         assert.are.equal(0, rc, out)
         assert.matches("IPv4 10.88.0.2: 33554432 bytes sent, 33554432 received, hash OK, "
             .. "%d+ ms, %d+ frames to the receiver, avg 9%d%d%d B, max 9015 B\n", out)
@@ -77,8 +79,7 @@ print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) <= 1240, reply)
     end)
 
     it("of 1500 with every frame split in two mbufs carries the same bytes", function()
-        local rc, out = child.sh("make -s -C " .. child.quote(ROOT) .. " ring-link && MTU=1500 SPLIT=1 "
-            .. child.quote(ROOT .. "/build/stack/ring_link"))
+        local rc, out = child.sh((RING_LINK:gsub("&& ", "&& MTU=1500 SPLIT=1 ")))
         assert.are.equal(0, rc, out)
         assert.matches("IPv4 10.88.0.2: 33554432 bytes sent, 33554432 received, hash OK, "
             .. "%d+ ms, %d+ frames to the receiver, avg 15%d%d B, max 1514 B\n", out)

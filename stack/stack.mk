@@ -32,7 +32,7 @@ STACK_IDS := $(shell seq 0 $$(($(MAX_WORKERS) - 1)))
 STACK_OBJS := $(STACK_IDS:%=$(STACK_DIR)/stack_inst_%.o) $(STACK_DIR)/instances.o
 
 STACK_BASE_CFLAGS := -std=gnu11 $(STACK_OPT) -MMD -MP -D_GNU_SOURCE -DALLOW_EXPERIMENTAL_API \
-	-Istack -I$(LWIP_SRC)/src/include -Ihost
+	-Istack -I$(LWIP_SRC)/src/include -Ihost $(SAN_CFLAGS)
 # lwIP's own sources: warnings shown but not fatal (LWIP_SRC may be another
 # version). nd6.c without router solicitations (lwipopts.h) leaves an unused
 # parameter and variable behind.
@@ -60,8 +60,17 @@ $(STACK_DIR)/stack_inst.o: $(LWIP_OBJS) $(STACK_GLUE_OBJS)
 	objcopy --localize-hidden $@.tmp $@
 	rm -f $@.tmp
 
+# An AddressSanitizer build (make asan) also emits the one-definition-rule
+# indicator of the exported table, a global symbol (clang names it
+# `__odr_asan_gen_stack_ops`, gcc `__odr_asan.stack_ops`): without a rename of
+# its own the copies collide at link time. It is renamed with the table rather
+# than switched off (-fno-sanitize-address-use-odr-indicator) so that ASan still
+# checks each copy's table against any other definition of its name. Without
+# ASan these renames match nothing and do nothing.
 $(STACK_DIR)/stack_inst_%.o: $(STACK_DIR)/stack_inst.o
-	objcopy --redefine-sym stack_ops=stack_ops_$* $< $@
+	objcopy --redefine-sym stack_ops=stack_ops_$* \
+		--redefine-sym __odr_asan_gen_stack_ops=__odr_asan_gen_stack_ops_$* \
+		--redefine-sym __odr_asan.stack_ops=__odr_asan.stack_ops_$* $< $@
 
 # Rewritten only when MAX_WORKERS changes, so that a rebuild relinks.
 $(STACK_DIR)/instances.c: stack-force
@@ -76,7 +85,7 @@ $(STACK_DIR)/instances.c: stack-force
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 $(STACK_DIR)/instances.o: $(STACK_DIR)/instances.c stack/stack.h
-	$(CC) -std=gnu11 $(STACK_OPT) -Wall -Wextra -Werror -Istack -Ihost -c -o $@ $<
+	$(CC) -std=gnu11 $(STACK_OPT) $(SAN_CFLAGS) -Wall -Wextra -Werror -Istack -Ihost -c -o $@ $<
 
 .PHONY: check-stack stack-force
 stack-force:

@@ -4,6 +4,8 @@ local ffi = require "ffi"
 local C = require "dpdk.cdef"
 local sched = require "dpdk.sched"
 local runtime = require "dpdk.runtime"
+local remote = require "dpdk.remote"
+local channel = require "dpdk.channel"
 
 local M = {
     _VERSION = ffi.string(C.dl_version()),
@@ -19,6 +21,17 @@ function M.spawn(fn, ...)
     sched.current_task("dpdk.spawn")
     return sched.spawn(fn, ...)
 end
+
+-- dpdk.spawn_on(worker_id, fn_or_module_name, ...): run fn(...) as a task on
+-- another worker (or this one). fn travels as bytecode (no upvalues), the
+-- arguments and results as data (see dpdk.codec). Returns a handle:
+-- handle:join([timeout]) → true, results... | false, err.
+M.spawn_on = remote.spawn_on
+
+-- dpdk.channel(name [, capacity]) → the runtime's channel of that name (made
+-- on first use, the same on every worker): ch:send(v [, timeout]),
+-- ch:receive([timeout]). See lua/dpdk/channel.lua.
+M.channel = channel.open
 
 M.sleep = sched.sleep   -- dpdk.sleep(seconds)
 M.yield = sched.yield   -- let other tasks and the network run, then continue

@@ -8,6 +8,8 @@ local ffi = require "ffi"
 local buffer = require "string.buffer"
 local C = require "dpdk.cdef"
 local sched = require "dpdk.sched"
+local codec = require "dpdk.codec"
+local remote = require "dpdk.remote"
 
 local unpack = unpack
 
@@ -136,8 +138,8 @@ function Runtime:worker_count()
 end
 
 -- A mailbox handler for sched.attach: decodes each message waiting for w
--- (string.buffer-encoded tables) and passes it to handle(msg); a message that
--- does not decode is logged under module.
+-- (string.buffer-encoded tables); dpdk.spawn_on's ops go to dpdk.remote, the
+-- others to handle(msg); a message that does not decode is logged under module.
 function M.mail_reader(w, module, handle)
     local dec = buffer.new()
     local pdata, plen = ffi.new("const char *[1]"), ffi.new("size_t[1]")
@@ -147,7 +149,12 @@ function M.mail_reader(w, module, handle)
             local ok, msg = pcall(dec.decode, dec)
             C.dl_mail_release(pdata[0])
             if ok then
-                handle(msg)
+                local op = type(msg) == "table" and remote.mail_ops[msg.op]
+                if op then
+                    op(msg) -- dpdk.spawn_on's messages, the same on every worker
+                else
+                    handle(msg)
+                end
             else
                 C.dl_log_write(C.DL_LOG_ERROR, module, "undecodable message: " .. tostring(msg))
             end
@@ -218,48 +225,15 @@ function Runtime:block_on(fn, ...)
     return results_of(task)
 end
 
--- Load what rt:run runs: a module name whose module returns a function, or a
--- function dumped with string.dump.
+-- Load what rt:run runs (a message made by codec.target).
 function M.load_target(msg)
-    if msg.module then
-        package.path, package.cpath = msg.path or package.path, msg.cpath or package.cpath
-        local f = require(msg.module)
-        if type(f) ~= "function" then
-            error(("rt:run: module '%s' must return a function, got %s"):format(msg.module,
-                type(f)), 0)
-        end
-        return f
-    end
-    return assert(loadstring(msg.code, "=rt:run"))
+    return codec.load_target("rt:run", msg)
 end
 
-local function encode_target(id, target, args)
-    -- the workers load modules with the caller's current path
-    local msg = { op = "run", id = id, args = args, path = package.path, cpath = package.cpath }
-    if type(target) == "string" then
-        msg.module = target
-    elseif type(target) == "function" then
-        local info = debug.getinfo(target, "uS")
-        if info.what == "C" then
-            error("rt:run: a C function cannot be sent to other workers", 3)
-        end
-        if info.nups > 0 then
-            local names = {}
-            for i = 1, info.nups do names[i] = debug.getupvalue(target, i) end
-            error(("rt:run: the function uses upvalues (%s) that cannot cross to other "
-                .. "workers: pass them as arguments or use a module name")
-                :format(table.concat(names, ", ")), 3)
-        end
-        msg.code = string.dump(target)
-    else
-        error("rt:run: expected a module name or a function, got " .. type(target), 3)
-    end
-    local ok, encoded = pcall(buffer.encode, msg)
-    if not ok then
-        error("rt:run: arguments must be strings, numbers, booleans or tables of them: "
-            .. tostring(encoded), 3)
-    end
-    return msg, encoded
+local function encode_target(id, target, ...)
+    local msg = codec.target("rt:run", target, { op = "run", id = id })
+    msg.args = codec.pack("rt:run", "argument", ...)
+    return msg, codec.encode(msg)
 end
 
 -- Run target(...) on every worker (each in its own Lua state) and drive
@@ -269,7 +243,8 @@ function Runtime:run(target, ...)
     check_alive(self, "rt:run")
     self.next_run = self.next_run + 1
     local id = self.next_run
-    local msg, encoded = encode_target(id, target, { n = select("#", ...), ... })
+    local ok, msg, encoded = pcall(encode_target, id, target, ...)
+    if not ok then error(msg, 2) end
     local n = C.dl_runtime_worker_count(self.ptr)
     local run = { pending = n - 1, failures = {} }
     self.runs[id] = run

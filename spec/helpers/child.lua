@@ -16,10 +16,15 @@ int kill(int pid, int sig);
 local M = {}
 
 local ROOT = os.getenv("DPDKLUA_ROOT") or "."
-M.DPDKLUA = ROOT .. "/dpdklua"
+-- DPDKLUA: another build to run children on (scripts/test.sh sets it, e.g.
+-- ./dpdklua-asan); BUILD: that build's directory (build-asan for make asan).
+M.DPDKLUA = os.getenv("DPDKLUA") or (ROOT .. "/dpdklua")
+M.BUILD = ROOT .. "/" .. (os.getenv("DPDKLUA_BUILD") or "build")
+M.SAN = os.getenv("DPDKLUA_SAN") -- "asan" for a sanitizer build, else nil
 
 local tmpdir
 function M.tmpdir()
+    tmpdir = tmpdir or os.getenv("DPDKLUA_SPEC_TMP") -- scripts/test.sh's, reaped at its end
     if not tmpdir then
         local p = io.popen("mktemp -d /tmp/dpdklua-spec.XXXXXX")
         tmpdir = p:read("*l")
