@@ -15,16 +15,15 @@ local sched = require "dpdk.sched"
 local ngx_socket = require "dpdk.ngx_socket"
 local ngx_re = require "dpdk.ngx_re"
 
-local type, tostring, error, select, pairs = type, tostring, error, select, pairs
+local type, tostring, error, select = type, tostring, error, select
 local floor, byte, char, format, concat = math.floor, string.byte, string.char, string.format,
     table.concat
 local band, bor, lshift, rshift = bit.band, bit.bor, bit.lshift, bit.rshift
 
-ffi.cdef [[
-struct dl_ngx_timespec { long tv_sec; long tv_nsec; };
-int clock_gettime(int clk_id, struct dl_ngx_timespec *tp);
-int getpid(void);
-]]
+-- pcall: another module may have declared the same libc functions
+pcall(ffi.cdef, "struct dl_ngx_timespec { long tv_sec; long tv_nsec; };")
+pcall(ffi.cdef, "int clock_gettime(int clk_id, struct dl_ngx_timespec *tp);")
+pcall(ffi.cdef, "int getpid(void);")
 
 local M = {}
 
@@ -256,10 +255,10 @@ local crypto, zlib
 local function lib(which)
     if which == "crypto" then
         if not crypto then
-            ffi.cdef [[
+            pcall(ffi.cdef, [[
             unsigned char *MD5(const unsigned char *d, size_t n, unsigned char *md);
             unsigned char *SHA1(const unsigned char *d, size_t n, unsigned char *md);
-            ]]
+            ]])
             local ok, l = pcall(ffi.load, "libcrypto.so.3")
             if not ok then
                 error("ngx.md5/sha1 need libcrypto (Debian: apt-get install libssl3): " .. l, 3)
@@ -269,7 +268,8 @@ local function lib(which)
         return crypto
     end
     if not zlib then
-        ffi.cdef "unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned len);"
+        pcall(ffi.cdef,
+            "unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned len);")
         local ok, l = pcall(ffi.load, "libz.so.1")
         if not ok then
             error("ngx.crc32_* need zlib (Debian: apt-get install zlib1g): " .. l, 3)
