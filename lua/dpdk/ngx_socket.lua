@@ -96,7 +96,9 @@ end
 
 -- OpenResty closes a cosocket on any error but a timeout: later calls get
 -- nil, "closed". Busy errors keep the socket and read as OpenResty's.
-local BUSY = { ["busy reading"] = "socket busy reading", ["busy writing"] = "socket busy writing" }
+local BUSY = { ["busy reading"] = "socket busy reading", ["busy writing"] = "socket busy writing",
+    ["socket busy reading"] = "socket busy reading", ["socket busy writing"] = "socket busy writing",
+    ["socket busy connecting"] = "socket busy connecting" }
 
 local function failed(self, s, err, partial)
     local busy = BUSY[err]
@@ -178,7 +180,8 @@ function Sock:setkeepalive(timeout, size)
         return nil, "connection pools are not available in this dpdklua yet"
     end
     local ok, err = s:setkeepalive(timeout, size)
-    self.sock = nil
+    -- kept, or closed by the failure; with unread data it stays usable (OpenResty)
+    if ok or err ~= "unread data in buffer" then self.sock = nil end
     return ok, err
 end
 
