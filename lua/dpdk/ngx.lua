@@ -78,6 +78,7 @@ end
 local function join_result(ok, ...)
     if ok then return true, ... end
     local err = ...
+    if ok == nil then return nil, err end -- e.g. nil, "already waited or killed"
     if type(err) == "string" then err = err:match("^(.-)\nstack traceback:") or err end
     return false, err
 end
