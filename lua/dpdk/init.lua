@@ -15,12 +15,14 @@ local M = {
 -- devices, config } → rt, or nil and an error that says what to fix.
 M.runtime = runtime.new
 
--- Run fn(...) as a new task on this worker; it starts at the next scheduling
--- point. Returns a handle: handle:join() → true, results... | false, err.
-function M.spawn(fn, ...)
-    sched.current_task("dpdk.spawn")
-    return sched.spawn(fn, ...)
-end
+-- Run fn(...) as a light thread of the current task on this worker: it runs
+-- at once until it first waits (or ends), then dpdk.spawn returns its handle
+-- (ngx.thread.spawn's order). handle:join() → true, results... | false, err;
+-- handle:kill() / dpdk.kill(handle) → true | nil, err.
+M.spawn = sched.start
+M.kill = sched.kill
+-- dpdk.wait(h1, h2, ...) → the first to end: true, results... | false, err.
+M.wait = sched.wait_any
 
 -- dpdk.spawn_on(worker_id, fn_or_module_name, ...): run fn(...) as a task on
 -- another worker (or this one). fn travels as bytecode (no upvalues), the
@@ -35,6 +37,10 @@ M.channel = channel.open
 
 M.sleep = sched.sleep   -- dpdk.sleep(seconds)
 M.yield = sched.yield   -- let other tasks and the network run, then continue
+
+M.timer = require "dpdk.timer"         -- timer.at(delay, fn, ...), timer.every(...)
+M.semaphore = require "dpdk.semaphore" -- semaphore.new(n): post, wait(timeout), count
+M.queue = require "dpdk.queue"         -- queue.new(capacity): push, pop(timeout)
 
 -- Monotonic time in seconds (float, sub-microsecond resolution).
 function M.now()

@@ -288,13 +288,17 @@ function Runtime:shutdown(timeout)
     if type(timeout) ~= "number" or timeout < 0 then
         error("rt:shutdown: timeout must be seconds >= 0, got " .. tostring(timeout), 2)
     end
-    -- worker 0 closes its sockets and lets them finish sending (half the
-    -- budget); the other workers do the same when they see the stop
-    sched.detach()
+    -- worker 0 runs its pending timers once more (premature) and closes its
+    -- sockets, letting them finish sending (half the budget); the other
+    -- workers do the same when they see the stop
     local w0 = C.dl_runtime_worker(self.ptr, 0)
     if C.dl_worker_enter(w0) == C.DL_OK then
-        C.dl_worker_drain(w0, timeout / 2)
+        local t0 = C.dl_now()
+        sched.detach(timeout / 4)
+        C.dl_worker_drain(w0, math.max(0, timeout / 2 - (C.dl_now() - t0)))
         C.dl_worker_leave(w0)
+    else
+        sched.detach()
     end
     local rc = C.dl_runtime_stop(self.ptr, timeout / 2)
     if rc ~= C.DL_OK then

@@ -2,17 +2,21 @@
 --
 -- A task is a coroutine plus its bookkeeping. Tasks wait in one of three
 -- ways: on the ready queue (spawned, yielded, woken), on the timer heap
--- (sleep, timeouts), or on a token that C hands back from dl_poll when the
--- event they wait for happens. C never calls Lua: each loop turn asks C for
--- events (dl_poll) and resumes the tasks they name.
+-- (sleep, timeouts), or on a token that C (or Lua: joins, semaphores,
+-- queues) hands back when the event they wait for happens. C never calls
+-- Lua: each loop turn asks C for events (dl_poll) and resumes the tasks they
+-- name.
+--
+-- Coroutines that user code creates inside a task may wait too: this module
+-- replaces coroutine.resume, wrap and status (see "User coroutines" below).
 local ffi = require "ffi"
 local C = require "dpdk.cdef"
 
 local co_create, co_resume, co_running, co_status, co_yield =
     coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.yield
 local traceback = debug.traceback
-local select, unpack, type, error, xpcall, setmetatable = select, unpack, type, error, xpcall,
-    setmetatable
+local select, unpack, type, error, xpcall, pcall, setmetatable, getmetatable, tostring =
+    select, unpack, type, error, xpcall, pcall, setmetatable, getmetatable, tostring
 
 local EV_WAKE, EV_MAIL, EV_STOP = C.DL_EV_WAKE, C.DL_EV_MAIL, C.DL_EV_STOP
 local MAX_EVENTS = 256
@@ -29,7 +33,10 @@ local events = ffi.new("dl_event[?]", MAX_EVENTS)
 local worker          -- dl_worker* driven by this state, nil when detached
 local ready, ready_head, ready_tail = {}, 1, 0
 local timers, n_timers, timer_seq = {}, 0, 0 -- binary min-heap of timer records
-local by_task = setmetatable({}, { __mode = "k" }) -- coroutine -> task
+-- coroutine -> task: each task's own coroutine (removed when it ends: the
+-- value refers to the key, which a weak key alone would keep alive) and the
+-- user coroutines a task resumed (collected with them).
+local by_co = setmetatable({}, { __mode = "k" })
 local waiting = {}    -- token -> task
 local next_token = 0
 local mail_handler    -- function(data_ptr, len) for DL_EV_MAIL
@@ -37,6 +44,7 @@ local stopping = false
 
 local Task = {}
 Task.__index = Task
+M.Task = Task
 
 local function log(level, msg)
     C.dl_log_write(level, "sched", msg)
@@ -53,7 +61,8 @@ end
 -- Timer heap ------------------------------------------------------------
 -- A binary min-heap of timer records; each record knows its index, so a wait
 -- that ends by an event removes its timer at once (the heap holds only live
--- timeouts), and records are reused: a timed wait makes no garbage.
+-- timeouts), and records are reused: a timed wait makes no garbage. A record
+-- wakes a task (t.task) or calls t.fn(t.data) from the loop (dpdk.timer).
 
 local timer_pool, n_pool = {}, 0
 
@@ -92,7 +101,7 @@ local function sift_down(i)
     heap_place(t, i)
 end
 
-local function timer_add(at, task)
+local function timer_add(at, task, fn, data)
     local t
     if n_pool > 0 then
         t = timer_pool[n_pool]
@@ -102,7 +111,7 @@ local function timer_add(at, task)
         t = {}
     end
     timer_seq = timer_seq + 1
-    t.at, t.seq, t.task = at, timer_seq, task
+    t.at, t.seq, t.task, t.fn, t.data = at, timer_seq, task, fn, data
     n_timers = n_timers + 1
     heap_place(t, n_timers)
     sift_up(n_timers)
@@ -111,6 +120,7 @@ end
 
 local function timer_remove(t)
     local i = t.index
+    if not i then return end -- already fired or removed
     local last = timers[n_timers]
     timers[n_timers] = nil
     n_timers = n_timers - 1
@@ -119,47 +129,150 @@ local function timer_remove(t)
         sift_down(i)
         sift_up(last.index)
     end
-    t.task, t.index = nil, nil
+    t.task, t.fn, t.data, t.index = nil, nil, nil, nil
     n_pool = n_pool + 1
     timer_pool[n_pool] = t
 end
 
--- Tasks -----------------------------------------------------------------
+-- Call fn(data) from the loop (outside any task) at time `at` (dl_now()
+-- seconds); returns a handle for M.cancel. fn must not wait: it may spawn.
+function M.call_at(at, fn, data)
+    local t = timer_add(at, nil, fn, data)
+    return t, t.seq
+end
+
+-- Cancel what call_at returned (seq guards against a reused record).
+function M.cancel(t, seq)
+    if t.index and t.seq == seq then timer_remove(t) end
+end
+
+-- Task ends -------------------------------------------------------------
+
+-- fn(task, ok, err) for every task that ends: returns, fails, or is killed
+-- (then ok is false and err "killed"). Hooks run on the loop, in the ending
+-- task or its killer: they must not wait.
+local end_hooks, n_end_hooks = {}, 0
+function M.on_task_end(fn)
+    for i = 1, n_end_hooks do
+        if end_hooks[i] == fn then return end
+    end
+    n_end_hooks = n_end_hooks + 1
+    end_hooks[n_end_hooks] = fn
+end
+
+-- fn(token, woken, arg) when a task is killed while it waits on a token
+-- (woken false) or after a token woke it but before it ran (woken true, arg
+-- what the waker passed): a Lua-side waker (semaphore, queue) forgets the
+-- waiter, and passes on what it handed over (a unit, a value) that would be
+-- lost otherwise.
+local abandon_hooks, n_abandon_hooks = {}, 0
+function M.on_wait_abandoned(fn)
+    for i = 1, n_abandon_hooks do
+        if abandon_hooks[i] == fn then return end
+    end
+    n_abandon_hooks = n_abandon_hooks + 1
+    abandon_hooks[n_abandon_hooks] = fn
+end
+
+local function abandoned(token, woken, arg)
+    for i = 1, n_abandon_hooks do
+        local ok, err = pcall(abandon_hooks[i], token, woken, arg)
+        if not ok then log(C.DL_LOG_ERROR, "abandoned wait hook failed: " .. tostring(err)) end
+    end
+end
 
 local function finish(task, ok, ...)
     task.state = "dead"
     task.ok = ok
     task.results = { n = select("#", ...), ... }
-    if not ok and not task.quiet then
+    if not ok and not task.quiet and not task.killed then
         log(C.DL_LOG_ERROR, "task " .. task.name .. " failed: " .. tostring((...)))
+    end
+    for i = 1, n_end_hooks do
+        local hok, herr = pcall(end_hooks[i], task, ok, task.err)
+        if not hok then log(C.DL_LOG_ERROR, "task end hook failed: " .. tostring(herr)) end
     end
     local joiners = task.joiners
     if joiners then
         task.joiners = nil
         for i = 1, #joiners do
-            push_ready(joiners[i])
+            M.wake(joiners[i], task)
         end
     end
+    by_co[task.co] = nil
+end
+
+-- xpcall's handler: keeps the error as raised (dpdk.wait returns it, as
+-- ngx.thread.wait does) and hands on the text with its traceback (join, logs).
+local function on_error(e)
+    local task = by_co[co_running()]
+    if task then task.err = e end
+    return traceback(e, 2)
 end
 
 local function task_body(task, fn, ...)
-    finish(task, xpcall(fn, traceback, ...))
+    finish(task, xpcall(fn, on_error, ...))
 end
 
 local task_count = 0
 
--- Create a task that starts at the next scheduling point (FIFO).
+local function new_task(fn, ...)
+    task_count = task_count + 1
+    local task = setmetatable({ name = "#" .. task_count, state = "new" }, Task)
+    task.co = co_create(task_body)
+    by_co[task.co] = task
+    task.start_args = { n = select("#", ...), ... }
+    task.fn = fn
+    return task
+end
+
+local function resume(task)
+    local co = task.co
+    local ok, res
+    task.state = "running"
+    local a = task.start_args
+    if a then
+        task.start_args = nil
+        local fn = task.fn
+        task.fn = nil
+        ok, res = co_resume(co, task, fn, unpack(a, 1, a.n))
+    else
+        local why, arg = task.why, task.arg
+        task.why, task.arg = nil, nil
+        ok, res = co_resume(co, why, arg)
+    end
+    if not ok then
+        -- task_body catches errors, so this is a scheduler bug or an error in
+        -- the error handler itself: report it rather than lose it.
+        if task.state ~= "dead" then finish(task, false, traceback(co, tostring(res))) end
+        return
+    end
+    if res ~= PARKED and task.state == "running" and co_status(co) ~= "dead" then
+        push_ready(task) -- a plain coroutine.yield() acts like dpdk.yield()
+    end
+end
+
+-- Create a task that starts at the next scheduling point (FIFO): what the
+-- runtime, the workers and timers use from outside any task.
 function M.spawn(fn, ...)
     if type(fn) ~= "function" then
         error("spawn: expected a function, got " .. type(fn), 2)
     end
-    task_count = task_count + 1
-    local task = setmetatable({ name = "#" .. task_count, state = "new" }, Task)
-    task.co = co_create(task_body)
-    by_task[task.co] = task
-    task.start_args = { n = select("#", ...), ... }
-    task.fn = fn
+    local task = new_task(fn, ...)
     push_ready(task)
+    return task
+end
+
+-- dpdk.spawn: a light thread of the current task, run at once until it first
+-- waits (or ends) before this returns, as ngx.thread.spawn does.
+function M.start(fn, ...)
+    local parent = M.current_task("dpdk.spawn")
+    if type(fn) ~= "function" then
+        error("dpdk.spawn: expected a function, got " .. type(fn), 2)
+    end
+    local task = new_task(fn, ...)
+    task.parent = parent
+    resume(task)
     return task
 end
 
@@ -168,7 +281,8 @@ function Task:done()
 end
 
 -- Wait for the task to end: true, results... or false, error (with traceback).
--- A failure that a joiner collects was still logged when it happened.
+-- Any task may join any task, any number of times; a failure that a joiner
+-- collects was still logged when it happened.
 function Task:join()
     if self.state ~= "dead" then
         local me = M.current_task("join")
@@ -178,8 +292,9 @@ function Task:join()
             joiners = {}
             self.joiners = joiners
         end
-        joiners[#joiners + 1] = me
-        M.suspend()
+        local token = M.token()
+        joiners[#joiners + 1] = token
+        M.wait(token)
     end
     local r = self.results
     return self.ok, unpack(r, 1, r.n)
@@ -187,9 +302,107 @@ end
 
 Task.__tostring = function(self) return "dpdk task " .. self.name end
 
+local function check_handle(t, what, i)
+    if getmetatable(t) ~= Task then
+        error(("%s: argument #%d must be a task handle from dpdk.spawn, got %s")
+            :format(what, i, type(t)), 3)
+    end
+end
+
+-- Kill a light thread (OpenResty's rules: only its parent may, and only once):
+-- true, or nil and "not user thread" | "killer not parent" | "already
+-- terminated" | "already waited or killed". It leaves no wait behind (token,
+-- timer, ready slot); joiners get false, "killed"; the end hooks run.
+function M.kill(target)
+    local me = M.current_task("dpdk.kill")
+    check_handle(target, "dpdk.kill", 1)
+    if not target.parent then return nil, "not user thread" end
+    if target.parent ~= me then return nil, "killer not parent" end
+    if target.state == "dead" then
+        if target.waited then return nil, "already waited or killed" end
+        target.waited = true
+        return nil, "already terminated"
+    end
+    target.killed, target.waited = true, true
+    local token = target.token
+    if token then
+        target.token = nil
+        if waiting[token] == target then
+            waiting[token] = nil
+            abandoned(token, false)
+        end
+    end
+    local timer = target.timer
+    if timer then
+        target.timer = nil
+        timer_remove(timer)
+    end
+    if target.state == "ready" and target.why == "event" and target.woke then
+        abandoned(target.woke, true, target.arg) -- handed something it will never take
+    end
+    target.why, target.arg, target.woke = nil, nil, nil
+    target.err = "killed"
+    finish(target, false, "killed") -- state "dead": its ready slot is skipped
+    return true
+end
+Task.kill = M.kill
+
+local function collect(t)
+    t.waited = true
+    if not t.ok then return false, t.err end
+    local r = t.results
+    return true, unpack(r, 1, r.n)
+end
+
+-- Wait for the first of the light threads to end (ngx.thread.wait): true,
+-- results... | false, err (the error as raised) | nil, "already waited or
+-- killed". Only their parent may wait; the others go on running.
+function M.wait_any(...)
+    local me = M.current_task("dpdk.wait")
+    local n = select("#", ...)
+    if n == 0 then error("dpdk.wait: expected at least one task handle", 2) end
+    for i = 1, n do
+        local t = select(i, ...)
+        check_handle(t, "dpdk.wait", i)
+        if not t.parent then
+            error("dpdk.wait: attempt to wait on a task that is not a user thread "
+                .. "(made by dpdk.spawn)", 2)
+        end
+        if t.parent ~= me then
+            error("dpdk.wait: only the parent task can wait on the thread", 2)
+        end
+        if t.state == "dead" then
+            if not t.waited then return collect(t) end
+            if i == n then return nil, "already waited or killed" end
+        end
+    end
+    local token = M.token()
+    for i = 1, n do
+        local t = select(i, ...)
+        if t.state ~= "dead" then
+            local joiners = t.joiners
+            if not joiners then
+                joiners = {}
+                t.joiners = joiners
+            end
+            joiners[#joiners + 1] = token
+        end
+    end
+    local _, first = M.wait(token)
+    for i = 1, n do -- the others keep running: forget this wait
+        local joiners = select(i, ...).joiners
+        if joiners then
+            for j = #joiners, 1, -1 do
+                if joiners[j] == token then table.remove(joiners, j) end
+            end
+        end
+    end
+    return collect(first)
+end
+
 function M.current_task(what)
     local co = co_running()
-    local task = co and by_task[co]
+    local task = co and by_co[co]
     if not task then
         error((what or "this") .. " must be called from a task of the dpdk runtime "
             .. "(inside rt:block_on, rt:run or dpdk.spawn)", 3)
@@ -199,7 +412,7 @@ end
 
 function M.in_task()
     local co = co_running()
-    return co ~= nil and by_task[co] ~= nil
+    return co ~= nil and by_co[co] ~= nil
 end
 
 -- Park the current task until something wakes it (a timer, a token, a join).
@@ -241,6 +454,7 @@ function M.wait(token, timeout)
     local task = M.current_task("wait")
     if token then
         waiting[token] = task
+        task.token = token
     end
     if timeout and timeout >= 0 then
         task.timer = timer_add(C.dl_now() + timeout, task)
@@ -248,8 +462,10 @@ function M.wait(token, timeout)
     task.state = "waiting"
     local why, arg = co_yield(PARKED)
     if token then
-        waiting[token] = nil
+        if waiting[token] == task then waiting[token] = nil end
+        task.token = nil
     end
+    task.woke = nil
     local timer = task.timer
     if timer then -- woken before its timeout
         task.timer = nil
@@ -258,15 +474,24 @@ function M.wait(token, timeout)
     return why, arg
 end
 
--- Wake the task waiting on token (used by C events and Lua-side waiters).
+-- Wake the task waiting on token (used by C events and Lua-side waiters);
+-- false when nobody waits on it (any more).
 function M.wake(token, arg)
     local task = waiting[token]
     if task and task.state == "waiting" then
         waiting[token] = nil
         push_ready(task, "event", arg)
+        task.woke = token
         return true
     end
     return false
+end
+
+-- Whether a task still waits on token (a Lua-side waker's queue may hold
+-- tokens whose waiters timed out or were killed).
+function M.is_waiting(token)
+    local task = waiting[token]
+    return task ~= nil and task.state == "waiting"
 end
 
 local function run_timers()
@@ -274,38 +499,17 @@ local function run_timers()
     local now = C.dl_now()
     while n_timers > 0 and timers[1].at <= now do
         local t = timers[1]
-        local task = t.task
-        task.timer = nil
+        local task, fn, data = t.task, t.fn, t.data
         timer_remove(t)
-        if task.state == "waiting" then
-            push_ready(task, "timeout")
+        if task then
+            task.timer = nil
+            if task.state == "waiting" then
+                push_ready(task, "timeout")
+            end
+        else
+            local ok, err = pcall(fn, data)
+            if not ok then log(C.DL_LOG_ERROR, "timer callback failed: " .. tostring(err)) end
         end
-    end
-end
-
-local function resume(task)
-    local co = task.co
-    local ok, res
-    task.state = "running"
-    local a = task.start_args
-    if a then
-        task.start_args = nil
-        local fn = task.fn
-        task.fn = nil
-        ok, res = co_resume(co, task, fn, unpack(a, 1, a.n))
-    else
-        ok, res = co_resume(co, task.why, task.arg)
-    end
-    if not ok then
-        -- task_body catches errors, so this is a scheduler bug or an error in
-        -- the error handler itself: report it rather than lose it.
-        finish(task, false, traceback(co, tostring(res)))
-        return
-    end
-    if co_status(co) == "dead" then
-        by_task[co] = nil
-    elseif res ~= PARKED and task.state == "running" then
-        push_ready(task) -- a plain coroutine.yield() acts like dpdk.yield()
     end
 end
 
@@ -375,7 +579,57 @@ function M.on_detach(fn)
     detach_hooks[#detach_hooks + 1] = fn
 end
 
-function M.detach()
+-- Functions run first when a worker exits (M.detach with a budget): each
+-- may return a list of tasks (premature timers) that the loop then runs
+-- until they end or the budget passes.
+local exit_hooks = {}
+function M.on_exit(fn)
+    for i = 1, #exit_hooks do
+        if exit_hooks[i] == fn then return end
+    end
+    exit_hooks[#exit_hooks + 1] = fn
+end
+
+local exiting = false
+function M.exiting()
+    return exiting
+end
+
+local function run_exit_hooks(budget)
+    exiting = true
+    local tasks = {}
+    for i = 1, #exit_hooks do
+        local ok, list = pcall(exit_hooks[i])
+        if not ok then
+            log(C.DL_LOG_ERROR, "exit hook failed: " .. tostring(list))
+        elseif list then
+            for j = 1, #list do tasks[#tasks + 1] = list[j] end
+        end
+    end
+    if #tasks == 0 then return end
+    local deadline = C.dl_now() + budget
+    local function all_done()
+        for i = 1, #tasks do
+            if tasks[i].state ~= "dead" then return false end
+        end
+        return true
+    end
+    while not all_done() do
+        if C.dl_now() >= deadline then
+            log(C.DL_LOG_WARN, "tasks started at exit (premature timers) still running after "
+                .. budget .. " s: abandoned")
+            break
+        end
+        M.turn()
+    end
+end
+
+-- Leave the worker: with a budget (seconds) and the worker still driveable,
+-- first run the exit hooks' tasks (rt:shutdown, end of a worker thread).
+function M.detach(budget)
+    if budget and worker ~= nil then
+        run_exit_hooks(budget)
+    end
     for i = 1, #detach_hooks do
         local ok, err = pcall(detach_hooks[i])
         if not ok then log(C.DL_LOG_ERROR, "detach hook failed: " .. tostring(err)) end
@@ -386,6 +640,79 @@ function M.detach()
     timers, n_timers = {}, 0
     waiting = {}
     stopping = false
+    exiting = false
 end
+
+-- User coroutines -------------------------------------------------------
+-- A wait inside a coroutine that user code made (coroutine.create/wrap)
+-- inside a task must reach the scheduler, as OpenResty's cosockets do
+-- (lua-resty-http's body reader is such a coroutine). The waits yield
+-- PARKED, which only the scheduler and these wrappers ever see: resume()
+-- passes a PARKED yield of the coroutine it resumed up to its own resumer
+-- (eventually the task's coroutine, parked in the scheduler) and resumes the
+-- inner coroutine with the wake values. Any other yield returns to the
+-- resumer as in plain Lua. Outside tasks resume is the plain one.
+
+local parked = setmetatable({}, { __mode = "k" }) -- user coroutine -> task, while parked
+
+local function pass(co, task, ok, a, ...)
+    if ok and a == PARKED then
+        parked[co] = task
+        local why, arg = co_yield(PARKED)
+        parked[co] = nil
+        return pass(co, task, co_resume(co, why, arg))
+    end
+    return ok, a, ...
+end
+
+local function resume_co(co, ...)
+    local running = co_running()
+    local task = running and by_co[running]
+    local owner = by_co[co]
+    if not task then
+        if owner and owner.co ~= co then by_co[co] = nil end
+        return co_resume(co, ...)
+    end
+    local p = parked[co]
+    if p then -- waiting for the scheduler on behalf of a task
+        if p.state == "dead" then return false, "cannot resume dead coroutine" end
+        return false, "cannot resume non-suspended coroutine"
+    end
+    if owner and owner.co == co then -- a task's own coroutine is the scheduler's
+        return false, "cannot resume non-suspended coroutine"
+    end
+    by_co[co] = task
+    return pass(co, task, co_resume(co, ...))
+end
+
+local function status_co(co)
+    local p = parked[co]
+    if p then return p.state == "dead" and "dead" or "normal" end
+    return co_status(co)
+end
+
+-- coroutine.wrap raises a resume error with the caller's position (a string)
+local function wrap_result(ok, ...)
+    if ok then return ... end
+    local err = ...
+    if type(err) == "string" then error(err, 2) end
+    error(err)
+end
+
+local function wrap_co(fn)
+    if type(fn) ~= "function" then
+        error("bad argument #1 to 'wrap' (function expected, got " .. type(fn) .. ")", 2)
+    end
+    local co = co_create(fn)
+    return function(...)
+        return wrap_result(resume_co(co, ...))
+    end
+end
+
+M.resume, M.wrap, M.status = resume_co, wrap_co, status_co
+
+-- Installed when this module loads, once per Lua state (require "dpdk" loads
+-- it); see docs/design.md, "User coroutines".
+coroutine.resume, coroutine.wrap, coroutine.status = resume_co, wrap_co, status_co
 
 return M

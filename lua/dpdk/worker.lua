@@ -44,7 +44,9 @@ function M.main()
         end
     end))
     sched.run_until(function() return false end)
-    sched.detach() -- closes this worker's sockets
+    -- pending timers run once more (premature; the network has stopped for
+    -- this worker), then its sockets are closed
+    sched.detach(0.1)
     C.dl_worker_drain(w, -1) -- lets them send what they queued, within the stop budget
 end
 
