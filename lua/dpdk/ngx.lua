@@ -87,70 +87,29 @@ M.thread = {
     spawn = spawn,
     --- ngx.thread.wait(t1, t2, ...) → true, results… | false, err of the first to end
     wait = function(...)
-        local n = select("#", ...)
-        if n == 0 then error("ngx.thread.wait: expected at least one thread", 2) end
-        if dpdk.wait then return join_result(dpdk.wait(...)) end
-        if n > 1 then
-            error("ngx.thread.wait with several threads needs dpdk.wait (not in this dpdklua yet)", 2)
-        end
-        return join_result((...):join())
+        return join_result(dpdk.wait(...))
     end,
-    --- ngx.thread.kill(t) → true | nil, err
+    --- ngx.thread.kill(t) → 1 | nil, err
     kill = function(t)
-        if dpdk.kill then
-            local ok, err = dpdk.kill(t)
-            if not ok then return nil, err end
-            return 1 -- what lua-nginx-module 0.10.23 returns
-        end
-        return nil, "ngx.thread.kill needs dpdk.kill (not in this dpdklua yet)"
+        local ok, err = dpdk.kill(t)
+        if not ok then return nil, err end
+        return 1 -- what lua-nginx-module 0.10.23 returns
     end,
 }
 
 M.sleep = dpdk.sleep
 
-local function timer_at(delay, fn, ...)
-    if type(delay) ~= "number" or delay < 0 then
-        error("ngx.timer.at: expected a delay in seconds >= 0, got " .. tostring(delay), 2)
-    end
-    if type(fn) ~= "function" then
-        error("ngx.timer.at: expected a function, got " .. type(fn), 2)
-    end
-    local timer = dpdk.timer
-    if timer and timer.at then
-        local ok, err = timer.at(delay, fn, ...)
+--- ngx.timer.at(delay, fn, ...) → 1 | nil, err: fn(premature, ...) runs in its own task
+--- ngx.timer.every(interval, fn, ...) → 1 | nil, err
+M.timer = {
+    at = function(delay, fn, ...)
+        local ok, err = dpdk.timer.at(delay, fn, ...)
         if not ok then return nil, err end
         return 1 -- what lua-nginx-module 0.10.23 returns
-    end
-    dpdk.spawn(function(...)
-        if delay > 0 then dpdk.sleep(delay) end
-        fn(false, ...)
-    end, ...)
-    return 1
-end
-
-M.timer = {
-    at = timer_at,
-    --- ngx.timer.every(interval, fn, ...) → true | nil, err
+    end,
     every = function(interval, fn, ...)
-        local timer = dpdk.timer
-        if timer and timer.every then
-            local ok, err = timer.every(interval, fn, ...)
-            if not ok then return nil, err end
-            return 1
-        end
-        if type(interval) ~= "number" or interval <= 0 then
-            error("ngx.timer.every: expected an interval in seconds > 0, got "
-                .. tostring(interval), 2)
-        end
-        if type(fn) ~= "function" then
-            error("ngx.timer.every: expected a function, got " .. type(fn), 2)
-        end
-        dpdk.spawn(function(...)
-            while true do
-                dpdk.sleep(interval)
-                fn(false, ...)
-            end
-        end, ...)
+        local ok, err = dpdk.timer.every(interval, fn, ...)
+        if not ok then return nil, err end
         return 1
     end,
 }
