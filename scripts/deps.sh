@@ -14,7 +14,7 @@ packages=(
   libdpdk-dev dpdk libnuma-dev libbsd-dev
   luajit2 libluajit2-5.1-dev libcjson-dev lua-busted luarocks
   curl iproute2 iputils-ping netcat-openbsd python3 procps util-linux kmod dpkg-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev llvm
   # dpdk.ngx (ngx.re, digests) and the specs that run lua-resty libraries against
   # real peers and compare with nginx + lua module (which needs luajit2, above)
   libpcre2-8-0 libssl3 zlib1g redis-server memcached python3-websockets
