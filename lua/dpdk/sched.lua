@@ -215,6 +215,7 @@ local function task_body(task, fn, ...)
 end
 
 local task_count = 0
+local forget_joins
 
 local function new_task(fn, ...)
     task_count = task_count + 1
@@ -300,7 +301,9 @@ function Task:join()
         end
         local token = M.token()
         joiners[#joiners + 1] = token
+        me.joining = self
         M.wait(token)
+        me.joining = nil
     end
     local r = self.results
     return self.ok, unpack(r, 1, r.n)
@@ -333,6 +336,7 @@ function M.kill(target)
     local token = target.token
     if token then
         target.token = nil
+        forget_joins(target, token)
         if waiting[token] == target then
             waiting[token] = nil
             abandoned(token, false)
@@ -352,6 +356,28 @@ function M.kill(target)
     return true
 end
 Task.kill = M.kill
+
+local function drop_token(t, token)
+    local joiners = t.joiners
+    if joiners then
+        for j = #joiners, 1, -1 do
+            if joiners[j] == token then table.remove(joiners, j) end
+        end
+    end
+end
+
+-- The task no longer waits for what it joined (it was woken or killed): its
+-- token leaves their lists.
+forget_joins = function(task, token)
+    local j = task.joining
+    if not j then return end
+    task.joining = nil
+    if getmetatable(j) == Task then
+        drop_token(j, token)
+    else
+        for i = 1, #j do drop_token(j[i], token) end
+    end
+end
 
 local function collect(t)
     t.waited = true
@@ -394,15 +420,9 @@ function M.wait_any(...)
             joiners[#joiners + 1] = token
         end
     end
+    me.joining = { ... }
     local _, first = M.wait(token)
-    for i = 1, n do -- the others keep running: forget this wait
-        local joiners = select(i, ...).joiners
-        if joiners then
-            for j = #joiners, 1, -1 do
-                if joiners[j] == token then table.remove(joiners, j) end
-            end
-        end
-    end
+    forget_joins(me, token)
     return collect(first)
 end
 
