@@ -94,10 +94,9 @@ deps:
 
 # The sanitizer pass runs ASAN_SPECS: every spec but those in ASAN_SKIP, and
 # without spec/fuzz_spec.lua (#fuzz: its harnesses are sanitizer builds already
-# and ran in the first pass). ASAN_SKIP holds specs where ASan found a defect
-# not fixed yet (docs/reliability.md, "Sanitizer findings"): tcp_api_spec.lua,
-# a socket freed at exit after its runtime (heap-use-after-free in dl_tcp_free).
-ASAN_SKIP    ?= spec/tcp_api_spec.lua
+# and ran in the first pass). ASAN_SKIP would hold specs where ASan found a
+# defect not fixed yet (docs/reliability.md, "Sanitizer findings"); none now.
+ASAN_SKIP    ?=
 ASAN_SPECS   ?= $(filter-out $(ASAN_SKIP),$(sort $(wildcard spec/*_spec.lua)))
 FUZZ_SMOKE_S ?= 5
 test: deps
