@@ -329,8 +329,7 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
     if (configure_tap_peer(port) != DL_OK)
         return DL_ERROR;
     static const char *const modes[] = {"none (one worker)",
-                                        "software (frames forwarded to "
-                                        "their owner's ring)",
+                                        "software (forwarded to the owner's ring)",
                                         "rss (symmetric Toeplitz key and RETA programmed)"};
     DL_INFO("port",
             "%s (port %u%s%s) up: %d queue pairs, %u/%u descriptors, mtu %d, checksum "
