@@ -1,71 +1,79 @@
--- HTTP/1.1 hello world with keep-alive.
---   sudo ./dpdklua examples/http.lua [port]        (default port 8080)
---   curl http://10.99.0.2:8080/                    (from the kernel side of the tap)
+-- HTTP/1.1 hello world with keep-alive, served by every worker.
+--   sudo ./dpdklua examples/http.lua [port [workers]]   (default port 8080, 1 worker)
+--   curl http://10.99.0.2:8080/                          (from the kernel side of the tap)
 local dpdk = require "dpdk"
-local tcp = require "dpdk.tcp"
 
 local port = tonumber(arg and arg[1]) or 8080
+local workers = tonumber(arg and arg[2]) or 1
 
-local rt = assert(dpdk.runtime{ workers = 1 })
+local rt = assert(dpdk.runtime{ workers = workers })
 
--- Reads one request; returns method, path, keep_alive or nil, err.
-local function read_request(client)
-    local line, err = client:receive("*l")
-    if not line then return nil, err end
-    local method, path, version = line:match("^(%u+) (%S+) HTTP/(%d%.%d)$")
-    if not method then return nil, "bad request line" end
-    local keep_alive = version == "1.1"
-    local length = 0
-    while true do
-        local header, herr = client:receive("*l")
-        if not header then return nil, herr end
-        if header == "" then break end
-        local name, value = header:match("^([^:]+):%s*(.-)%s*$")
-        if name then
-            name = name:lower()
-            if name == "connection" then
-                value = value:lower()
-                if value == "close" then keep_alive = false end
-                if value == "keep-alive" then keep_alive = true end
-            elseif name == "content-length" then
-                length = tonumber(value) or 0
+-- Runs on every worker (its own Lua state: no upvalues), each listening on
+-- the same port; each connection is served by the worker that owns its flow.
+local function server(port, first_address)
+    local dpdk = require "dpdk"
+    local tcp = require "dpdk.tcp"
+
+    -- Reads one request; returns method, path, keep_alive or nil, err.
+    local function read_request(client)
+        local line, err = client:receive("*l")
+        if not line then return nil, err end
+        local method, path, version = line:match("^(%u+) (%S+) HTTP/(%d%.%d)$")
+        if not method then return nil, "bad request line" end
+        local keep_alive = version == "1.1"
+        local length = 0
+        while true do
+            local header, herr = client:receive("*l")
+            if not header then return nil, herr end
+            if header == "" then break end
+            local name, value = header:match("^([^:]+):%s*(.-)%s*$")
+            if name then
+                name = name:lower()
+                if name == "connection" then
+                    value = value:lower()
+                    if value == "close" then keep_alive = false end
+                    if value == "keep-alive" then keep_alive = true end
+                elseif name == "content-length" then
+                    length = tonumber(value) or 0
+                end
             end
         end
+        if length > 0 then
+            local _, berr = client:receive(length) -- a body we do not use
+            if berr then return nil, berr end
+        end
+        return method, path, keep_alive
     end
-    if length > 0 then
-        local _, berr = client:receive(length) -- a body we do not use
-        if berr then return nil, berr end
-    end
-    return method, path, keep_alive
-end
 
-local function serve(client)
-    client:settimeout(10000)
-    while true do
-        local method, path, keep_alive = read_request(client)
-        if not method then break end
-        local body = ("Hello from dpdklua (worker %d, core %d): %s %s\n"):format(
-            dpdk.worker_id(), dpdk.core_id(), method, path)
-        local ok = client:send({
-            "HTTP/1.1 200 OK\r\n",
-            "Content-Type: text/plain\r\n",
-            "Content-Length: ", #body, "\r\n",
-            keep_alive and "" or "Connection: close\r\n",
-            "\r\n",
-            body,
-        })
-        if not ok or not keep_alive then break end
+    local function serve(client)
+        client:settimeout(10000)
+        while true do
+            local method, path, keep_alive = read_request(client)
+            if not method then break end
+            local body = ("Hello from dpdklua (worker %d, core %d): %s %s\n"):format(
+                dpdk.worker_id(), dpdk.core_id(), method, path)
+            local ok = client:send({
+                "HTTP/1.1 200 OK\r\n",
+                "Content-Type: text/plain\r\n",
+                "Content-Length: ", #body, "\r\n",
+                keep_alive and "" or "Connection: close\r\n",
+                "\r\n",
+                body,
+            })
+            if not ok or not keep_alive then break end
+        end
+        client:close()
     end
-    client:close()
-end
 
-rt:block_on(function()
     local listener = assert(tcp.listen("*", port))
-    print(("http server on port %d: try curl http://%s:%d/"):format(port,
-        rt:addresses()[1] or "<address>", port))
-    io.stdout:flush()
+    if dpdk.worker_id() == 0 then
+        print(("http server on port %d: try curl http://%s:%d/"):format(port, first_address, port))
+        io.stdout:flush()
+    end
     while true do
         local client = assert(listener:accept())
         dpdk.spawn(serve, client)
     end
-end)
+end
+
+rt:run(server, port, rt:addresses()[1] or "<address>")

@@ -140,9 +140,14 @@ typedef struct dl_event {
 /* rx: frames taken from the worker's queues; tx: frames the NICs took;
  * rx_dropped: frames the stack dropped (not ours, bad checksum, no buffer);
  * tx_dropped: frames lost before a NIC (queue full, no mbuf); rx_copied:
- * frames copied out of their mbuf because the port's pool ran low. */
+ * frames copied out of their mbuf because the port's pool ran low.
+ * Flow steering: forwarded_out: frames this worker received for flows
+ * another worker owns (and copies of ARP / neighbour discovery frames) handed
+ * to that worker; forwarded_in: frames it took from the others; forward_drops:
+ * frames it could not hand over (the owner's ring full, no mbuf for a copy). */
 typedef struct dl_worker_stats {
     uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_dropped, tx_dropped, rx_copied, loops;
+    uint64_t forwarded_out, forwarded_in, forward_drops;
 } dl_worker_stats;
 
 /* Pin the calling thread to the worker's core and make it the worker's

@@ -128,7 +128,8 @@ static void remove_runtime_dir(void)
 }
 
 /* A dpdklua process that was killed (SIGKILL, OOM) could not remove its
- * runtime directory: the next one removes those of processes that are gone. */
+ * runtime directory: the next one removes those of processes that are gone
+ * or ending (a replacement may start while the killed one still exits). */
 static void sweep_dead_runtime_dirs(void)
 {
     DIR *d = opendir(RUNTIME_ROOT);
@@ -140,7 +141,7 @@ static void sweep_dead_runtime_dirs(void)
         char rest;
         if (sscanf(e->d_name, "dpdklua-%d%c", &pid, &rest) != 1 || pid <= 0)
             continue;
-        if (kill(pid, 0) == 0 || errno != ESRCH)
+        if (!dl_process_ending(pid))
             continue; /* alive (or not ours to judge) */
         char dir[512];
         snprintf(dir, sizeof dir, "%s/%s", RUNTIME_ROOT, e->d_name);

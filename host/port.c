@@ -41,6 +41,104 @@ void dl_device_key(const dl_device_config *dev, char *buf, size_t len)
     snprintf(buf, len, "%.*s", (int)n, dev->vdev);
 }
 
+/* The resource a device stands for, as its lock name: two processes may
+ * both call their memif net_memif0 (one server, one client on one socket),
+ * but no two may drive the same tap interface, memif socket end or PCI
+ * function. */
+static const char *vdev_arg(const char *vdev, const char *key, char *buf, size_t len)
+{
+    size_t klen = strlen(key);
+    for (const char *s = strchr(vdev, ','); s; s = strchr(s + 1, ',')) {
+        if (strncmp(s + 1, key, klen) == 0 && s[1 + klen] == '=') {
+            const char *v = s + 2 + klen;
+            snprintf(buf, len, "%.*s", (int)strcspn(v, ","), v);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+void dl_device_lock_key(const dl_device_config *dev, char *buf, size_t len)
+{
+    char a[DL_NAME_LEN], b[DL_NAME_LEN], c[32];
+    if (dev->pci_address[0]) {
+        unsigned dom = 0, bus, slot, fn;
+        if (sscanf(dev->pci_address, "%x:%x:%x.%x", &dom, &bus, &slot, &fn) == 4 ||
+            sscanf(dev->pci_address, "%x:%x.%x", &bus, &slot, &fn) == 3)
+            snprintf(buf, len, "pci:%04x:%02x:%02x.%x", dom, bus, slot, fn);
+        else
+            snprintf(buf, len, "pci:%s", dev->pci_address);
+        return;
+    }
+    if (strncmp(dev->vdev, "net_tap", 7) == 0 && vdev_arg(dev->vdev, "iface", a, sizeof a)) {
+        snprintf(buf, len, "tap:%s", a);
+    } else if (strncmp(dev->vdev, "net_memif", 9) == 0) {
+        snprintf(buf, len, "memif:%s:%s:%s",
+                 vdev_arg(dev->vdev, "socket", a, sizeof a) ? a : "/run/memif.sock",
+                 vdev_arg(dev->vdev, "role", b, sizeof b) ? b : "server",
+                 vdev_arg(dev->vdev, "id", c, sizeof c) ? c : "0");
+    } else if (strncmp(dev->vdev, "net_af_packet", 13) == 0 &&
+               vdev_arg(dev->vdev, "iface", a, sizeof a)) {
+        snprintf(buf, len, "af_packet:%s", a);
+    } else { /* a tap without iface= gets a fresh kernel name; others: their name */
+        dl_device_key(dev, a, sizeof a);
+        snprintf(buf, len, "vdev:%s", a);
+    }
+}
+
+/* Steering: ports with RSS over TCP and a programmable 40-byte key get the
+ * symmetric key, so the NIC lands each flow where the software predicts;
+ * the others (net_tap, net_memif, net_af_packet here) are steered in
+ * software. The kernel picks a tap's queue, so a tap is always software. */
+static void choose_steering(dl_port *port, const struct rte_eth_dev_info *info,
+                            struct rte_eth_conf *conf, int n_workers)
+{
+    const uint64_t tcp_hf = RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV6_TCP;
+    if (n_workers <= 1) {
+        port->steer_mode = DL_STEER_NONE;
+        return;
+    }
+    bool is_tap = strncmp(port->dev->vdev, "net_tap", 7) == 0;
+    bool pow2 = info->reta_size >= DL_RETA_SIZE && (info->reta_size & (info->reta_size - 1)) == 0;
+    if (is_tap || (info->flow_type_rss_offloads & tcp_hf) != tcp_hf ||
+        info->hash_key_size != DL_RSS_KEY_LEN || !pow2) {
+        port->steer_mode = DL_STEER_SOFTWARE;
+        return;
+    }
+    port->steer_mode = DL_STEER_RSS;
+    conf->rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+    conf->rx_adv_conf.rss_conf.rss_key = (uint8_t *)dl_steer_key;
+    conf->rx_adv_conf.rss_conf.rss_key_len = DL_RSS_KEY_LEN;
+    conf->rx_adv_conf.rss_conf.rss_hf =
+        info->flow_type_rss_offloads &
+        (tcp_hf | RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_IPV6 | RTE_ETH_RSS_NONFRAG_IPV4_OTHER |
+         RTE_ETH_RSS_NONFRAG_IPV6_OTHER);
+}
+
+/* The NIC's RETA repeats ours: entry i = reta[i % DL_RETA_SIZE], the same
+ * owner for hash & (reta_size - 1) as ours for hash & (DL_RETA_SIZE - 1). */
+static int program_reta(dl_port *port, const struct rte_eth_dev_info *info, const dl_runtime *rt)
+{
+    uint16_t size = info->reta_size;
+    struct rte_eth_rss_reta_entry64 *conf =
+        calloc(size / RTE_ETH_RETA_GROUP_SIZE + 1, sizeof *conf);
+    if (!conf)
+        return DL_ERROR;
+    for (uint16_t i = 0; i < size; i++) {
+        conf[i / RTE_ETH_RETA_GROUP_SIZE].mask |= 1ULL << (i % RTE_ETH_RETA_GROUP_SIZE);
+        conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] =
+            rt->steer.reta[i % DL_RETA_SIZE];
+    }
+    int rc = rte_eth_dev_rss_reta_update(port->port_id, conf, size);
+    free(conf);
+    if (rc != 0) {
+        DL_WARN("port", "%s: cannot program the RSS redirection table (%s); steering in software",
+                port->name, rte_strerror(-rc));
+        return DL_ERROR;
+    }
+    return DL_OK;
+}
+
 static int run_ip(const char *const args[])
 {
     pid_t pid;
@@ -156,6 +254,7 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
     port->rx_cksum = (info.rx_offload_capa & rx_sums) == rx_sums;
     conf.txmode.offloads = (port->tx_ip_cksum ? tx_ip : 0) | (port->tx_tcp_cksum ? tx_tcp : 0);
     conf.rxmode.offloads = port->rx_cksum ? rx_sums : 0;
+    choose_steering(port, &info, &conf, rt->n_workers);
     rc = rte_eth_dev_configure(pid, (uint16_t)port->n_queues, (uint16_t)port->n_queues, &conf);
     if (rc != 0)
         return dl_fail("port %s: configure (%d queues, mtu %u) failed: %s", port->name,
@@ -208,6 +307,9 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
                     rte_strerror(-rc));
     }
 
+    if (port->steer_mode == DL_STEER_RSS && program_reta(port, &info, rt) != DL_OK)
+        port->steer_mode = DL_STEER_SOFTWARE; /* the key still spreads flows; we forward */
+
     rc = rte_eth_dev_start(pid);
     if (rc != 0)
         return dl_fail("port %s: start failed: %s", port->name, rte_strerror(-rc));
@@ -226,11 +328,15 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
 
     if (configure_tap_peer(port) != DL_OK)
         return DL_ERROR;
+    static const char *const modes[] = {"none (one worker)",
+                                        "software (forwarded to the owner's ring)",
+                                        "rss (symmetric Toeplitz key and RETA programmed)"};
     DL_INFO("port",
             "%s (port %u%s%s) up: %d queue pairs, %u/%u descriptors, mtu %d, checksum "
-            "offload tx ip %d tcp %d, rx %d",
+            "offload tx ip %d tcp %d, rx %d, flow steering %s",
             port->name, pid, port->ifname[0] ? ", kernel side " : "", port->ifname, port->n_queues,
-            nb_rxd, nb_txd, dev->mtu, port->tx_ip_cksum, port->tx_tcp_cksum, port->rx_cksum);
+            nb_rxd, nb_txd, dev->mtu, port->tx_ip_cksum, port->tx_tcp_cksum, port->rx_cksum,
+            modes[port->steer_mode]);
     return DL_OK;
 }
 

@@ -132,10 +132,12 @@ static int open_ports(dl_runtime *rt)
         if (dev->role != DL_ROLE_DPDK || !device_selected(dev, &rt->opts))
             continue;
         candidates++;
-        char key[DL_NAME_LEN];
+        char key[DL_NAME_LEN], lock[DL_NAME_LEN], label[2 * DL_NAME_LEN + 4];
         dl_device_key(dev, key, sizeof key);
+        dl_device_lock_key(dev, lock, sizeof lock);
+        snprintf(label, sizeof label, "%s (%s)", key, lock);
         int fd;
-        int rc = dl_lock_take("dev", key, key, &fd, why, sizeof why);
+        int rc = dl_lock_take("dev", lock, label, &fd, why, sizeof why);
         if (rc == DL_ERROR)
             return DL_ERROR;
         if (rc == DL_AGAIN)
@@ -206,6 +208,7 @@ dl_runtime *dl_runtime_start(const dl_runtime_opts *o)
         goto fail;
     if (lock_cores(rt, o->workers) != DL_OK)
         goto fail;
+    dl_steer_init(&rt->steer, rt->n_workers);
     if (dl_blocking_create(rt) != DL_OK)
         goto fail;
     if (dl_eal_init(rt->cfg, o) != DL_OK)
@@ -232,12 +235,6 @@ dl_runtime *dl_runtime_start(const dl_runtime_opts *o)
     active = rt;
     DL_INFO("runtime", "started: %d worker(s), %d port(s), config %s", rt->n_workers, rt->n_ports,
             rt->cfg->path);
-    if (rt->n_workers > 1 && rt->n_ports > 0)
-        DL_WARN("runtime",
-                "%d workers share the ports, but flows are not steered between "
-                "workers yet: a TCP connection's packets may reach a worker that does not own "
-                "it; use workers = 1 for TCP services",
-                rt->n_workers);
     return rt;
 fail:
     release(rt);

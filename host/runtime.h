@@ -17,6 +17,13 @@ struct rte_mbuf;
 struct rte_ring;
 
 enum { DL_MAX_WORKERS_LIMIT = 64, DL_RX_BURST = 32, DL_MAILBOX_SIZE = 1024 };
+/* Flow steering (host/steer.c): RETA entries (a power of two: the owner is
+ * reta[hash & (DL_RETA_SIZE - 1)]), Toeplitz key bytes, and the size of each
+ * worker's ring of frames forwarded to it by the others. */
+enum { DL_RETA_SIZE = 128, DL_RSS_KEY_LEN = 40, DL_STEER_RING = 4096 };
+enum { DL_STEER_HERE = -1, DL_STEER_ALL = -2 };
+/* How a port lands flows on workers. */
+enum { DL_STEER_NONE = 0, DL_STEER_SOFTWARE = 1, DL_STEER_RSS = 2 };
 
 /* A task of this worker waits on a channel (host/channel.c). */
 typedef struct dl_chan_wait {
@@ -35,6 +42,7 @@ typedef struct dl_port {
     bool hotplugged;                          /* we probed it, so we remove it at stop */
     bool tx_ip_cksum, tx_tcp_cksum, rx_cksum; /* offloads enabled on the port */
     bool started;
+    int steer_mode; /* DL_STEER_*: one worker, software forwarding, or the NIC's RSS */
     int lock_fd;
     struct rte_mempool *pool;
     const dl_device_config *dev;
@@ -59,9 +67,32 @@ struct dl_worker {
     dl_chan_wait *chan_waits; /* channels this worker's tasks wait on; dl_poll checks them */
     int n_chan_waits, cap_chan_waits;
     struct rte_mbuf *rx[DL_RX_BURST];
+    struct rte_ring *steer_in; /* frames other workers received for flows we own */
+    struct rte_mbuf *mine[DL_RX_BURST];
+    struct rte_mbuf **steer_out; /* n_workers rows of DL_RX_BURST: this burst's frames per owner */
+    uint16_t *n_steer_out;
 };
 
 typedef struct dl_pool dl_pool;
+/* host/steer.c: the flow → worker function (see there). */
+typedef struct dl_steer {
+    int n_workers;
+    uint16_t reta[DL_RETA_SIZE];
+    stack_steer pub; /* what the stack copies see */
+} dl_steer;
+extern const uint8_t dl_steer_key[DL_RSS_KEY_LEN];
+void dl_steer_init(dl_steer *s, int n_workers);
+/* The Toeplitz hash of a flow as received (addresses in network order),
+ * with dl_steer_key or any 40-byte key. */
+uint32_t dl_toeplitz(const uint8_t *key, int family, const uint8_t *src, const uint8_t *dst,
+                     uint16_t sport, uint16_t dport);
+uint32_t dl_steer_hash(int family, const uint8_t *src, const uint8_t *dst, uint16_t sport,
+                       uint16_t dport);
+int dl_steer_owner_of_hash(const dl_steer *s, uint32_t hash);
+/* A worker index, DL_STEER_ALL (ARP / neighbour discovery) or DL_STEER_HERE. */
+int dl_steer_classify(const dl_steer *s, const struct rte_mbuf *m);
+int dl_steer_classify_frame(const dl_steer *s, const uint8_t *frame, uint32_t len);
+struct rte_mbuf *dl_steer_copy(const struct rte_mbuf *m, struct rte_mempool *pool);
 
 struct dl_runtime {
     dl_config *cfg;
@@ -73,6 +104,7 @@ struct dl_runtime {
     atomic_int stopping;
     double drain_s; /* how long a stopping worker may drain its connections */
     int n_workers;
+    dl_steer steer;
     dl_worker workers[DL_MAX_WORKERS_LIMIT];
     int n_ports;
     dl_port ports[DL_MAX_DEVICES];
@@ -85,6 +117,8 @@ void dl_eal_cleanup(void);
 /* host/locks.c: advisory locks under the lock directory (/var/run/dpdk). */
 int dl_lock_try(const char *kind, const char *name, int *fd_out); /* DL_OK, DL_AGAIN, DL_ERROR */
 void dl_lock_release(int fd);
+/* pid is gone, a zombie, exiting or about to (SIGKILL pending). */
+bool dl_process_ending(int pid);
 /* "pid 123 (cmdline)" of the holder, or "unknown". */
 void dl_lock_holder(const char *kind, const char *name, char *buf, size_t len);
 /* dl_lock_try that, when the resource is held, appends "; <label> is held by
@@ -95,8 +129,12 @@ int dl_lock_take(const char *kind, const char *name, const char *label, int *fd_
 /* host/port.c */
 int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *rt);
 void dl_port_close(dl_port *port);
-/* The device's lock name: its PCI address or its vdev name ("net_tap0"). */
+/* The device's DPDK name: its PCI address or its vdev name ("net_tap0"). */
 void dl_device_key(const dl_device_config *dev, char *buf, size_t len);
+/* The resource it stands for, its lock name: "tap:<iface>",
+ * "memif:<socket>:<role>:<id>", "pci:<dddd:bb:dd.f>", "af_packet:<iface>",
+ * else "vdev:<name>". */
+void dl_device_lock_key(const dl_device_config *dev, char *buf, size_t len);
 
 /* host/worker.c */
 int dl_worker_init(dl_worker *w, dl_runtime *rt, int index);

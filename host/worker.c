@@ -7,7 +7,9 @@
  * the thread that calls rt:block_on / rt:run, pinned while it runs the loop.
  *
  * The turn, as in DPDK's l2fwd: rx burst → stack input and timers → tx flush
- * → the wake-ups the stack recorded, handed to Lua as events.
+ * → the wake-ups the stack recorded, handed to Lua as events. With several
+ * workers, frames of flows another worker owns go to that worker's steering
+ * ring (host/steer.c says who owns what).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -74,6 +76,9 @@ void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out)
     out->tx_dropped = __atomic_load_n(&w->stats.tx_dropped, __ATOMIC_RELAXED);
     out->rx_copied = __atomic_load_n(&w->stats.rx_copied, __ATOMIC_RELAXED);
     out->loops = __atomic_load_n(&w->stats.loops, __ATOMIC_RELAXED);
+    out->forwarded_out = __atomic_load_n(&w->stats.forwarded_out, __ATOMIC_RELAXED);
+    out->forwarded_in = __atomic_load_n(&w->stats.forwarded_in, __ATOMIC_RELAXED);
+    out->forward_drops = __atomic_load_n(&w->stats.forward_drops, __ATOMIC_RELAXED);
 }
 
 /* Called by the stack's callbacks (inside dl_poll): remember the wake; dl_poll
@@ -121,7 +126,8 @@ static int init_stack(dl_worker *w)
                          .worker_index = w->index,
                          .wake = worker_wake,
                          .now_ms = now_ms,
-                         .log = stack_log};
+                         .log = stack_log,
+                         .steer = rt->n_workers > 1 ? &rt->steer.pub : NULL};
     if (w->stack->init(&w->env) != DL_OK)
         return dl_fail("worker %d: the TCP stack failed to start (see the \"lwip\" error "
                        "logged just before)",
@@ -159,6 +165,18 @@ int dl_worker_init(dl_worker *w, dl_runtime *rt, int index)
     w->mailbox = rte_ring_create(name, DL_MAILBOX_SIZE, SOCKET_ID_ANY, RING_F_SC_DEQ);
     if (!w->mailbox)
         return dl_fail("worker %d: cannot create its mailbox: %s", index, rte_strerror(rte_errno));
+    if (rt->n_workers > 1 && rt->n_ports > 0) {
+        snprintf(name, sizeof name, "dl%d_steer%d", rt->seq, index);
+        /* many producers (the other workers), one consumer (this one) */
+        w->steer_in = rte_ring_create(name, DL_STEER_RING, SOCKET_ID_ANY, RING_F_SC_DEQ);
+        if (!w->steer_in)
+            return dl_fail("worker %d: cannot create its steering ring: %s", index,
+                           rte_strerror(rte_errno));
+        w->steer_out = calloc((size_t)rt->n_workers * DL_RX_BURST, sizeof *w->steer_out);
+        w->n_steer_out = calloc((size_t)rt->n_workers, sizeof *w->n_steer_out);
+        if (!w->steer_out || !w->n_steer_out)
+            return dl_fail("worker %d: out of memory for its steering buffers", index);
+    }
     if (rt->n_ports > 0)
         return init_stack(w);
     return DL_OK;
@@ -170,6 +188,17 @@ void dl_worker_destroy(dl_worker *w)
         w->stack->shutdown(); /* before the ports go: returns its mbufs to their pools */
         w->stack_up = false;
     }
+    if (w->steer_in) { /* frames forwarded after this worker's last turn */
+        struct rte_mbuf *m;
+        while (rte_ring_dequeue(w->steer_in, (void **)&m) == 0)
+            rte_pktmbuf_free(m);
+        rte_ring_free(w->steer_in);
+        w->steer_in = NULL;
+    }
+    free(w->steer_out);
+    free(w->n_steer_out);
+    w->steer_out = NULL;
+    w->n_steer_out = NULL;
     free(w->pending);
     w->pending = NULL;
     w->n_pending = w->cap_pending = 0;
@@ -216,12 +245,103 @@ void dl_worker_leave(dl_worker *w)
     }
 }
 
-/* rx burst → stack input → stack poll (timers, tcp_output, tx burst). */
+/* A forwarded frame carries the index of the port it arrived on, and whether
+ * it is a quiet copy (ARP / ND that another worker answers), in hash.usr:
+ * nothing below the host reads the RSS hash that field overlays. */
+enum { FWD_QUIET = 1 };
+
+static inline void fwd_tag(struct rte_mbuf *m, int port, bool quiet)
+{
+    m->hash.usr = (uint32_t)port << 1 | (quiet ? FWD_QUIET : 0);
+}
+
+/* Frames the other workers received for flows this worker owns, fed to the
+ * stack in runs of the same port and kind. */
+static bool take_forwarded(dl_worker *w)
+{
+    struct rte_mbuf *in[DL_RX_BURST];
+    unsigned nb = rte_ring_dequeue_burst(w->steer_in, (void **)in, DL_RX_BURST, NULL);
+    if (nb == 0)
+        return false;
+    stat_add(&w->stats.forwarded_in, nb);
+    unsigned start = 0;
+    while (start < nb) {
+        uint32_t tag = in[start]->hash.usr;
+        unsigned end = start + 1;
+        while (end < nb && in[end]->hash.usr == tag)
+            end++;
+        int port = (int)(tag >> 1);
+        if (tag & FWD_QUIET)
+            w->stack->input_quiet(port, in + start, (int)(end - start));
+        else
+            w->stack->input(port, in + start, (int)(end - start));
+        start = end;
+    }
+    return true;
+}
+
+/* Software steering: keep the frames this worker owns, hand the others to
+ * their owners' rings; ARP / ND go to this worker and, as quiet copies, to
+ * every other one. */
+static void steer_burst(dl_worker *w, int p, struct rte_mbuf **pkts, uint16_t nb)
+{
+    dl_runtime *rt = w->rt;
+    int n = rt->n_workers, n_mine = 0;
+    uint64_t drops = 0;
+    for (uint16_t i = 0; i < nb; i++) {
+        struct rte_mbuf *m = pkts[i];
+        int owner = dl_steer_classify(&rt->steer, m);
+        if (owner == DL_STEER_HERE || owner == w->index) {
+            w->mine[n_mine++] = m;
+            continue;
+        }
+        if (owner >= 0) {
+            fwd_tag(m, p, false);
+            w->steer_out[owner * DL_RX_BURST + w->n_steer_out[owner]++] = m;
+            continue;
+        }
+        for (int o = 0; o < n; o++) { /* DL_STEER_ALL */
+            if (o == w->index)
+                continue;
+            struct rte_mbuf *c = dl_steer_copy(m, rt->ports[p].pool);
+            if (!c) {
+                drops++;
+                continue;
+            }
+            fwd_tag(c, p, true);
+            w->steer_out[o * DL_RX_BURST + w->n_steer_out[o]++] = c;
+        }
+        w->mine[n_mine++] = m;
+    }
+    if (n_mine)
+        w->stack->input(p, w->mine, n_mine); /* the mbufs are the stack's now */
+    uint64_t out = 0;
+    for (int o = 0; o < n; o++) {
+        unsigned k = w->n_steer_out[o];
+        if (k == 0)
+            continue;
+        struct rte_mbuf **row = w->steer_out + o * DL_RX_BURST;
+        /* ownership: the mbufs the ring took are the owner's now */
+        unsigned sent = rte_ring_enqueue_burst(rt->workers[o].steer_in, (void **)row, k, NULL);
+        if (sent < k) {
+            rte_pktmbuf_free_bulk(row + sent, k - sent);
+            drops += k - sent;
+        }
+        out += sent;
+        w->n_steer_out[o] = 0;
+    }
+    if (out)
+        stat_add(&w->stats.forwarded_out, out);
+    if (drops)
+        stat_add(&w->stats.forward_drops, drops);
+}
+
+/* (forwarded frames →) rx burst → stack input → stack poll. */
 static void poll_io(dl_worker *w)
 {
     dl_runtime *rt = w->rt;
     uint16_t queue = (uint16_t)w->index;
-    bool busy = false;
+    bool busy = w->steer_in && take_forwarded(w);
     for (int p = 0; p < rt->n_ports; p++) {
         uint16_t nb = rte_eth_rx_burst(rt->ports[p].port_id, queue, w->rx, DL_RX_BURST);
         if (nb == 0)
@@ -231,7 +351,10 @@ static void poll_io(dl_worker *w)
             bytes += rte_pktmbuf_pkt_len(w->rx[i]);
         stat_add(&w->stats.rx_packets, nb);
         stat_add(&w->stats.rx_bytes, bytes);
-        w->stack->input(p, w->rx, nb); /* the mbufs are the stack's now */
+        if (rt->ports[p].steer_mode == DL_STEER_NONE)
+            w->stack->input(p, w->rx, nb); /* the mbufs are the stack's now */
+        else
+            steer_burst(w, p, w->rx, nb);
         busy = true;
     }
     if (w->stack_up) {

@@ -14,7 +14,11 @@ packages=(
   libdpdk-dev dpdk libnuma-dev libbsd-dev
   luajit2 libluajit2-5.1-dev libcjson-dev lua-busted luarocks
   curl iproute2 iputils-ping netcat-openbsd python3 procps util-linux kmod dpkg-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev llvm
+  # dpdk.ngx (ngx.re, digests) and the specs that run lua-resty libraries against
+  # real peers and compare with nginx + lua module (which needs luajit2, above)
+  libpcre2-8-0 libssl3 zlib1g redis-server memcached python3-websockets
+  nginx-light libnginx-mod-http-lua
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -26,6 +30,13 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   as_root apt-get update -qq
+  # redis-server, memcached and nginx must not start as services on install:
+  # the specs start their own, bound to test addresses only (policy-rc.d 101).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+    as_root chmod 755 /usr/sbin/policy-rc.d
+    trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 

@@ -69,7 +69,7 @@ describe("device locks", function()
         finally(function() holder:kill(9) end)
         assert.is_true(holder:wait_output("READY"), holder:stderr())
         local r = child.run(TRY:format(1, cfg))
-        assert.matches("^FAILED\tno free device among the 1 selected in .*; net_tap_dltlk1 is "
+        assert.matches("^FAILED\tno free device among the 1 selected in .*; net_tap_dltlk1 %(tap:dltlk1%) is "
             .. "held by pid " .. holder:child_pid(), r.stdout)
     end)
 

@@ -369,13 +369,26 @@ static int inst_add_port(const stack_port *sp)
     return DL_OK;
 }
 
-static void inst_input(int port_index, struct rte_mbuf **pkts, int n)
+static void input_frames(int port_index, struct rte_mbuf **pkts, int n, bool quiet)
 {
     if (port_index < 0 || port_index >= DL_MAX_DEVICES || !st_inst.ports[port_index].used) {
         rte_pktmbuf_free_bulk(pkts, (unsigned)n);
         return;
     }
-    st_netif_input(&st_inst.ports[port_index], pkts, n);
+    st_port *port = &st_inst.ports[port_index];
+    port->quiet = quiet;
+    st_netif_input(port, pkts, n);
+    port->quiet = false;
+}
+
+static void inst_input(int port_index, struct rte_mbuf **pkts, int n)
+{
+    input_frames(port_index, pkts, n, false);
+}
+
+static void inst_input_quiet(int port_index, struct rte_mbuf **pkts, int n)
+{
+    input_frames(port_index, pkts, n, true);
 }
 
 static int inst_poll(void)
@@ -430,6 +443,7 @@ __attribute__((visibility("default"))) const stack_ops st_ops __asm__("stack_ops
     .init = inst_init,
     .add_port = inst_add_port,
     .input = inst_input,
+    .input_quiet = inst_input_quiet,
     .poll = inst_poll,
     .shutdown = inst_shutdown,
     .busy = glue_busy,

@@ -19,6 +19,7 @@
 enum { DL_TX_QUEUE = 1024 };
 
 typedef struct st_port st_port;
+struct tcp_pcb;
 
 /* One lwIP netif on a port; netif->state points to the st_nif itself. */
 typedef struct st_nif {
@@ -35,6 +36,7 @@ struct st_port {
     int mtu;
     bool tx_ip_cksum, tx_tcp_cksum, rx_cksum;
     bool has_gw6;
+    bool quiet; /* input of a copy another worker answers: drop ARP replies / NAs sent now */
     int n_nifs;
     st_nif *nifs; /* n_nifs, allocated by add_port */
     uint16_t n_tx;
@@ -46,6 +48,7 @@ struct st_port {
     uint64_t tx_nombuf;  /* no mbuf for a frame (lwIP retransmits) */
     uint64_t tx_dropped; /* TX queue full even after a burst */
     uint64_t tx_too_big; /* frame larger than the mbuf data room */
+    uint64_t tx_quieted; /* answers to ARP / ND copies another worker answered */
 };
 
 typedef struct st_instance {
@@ -67,6 +70,11 @@ void st_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 bool st_addr_is_local(const ip_addr_t *addr);
 /* The netif that gives link-local addresses without a zone their zone. */
 struct netif *st_first_netif(void);
+
+/* steer_port.c: before tcp_connect of a pcb without a local port, bind it
+ * to a port whose flow to remote:rport this worker owns. ERR_OK also when
+ * there is nothing to steer (one worker, port already chosen). */
+err_t st_steer_bind(struct tcp_pcb *pcb, const ip_addr_t *remote, u16_t rport);
 
 /* netif_dpdk.c */
 err_t st_netif_init(struct netif *netif);

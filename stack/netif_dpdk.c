@@ -182,9 +182,28 @@ void st_netif_drop_tx(st_port *port)
     port->n_tx = 0;
 }
 
+/* An ARP reply or a neighbour advertisement (lwIP sends no IPv6 extension
+ * headers, so the ICMPv6 type follows the fixed header). */
+static bool is_answer(const struct pbuf *p)
+{
+    uint8_t h[ETH_HLEN + 41];
+    u16_t n = pbuf_copy_partial(p, h, sizeof h, 0);
+    if (n < ETH_HLEN + 8)
+        return false;
+    uint16_t type = (uint16_t)(h[12] << 8 | h[13]);
+    if (type == ETHTYPE_ARP)
+        return h[ETH_HLEN + 6] == 0 && h[ETH_HLEN + 7] == 2; /* op: reply */
+    return type == ETHTYPE_IPV6 && n >= ETH_HLEN + 41 && h[ETH_HLEN + 6] == IP6_NEXTH_ICMP6 &&
+           h[ETH_HLEN + 40] == ICMP6_TYPE_NA;
+}
+
 static err_t low_level_output(struct netif *netif, struct pbuf *p)
 {
     st_port *port = ((st_nif *)netif->state)->port;
+    if (port->quiet && is_answer(p)) { /* another worker answers this request */
+        port->tx_quieted++;
+        return ERR_OK;
+    }
     struct rte_mbuf *m = rte_pktmbuf_alloc(port->pool);
     if (!m) {
         port->tx_nombuf++;

@@ -29,6 +29,20 @@ struct rte_mempool;
 
 typedef struct dl_conn dl_conn;
 
+/* Flow steering as the stack needs it to pick a connect()'s local port (the
+ * host's host/steer.c fills it in; stack/steer_port.c uses it). A flow's
+ * owner is reta[(hash(remote, local, rport, 0) ^ port_bitsN[lport]) &
+ * reta_mask]. */
+typedef struct stack_steer {
+    int n_workers; /* 1: every port is ours, nothing to choose */
+    uint32_t reta_mask;
+    const uint16_t *reta;
+    const uint8_t *port_bits4, *port_bits6; /* the local port's share, masked */
+    /* addresses in network order (4 or 16 bytes) */
+    uint32_t (*hash)(int family, const uint8_t *remote, const uint8_t *local, uint16_t rport,
+                     uint16_t lport);
+} stack_steer;
+
 /* Given to init(): how the instance reaches its worker. */
 typedef struct stack_env {
     void *worker; /* the dl_worker*, passed back to wake() */
@@ -37,6 +51,7 @@ typedef struct stack_env {
     void (*wake)(void *worker, uint32_t token, int64_t arg);
     uint32_t (*now_ms)(void); /* lwIP's sys_now() */
     void (*log)(int level, const char *msg);
+    const stack_steer *steer; /* NULL: one worker, no steering */
 } stack_env;
 
 /* One DPDK port (queue = worker index) as seen by one instance. */
@@ -90,6 +105,10 @@ typedef struct stack_ops {
     int (*add_port)(const stack_port *port);
     /* RX: the frames received on port `port_index` (ownership passes). */
     void (*input)(int port_index, struct rte_mbuf **pkts, int n);
+    /* RX of a copy of an ARP or neighbour discovery frame that another worker
+     * answers: lwIP learns from it, its ARP reply / neighbour advertisement
+     * in answer is dropped (exactly one worker answers). */
+    void (*input_quiet)(int port_index, struct rte_mbuf **pkts, int n);
     /* Once per loop turn, after input: lwIP timers, deferred tcp_output,
      * then the TX burst of every port. Returns frames sent. */
     int (*poll)(void);

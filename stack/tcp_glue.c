@@ -59,6 +59,11 @@ int glue_bind(dl_conn *dc, const uint8_t *addr, uint16_t port, int *err)
         return tc_fail(err, DL_E_INVAL);
     if (!ip_addr_isany(&ip) && !st_addr_is_local(&ip))
         return tc_fail(err, DL_E_ADDRNOTAVAIL);
+    if (port == 0 && st_inst.env.steer) { /* connect or listen picks the port */
+        ip_addr_set(&((struct tcp_pcb *)c->pub.pcb)->local_ip, &ip);
+        c->bound = true;
+        return DL_OK;
+    }
     switch (tcp_bind(c->pub.pcb, &ip, port)) {
     case ERR_OK:
         break;
@@ -87,6 +92,9 @@ int glue_listen(dl_conn *dc, int backlog, int *err)
         if (glue_bind(dc, any, 0, err) != DL_OK)
             return DL_ERROR;
     }
+    struct tcp_pcb *bound = c->pub.pcb;
+    if (bound->local_port == 0 && tcp_bind(bound, &bound->local_ip, 0) != ERR_OK)
+        return tc_fail(err, DL_E_ADDRINUSE);
     int cap = backlog < 1 ? 1 : backlog > MAX_BACKLOG ? MAX_BACKLOG : backlog;
     conn **acc = calloc((size_t)cap, sizeof *acc);
     if (!acc)
@@ -163,6 +171,7 @@ int glue_connect(dl_conn *dc, const uint8_t *addr, uint16_t port, uint32_t token
     struct tcp_pcb *pcb = c->pub.pcb;
     if (unreachable4(&pcb->local_ip, &ip))
         return tc_fail(err, DL_E_UNREACH);
+    st_steer_bind(pcb, &ip, port); /* a local port whose flow this worker owns */
     switch (tcp_connect(pcb, &ip, port, tc_on_connected)) {
     case ERR_OK:
         break;

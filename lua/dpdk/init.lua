@@ -109,6 +109,8 @@ function M.stats()
             rx_dropped = tonumber(ws.rx_dropped), tx_dropped = tonumber(ws.tx_dropped),
             rx_copied = tonumber(ws.rx_copied),
             loops = tonumber(ws.loops),
+            forwarded_out = tonumber(ws.forwarded_out), forwarded_in = tonumber(ws.forwarded_in),
+            forward_drops = tonumber(ws.forward_drops),
         }
     end
     local info = ffi.new("dl_port_info")

@@ -215,6 +215,7 @@ local function task_body(task, fn, ...)
 end
 
 local task_count = 0
+local forget_joins
 
 local function new_task(fn, ...)
     task_count = task_count + 1
@@ -226,12 +227,15 @@ local function new_task(fn, ...)
     return task
 end
 
-local set_running -- below, with the variable it sets
+-- The task resume() runs now (see M.running_task); a nested resume (a spawn
+-- that starts its child at once) restores the outer one.
+local running
 local function resume(task)
     local co = task.co
     local ok, res
     task.state = "running"
-    local outer = set_running(task)
+    local outer = running
+    running = task
     local a = task.start_args
     if a then
         task.start_args = nil
@@ -243,7 +247,7 @@ local function resume(task)
         task.why, task.arg = nil, nil
         ok, res = co_resume(co, why, arg)
     end
-    set_running(outer)
+    running = outer
     if not ok then
         -- task_body catches errors, so this is a scheduler bug or an error in
         -- the error handler itself: report it rather than lose it.
@@ -297,7 +301,9 @@ function Task:join()
         end
         local token = M.token()
         joiners[#joiners + 1] = token
+        me.joining = self
         M.wait(token)
+        me.joining = nil
     end
     local r = self.results
     return self.ok, unpack(r, 1, r.n)
@@ -330,6 +336,7 @@ function M.kill(target)
     local token = target.token
     if token then
         target.token = nil
+        forget_joins(target, token)
         if waiting[token] == target then
             waiting[token] = nil
             abandoned(token, false)
@@ -349,6 +356,28 @@ function M.kill(target)
     return true
 end
 Task.kill = M.kill
+
+local function drop_token(t, token)
+    local joiners = t.joiners
+    if joiners then
+        for j = #joiners, 1, -1 do
+            if joiners[j] == token then table.remove(joiners, j) end
+        end
+    end
+end
+
+-- The task no longer waits for what it joined (it was woken or killed): its
+-- token leaves their lists.
+forget_joins = function(task, token)
+    local j = task.joining
+    if not j then return end
+    task.joining = nil
+    if getmetatable(j) == Task then
+        drop_token(j, token)
+    else
+        for i = 1, #j do drop_token(j[i], token) end
+    end
+end
 
 local function collect(t)
     t.waited = true
@@ -391,15 +420,9 @@ function M.wait_any(...)
             joiners[#joiners + 1] = token
         end
     end
+    me.joining = { ... }
     local _, first = M.wait(token)
-    for i = 1, n do -- the others keep running: forget this wait
-        local joiners = select(i, ...).joiners
-        if joiners then
-            for j = #joiners, 1, -1 do
-                if joiners[j] == token then table.remove(joiners, j) end
-            end
-        end
-    end
+    forget_joins(me, token)
     return collect(first)
 end
 
@@ -413,19 +436,11 @@ function M.current_task(what)
     return task
 end
 
--- The task running now, or nil outside the scheduler's tasks: a variable,
--- because coroutine.running() is not compiled and the socket hot path asks
--- on every call (resume sets it, and restores the outer task after a nested
--- resume: a spawn starts its child at once).
-local running
+-- The task running now, or nil outside the scheduler's tasks: a variable
+-- that resume() sets, because coroutine.running() is not compiled and the
+-- socket hot path asks on every call.
 function M.running_task()
     return running
-end
-
-function set_running(task)
-    local outer = running
-    running = task
-    return outer
 end
 
 function M.in_task()

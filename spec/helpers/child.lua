@@ -24,9 +24,14 @@ M.SAN = os.getenv("DPDKLUA_SAN") -- "asan" for a sanitizer build, else nil
 
 local tmpdir
 function M.tmpdir()
-    tmpdir = tmpdir or os.getenv("DPDKLUA_SPEC_TMP") -- scripts/test.sh's, reaped at its end
     if not tmpdir then
-        local p = io.popen("mktemp -d /tmp/dpdklua-spec.XXXXXX")
+        -- a directory of its own for each load of this module (busted reloads it
+        -- per spec file): file names only count within one load. Under
+        -- scripts/test.sh it lies inside the run's DPDKLUA_SPEC_TMP, which the
+        -- run searches for leftover processes at its end.
+        local parent = os.getenv("DPDKLUA_SPEC_TMP")
+        local p = io.popen(parent and ("mktemp -d '" .. parent .. "/XXXXXX'")
+            or "mktemp -d /tmp/dpdklua-spec.XXXXXX")
         tmpdir = p:read("*l")
         p:close()
     end
