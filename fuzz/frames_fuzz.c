@@ -50,7 +50,7 @@ static void serve(dl_conn **ls, dl_conn **conns, int *n)
             continue;
         char buf[2048];
         size_t got = 0, sent = 0;
-        int rc = S->recv(c, buf, sizeof buf, &got, false, 2, &err);
+        int rc = S->recv(c, buf, sizeof buf, &got, 2, &err);
         if (rc == DL_OK && got > 0) {
             S->send(c, buf, got, &sent, 3, &err);
         } else if (rc == DL_ERROR || (rc == DL_OK && got == 0)) {

@@ -301,7 +301,7 @@ static void app_recv(dl_conn *c, size_t n)
         n = sizeof buf;
     size_t got = 0;
     int err;
-    if (S->recv(c, (char *)buf, n, &got, false, 2, &err) != DL_OK)
+    if (S->recv(c, (char *)buf, n, &got, 2, &err) != DL_OK)
         return;
     if (got > n)
         fail("recv returned more than asked", got, n);
