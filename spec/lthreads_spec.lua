@@ -337,7 +337,7 @@ describe("light threads and sockets (tap dll0)", function()
 import socket, threading
 def serve(port, handler):
     l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind(("0.0.0.0", port)); l.listen(16)
+    l.setsockopt(socket.SOL_IP, getattr(socket, "IP_FREEBIND", 15), 1); l.bind(("10.145.0.1", port)); l.listen(16)
     def loop():
         while True:
             c, addr = l.accept()

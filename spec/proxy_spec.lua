@@ -25,7 +25,7 @@ end
 local UPSTREAM = [[
 import socket, threading, hashlib
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind(("0.0.0.0", 7212)); l.listen(16)
+l.setsockopt(socket.SOL_IP, getattr(socket, "IP_FREEBIND", 15), 1); l.bind(("10.212.0.1", 7212)); l.listen(16)
 def serve(c):
     got = b""
     while True:

@@ -143,7 +143,7 @@ print(dpdk.resolve(V4))
         local server = child.start_python([[
 import socket
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind(("0.0.0.0", 7211)); l.listen(8)
+l.setsockopt(socket.SOL_IP, getattr(socket, "IP_FREEBIND", 15), 1); l.bind(("10.211.0.1", 7211)); l.listen(8)
 print("LISTENING", flush=True)
 while True:
     c, addr = l.accept()

@@ -5,7 +5,8 @@ local child = require "spec.helpers.child"
 local NET, IFNAME = 73, "dltapi"
 local PEER, SELF = "10.73.0.1", "10.73.0.2"
 
--- A kernel echo server on every address, port 7300; port 7301 answers
+-- A kernel echo server on the tap's kernel-side address (IP_FREEBIND: bound
+-- before the tap exists, never a wildcard), port 7300; port 7301 answers
 -- "peer=<ip>:<port>" and closes; port 7302 sends 3 MiB then closes; port
 -- 7303 accepts and stays silent; port 7304 counts what it gets and prints
 -- "SINK EOF <n>" (or "SINK RESET <n>").
@@ -13,7 +14,7 @@ local ECHO_SERVER = [[
 import socket, threading
 def serve(port, handler):
     l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind(("0.0.0.0", port)); l.listen(64)
+    l.setsockopt(socket.SOL_IP, getattr(socket, "IP_FREEBIND", 15), 1); l.bind(("10.73.0.1", port)); l.listen(64)
     def loop():
         while True:
             c, addr = l.accept()

@@ -16,7 +16,7 @@ local PEERS = [[
 import socket, threading
 def serve(port, handler):
     l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind(("0.0.0.0", port)); l.listen(64)
+    l.setsockopt(socket.SOL_IP, getattr(socket, "IP_FREEBIND", 15), 1); l.bind(("10.150.0.1", port)); l.listen(64)
     def loop():
         while True:
             c, addr = l.accept()
