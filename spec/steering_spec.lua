@@ -239,18 +239,12 @@ describe("the steering function", function()
 end)
 
 describe("two workers behind a gateway", function()
-    -- as in tcp_stack_spec.lua: the tap's kernel side is a router namespace
-    -- that forwards to a far namespace; here both workers connect out
-    local NS_R, NS_H = "dlsgr", "dlsgh"
+    -- as in tcp_stack_spec.lua (net.gateway): the tap's kernel side is a router
+    -- namespace that forwards to a far namespace; here both workers connect out
+    local GW = { tap = "dls6", router = "dlsgr", far = "dlsgh", veth = { "dlsga", "dlsgb" },
+        near4 = "10.137.0.1/24", near6 = "fd89::1/64", far4 = "10.138.0", far6 = "fd8a::" }
 
-    local function sh(cmd)
-        local rc, out = child.sh(cmd)
-        assert(rc == 0, cmd .. ": " .. out)
-    end
-
-    after_each(function()
-        child.sh("ip netns del " .. NS_R .. " 2>/dev/null; ip netns del " .. NS_H .. " 2>/dev/null")
-    end)
+    after_each(function() net.gateway_down(GW) end)
 
     it("reach IPv4 and IPv6 hosts off the local networks from both workers", function()
         local go = child.tmpfile(".go")
@@ -278,33 +272,8 @@ dpdk.sleep(3600)
             gateway_v4 = "10.137.0.1", gateway_v6 = "fd89::1",
         } })
         defer(svc.stop)
-        sh("ip netns add " .. NS_R .. " && ip netns add " .. NS_H)
-        sh("ip link set dls6 netns " .. NS_R)
-        sh("ip link add dlsga netns " .. NS_R .. " type veth peer name dlsgb netns " .. NS_H)
-        local r = "ip netns exec " .. NS_R .. " "
-        local h = "ip netns exec " .. NS_H .. " "
-        sh(r .. "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1")
-        sh(r .. "ip link set lo up && " .. r .. "ip link set dls6 up && " .. r .. "ip link set dlsga up")
-        sh(r .. "ip addr add 10.137.0.1/24 dev dls6 && " .. r .. "ip addr add 10.138.0.1/24 dev dlsga")
-        sh(r .. "ip -6 addr add fd89::1/64 dev dls6 nodad && " .. r .. "ip -6 addr add fd8a::1/64 dev dlsga nodad")
-        sh(h .. "ip link set lo up && " .. h .. "ip link set dlsgb up")
-        sh(h .. "ip addr add 10.138.0.2/24 dev dlsgb && " .. h .. "ip route add default via 10.138.0.1")
-        sh(h .. "ip -6 addr add fd8a::2/64 dev dlsgb nodad && " .. h .. "ip -6 route add default via fd8a::1")
-        local server = child.start_shell(h .. "python3 -u " .. child.quote(child.tmpfile(".py", [[
-import socket, threading
-def serve(family, addr):
-    l = socket.socket(family); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind((addr, 7400)); l.listen(64)
-    while True:
-        c, peer = l.accept()
-        c.sendall(("far host sees " + peer[0] + "\n").encode()); c.close()
-threading.Thread(target=serve, args=(socket.AF_INET, "10.138.0.2"), daemon=True).start()
-threading.Thread(target=serve, args=(socket.AF_INET6, "fd8a::2"), daemon=True).start()
-print("LISTENING", flush=True)
-threading.Event().wait()
-]])))
+        local server = net.gateway(GW)
         defer(function() server:kill(9) end)
-        assert.is_true(server:wait_output("LISTENING"), server:stderr())
         io.open(go, "w"):close()
         assert.is_true(svc.proc:wait_output("DONE", 60), svc.proc:stdout() .. svc.proc:stderr())
         local out = svc.proc:stdout()

@@ -97,19 +97,12 @@ print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) <= 1240, reply)
 end)
 
 describe("a gateway", function()
-    -- The tap's kernel side moves into a "router" namespace that forwards to a
-    -- "far" namespace; forwarding is switched on inside the router namespace
-    -- only, so the machine's own settings stay as they are.
-    local NS_R, NS_H = "dlgwr", "dlgwh"
+    -- the tap's kernel side is a router namespace that forwards to a far one
+    -- (net.gateway)
+    local GW = { tap = "dltgw", router = "dlgwr", far = "dlgwh", veth = { "dlgwa", "dlgwb" },
+        near4 = "10.201.0.1/24", near6 = "fd01::1/64", far4 = "10.202.0", far6 = "fd02::" }
 
-    local function sh(cmd)
-        local rc, out = child.sh(cmd)
-        assert(rc == 0, cmd .. ": " .. out)
-    end
-
-    after_each(function()
-        child.sh("ip netns del " .. NS_R .. " 2>/dev/null; ip netns del " .. NS_H .. " 2>/dev/null")
-    end)
+    after_each(function() net.gateway_down(GW) end)
 
     it("carries IPv4 and IPv6 connections to hosts off the local networks", function()
         local go = child.tmpfile(".go")
@@ -131,34 +124,13 @@ end)
             peer_addresses = child.array(),
             gateway_v4 = "10.201.0.1", gateway_v6 = "fd01::1",
         } })
-        finally(svc.stop)
-        sh("ip netns add " .. NS_R .. " && ip netns add " .. NS_H)
-        sh("ip link set dltgw netns " .. NS_R)
-        sh("ip link add dlgwa netns " .. NS_R .. " type veth peer name dlgwb netns " .. NS_H)
-        local r = "ip netns exec " .. NS_R .. " "
-        local h = "ip netns exec " .. NS_H .. " "
-        sh(r .. "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1")
-        sh(r .. "ip link set lo up && " .. r .. "ip link set dltgw up && " .. r .. "ip link set dlgwa up")
-        sh(r .. "ip addr add 10.201.0.1/24 dev dltgw && " .. r .. "ip addr add 10.202.0.1/24 dev dlgwa")
-        sh(r .. "ip -6 addr add fd01::1/64 dev dltgw nodad && " .. r .. "ip -6 addr add fd02::1/64 dev dlgwa nodad")
-        sh(h .. "ip link set lo up && " .. h .. "ip link set dlgwb up")
-        sh(h .. "ip addr add 10.202.0.2/24 dev dlgwb && " .. h .. "ip route add default via 10.202.0.1")
-        sh(h .. "ip -6 addr add fd02::2/64 dev dlgwb nodad && " .. h .. "ip -6 route add default via fd02::1")
-        local server = child.start_shell(h .. "python3 -u " .. child.quote(child.tmpfile(".py", [[
-import socket, threading
-def serve(family, addr):
-    l = socket.socket(family); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind((addr, 7400)); l.listen(4)
-    while True:
-        c, peer = l.accept()
-        c.sendall(("far host sees " + peer[0] + "\n").encode()); c.close()
-threading.Thread(target=serve, args=(socket.AF_INET, "10.202.0.2"), daemon=True).start()
-threading.Thread(target=serve, args=(socket.AF_INET6, "fd02::2"), daemon=True).start()
-print("LISTENING", flush=True)
-threading.Event().wait()
-]])))
-        finally(function() server:kill(9) end)
-        assert.is_true(server:wait_output("LISTENING"), server:stderr())
+        local server
+        -- one finally: busted keeps only the last one a test registers
+        finally(function()
+            svc.stop()
+            if server then server:kill(9) end
+        end)
+        server = net.gateway(GW)
         io.open(go, "w"):close()
         assert.is_true(svc.proc:wait_output("RESULT\tfd02::2"), svc.proc:stderr())
         local out = svc.proc:stdout()

@@ -183,6 +183,23 @@ function Proc:kill(sig)
     return rc
 end
 
+-- Wait until something accepts TCP connections on ip:port (a server this
+-- process started); if it ends or does not listen within 15 s, kill it and
+-- raise an error naming `what`, with its output, at the caller's caller.
+function Proc:wait_listening(ip, port, what)
+    local ok = M.wait_until(function()
+        if self:exited() then return true end
+        return (M.sh(("python3 -c 'import socket; socket.create_connection((%q, %d), 1)'")
+            :format(ip, port))) == 0
+    end, 15)
+    if not ok or self:exited() then
+        local out, err = self:stdout(), self:stderr()
+        self:kill(9)
+        error(("%s did not start on %s:%d\nstdout:\n%s\nstderr:\n%s"):format(what, ip, port, out,
+            err), 3)
+    end
+end
+
 -- A JSON config for a child runtime. spec = { cores = {0}, devices = { {vdev=…}, … },
 -- eal_args = {…} }; eal_args default to the no-hugepage set every test uses.
 local function json(v)

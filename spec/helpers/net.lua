@@ -40,4 +40,56 @@ function M.python(code, timeout)
     return child.sh(("timeout -s KILL %d python3 %s"):format(timeout or 60, child.quote(file)))
 end
 
+-- A gateway: the tap's kernel side moves into a "router" namespace that
+-- forwards to a "far" namespace, whose host answers on port 7400 with "far
+-- host sees <peer address>" over IPv4 and IPv6. Forwarding is switched on
+-- inside the router namespace only, so the machine's own settings stay as they
+-- are. g = { tap = "dltgw", router = "dlgwr", far = "dlgwh", veth = { "dlgwa",
+-- "dlgwb" }, near4 = "10.201.0.1/24", near6 = "fd01::1/64", far4 = "10.202.0",
+-- far6 = "fd02::" }: the router takes near4/near6 on the tap and .1/::1 of the
+-- far networks, the far host .2/::2 with the router as its default route.
+-- Returns the far server's process; M.gateway_down(g) removes the namespaces.
+function M.gateway(g)
+    local function sh(cmd)
+        local rc, out = child.sh(cmd)
+        assert(rc == 0, cmd .. ": " .. out)
+    end
+    local r = "ip netns exec " .. g.router .. " "
+    local h = "ip netns exec " .. g.far .. " "
+    local a, b = g.veth[1], g.veth[2]
+    sh("ip netns add " .. g.router .. " && ip netns add " .. g.far)
+    sh("ip link set " .. g.tap .. " netns " .. g.router)
+    sh("ip link add " .. a .. " netns " .. g.router .. " type veth peer name " .. b .. " netns " .. g.far)
+    sh(r .. "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1")
+    sh(r .. "ip link set lo up && " .. r .. "ip link set " .. g.tap .. " up && " .. r .. "ip link set " .. a .. " up")
+    sh(r .. "ip addr add " .. g.near4 .. " dev " .. g.tap .. " && " .. r .. "ip addr add " .. g.far4 .. ".1/24 dev " .. a)
+    sh(r .. "ip -6 addr add " .. g.near6 .. " dev " .. g.tap .. " nodad && " .. r .. "ip -6 addr add " .. g.far6 .. "1/64 dev " .. a .. " nodad")
+    sh(h .. "ip link set lo up && " .. h .. "ip link set " .. b .. " up")
+    sh(h .. "ip addr add " .. g.far4 .. ".2/24 dev " .. b .. " && " .. h .. "ip route add default via " .. g.far4 .. ".1")
+    sh(h .. "ip -6 addr add " .. g.far6 .. "2/64 dev " .. b .. " nodad && " .. h .. "ip -6 route add default via " .. g.far6 .. "1")
+    local server = child.start_shell(h .. "python3 -u " .. child.quote(child.tmpfile(".py", ([[
+import socket, threading
+def serve(family, addr):
+    l = socket.socket(family); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind((addr, 7400)); l.listen(64)
+    while True:
+        c, peer = l.accept()
+        c.sendall(("far host sees " + peer[0] + "\n").encode()); c.close()
+threading.Thread(target=serve, args=(socket.AF_INET, "%s.2"), daemon=True).start()
+threading.Thread(target=serve, args=(socket.AF_INET6, "%s2"), daemon=True).start()
+print("LISTENING", flush=True)
+threading.Event().wait()
+]]):format(g.far4, g.far6))))
+    if not server:wait_output("LISTENING") then
+        local err = server:stderr()
+        server:kill(9)
+        error("the far host's server did not start: " .. err, 2)
+    end
+    return server
+end
+
+function M.gateway_down(g)
+    child.sh("ip netns del " .. g.router .. " 2>/dev/null; ip netns del " .. g.far .. " 2>/dev/null")
+end
+
 return M

@@ -62,26 +62,12 @@ local Proc = {}
 Proc.__index = Proc
 function Proc:stop() return self.proc:kill(15) end
 
-local function wait_port(ip, port, proc, what)
-    local ok = child.wait_until(function()
-        if proc:exited() then return true end
-        return (child.sh(("python3 -c 'import socket; socket.create_connection((%q, %d), 1)'")
-            :format(ip, port))) == 0
-    end, 15)
-    if not ok or proc:exited() then
-        local out, err = proc:stdout(), proc:stderr()
-        proc:kill(9)
-        error(("%s did not start on %s:%d\nstdout:\n%s\nstderr:\n%s"):format(what, ip, port, out,
-            err), 3)
-    end
-end
-
 -- Start the scripted peer on ip:port.
 function M.peer(ip, port)
     local file = child.tmpfile(".py", M.PEER)
     local proc = child.start_shell(("python3 -u %s %s %d"):format(child.quote(file), ip, port))
     proc:wait_output("LISTENING", 15)
-    wait_port(ip, port, proc, "the probe peer")
+    proc:wait_listening(ip, port, "the probe peer")
     return setmetatable({ proc = proc }, Proc)
 end
 
@@ -129,7 +115,7 @@ http {
         child.quote(conf_file), child.quote(dir .. "/logs/error.log")))
     local results = {}
     local ok, err = pcall(function()
-        wait_port("127.0.0.1", http_port, proc, "nginx")
+        proc:wait_listening("127.0.0.1", http_port, "nginx")
         for i = 1, #probes do
             local rc, body = child.sh(("curl -sS --max-time 120 http://127.0.0.1:%d/probe%d")
                 :format(http_port, i))

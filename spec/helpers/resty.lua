@@ -63,24 +63,9 @@ function Peer:stop()
     return self.proc:kill(15)
 end
 
--- Wait until something accepts TCP connections on ip:port.
-local function wait_listening(ip, port, proc, what)
-    local ok = child.wait_until(function()
-        if proc:exited() then return true end
-        return (child.sh(("python3 -c 'import socket; socket.create_connection((%q, %d), 1)'")
-            :format(ip, port))) == 0
-    end, 15)
-    if not ok or proc:exited() then
-        local out, err = proc:stdout(), proc:stderr()
-        proc:kill(9)
-        error(("%s did not start on %s:%d\nstdout:\n%s\nstderr:\n%s"):format(what, ip, port, out,
-            err), 3)
-    end
-end
-
 local function start(cmd, ip, port, what)
     local proc = child.start_shell(cmd)
-    wait_listening(ip, port, proc, what)
+    proc:wait_listening(ip, port, what)
     return setmetatable({ proc = proc, ip = ip, port = port }, Peer)
 end
 
