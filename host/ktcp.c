@@ -35,11 +35,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <rte_cycles.h>
+
 #include "runtime.h"
 
 #define MISUSE(...) (dl_fail(__VA_ARGS__), -DL_E_MISUSE)
 
-enum { POLL_BATCH = 64 };
+/* POLL_GAP_US: while kernel sockets wait but the last epoll_wait found
+ * nothing, the next comes after this many microseconds rather than the next
+ * turn: one epoll_wait costs ~1.5 us here, 30x an idle turn (docs/design.md,
+ * "Kernel sockets"). DPDKLUA_KTCP_POLL_US overrides it (0: every turn). */
+enum { POLL_BATCH = 64, POLL_GAP_US = 10 };
 
 struct dl_kconn {
     dl_kconn *prev, *next; /* the worker's sockets */
@@ -56,6 +62,8 @@ struct dl_ktcp {
     dl_kconn *conns;
     uint32_t *woken; /* tokens of closed sockets, handed out by the next poll */
     int n_woken, cap_woken;
+    uint64_t polls;          /* epoll_wait calls: read by dl_ktcp_polls on any thread */
+    uint64_t next_poll, gap; /* TSC: no epoll_wait before next_poll */
 };
 
 static dl_ktcp *state_of(dl_worker *w)
@@ -73,6 +81,9 @@ static dl_ktcp *state_of(dl_worker *w)
         free(k);
         return NULL;
     }
+    const char *env = getenv("DPDKLUA_KTCP_POLL_US");
+    long us = env && *env ? strtol(env, NULL, 10) : POLL_GAP_US;
+    k->gap = us > 0 ? rte_get_tsc_hz() / 1000000 * (uint64_t)us : 0;
     w->ktcp = k;
     return k;
 }
@@ -562,8 +573,14 @@ int dl_ktcp_poll(dl_worker *w, dl_event *events, int n, int max)
         room = POLL_BATCH;
     if (w->ktcp_waits == 0 || room == 0)
         return n;
+    uint64_t now = k->gap ? rte_rdtsc() : 0;
+    if (now < k->next_poll)
+        return n;
     struct epoll_event ev[POLL_BATCH];
     int got = epoll_wait(k->epfd, ev, room, 0);
+    __atomic_store_n(&k->polls, k->polls + 1, __ATOMIC_RELAXED); /* single writer */
+    /* traffic: look again next turn; quiet: after the gap */
+    k->next_poll = got > 0 ? 0 : now + k->gap;
     for (int i = 0; i < got; i++) {
         dl_kconn *c = ev[i].data.ptr;
         uint32_t e = ev[i].events;
@@ -579,6 +596,12 @@ int dl_ktcp_poll(dl_worker *w, dl_event *events, int n, int max)
         }
     }
     return n;
+}
+
+uint64_t dl_ktcp_polls(const dl_worker *w)
+{
+    const dl_ktcp *k = w->ktcp;
+    return k ? __atomic_load_n(&k->polls, __ATOMIC_RELAXED) : 0;
 }
 
 void dl_ktcp_worker_free(dl_worker *w)

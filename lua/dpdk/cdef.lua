@@ -286,6 +286,8 @@ int dl_ktcp_getopt(dl_kconn *c, int opt, int *value);
 int dl_ktcp_addr(dl_kconn *c, int peer, char *ip, size_t iplen, int *port);
 int dl_ktcp_worker(dl_kconn *c);
 int dl_ktcp_core(dl_kconn *c);
+/* epoll_wait calls the worker's dl_poll made (they stop while no kernel socket waits) */
+uint64_t dl_ktcp_polls(const dl_worker *w);
 
 /* host/blocking.c: the blocking pool (spec F16). Threads off the workers'
  * cores (started on demand, up to blocking_threads), each with its own Lua
