@@ -7,7 +7,8 @@ local socket = require "dpdk.socket"
 local E_AGAIN = C.DL_E_AGAIN
 local new_token, wake, running_task = sched.token, sched.wake, sched.running_task
 local now = C.dl_now
-local type, error, setmetatable, pairs = type, error, setmetatable, pairs
+local type, tostring, error, setmetatable, pairs = type, tostring, error, setmetatable, pairs
+local floor = math.floor
 local attach, release, err_text, park, timeout_ms = socket.attach, socket.release,
     socket.err_text, socket.park, socket.timeout_ms
 local accepting = socket.accepting
@@ -22,7 +23,9 @@ function M.listen(T, ip, port, opts, what)
     if type(ip) ~= "string" then
         error(what .. ": expected an IP address string, got " .. type(ip), 3)
     end
-    socket.check_port(port, what)
+    if type(port) ~= "number" or port ~= floor(port) or port < 0 or port > 65535 then
+        error(what .. ": expected a port number 0..65535, got " .. tostring(port), 3)
+    end
     local backlog = opts and opts.backlog or 511
     local self = setmetatable({ T = T, accept_timeout = 0, waiters = {} }, Listener)
     attach(self, socket.new_conn(T, socket.is_ipv6(ip) and 6 or 4, 3))
