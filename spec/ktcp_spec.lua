@@ -134,7 +134,7 @@ print(it())                   -- "part1"
 local inc = c:receiveuntil("--sep--", { inclusive = true })
 print(inc())                  -- "part2--sep--"
 print(c:receive("*a"))        -- "tail" (until the peer's FIN)
-print(c:receive())            -- nil closed
+print(c:receive())            -- nil closed "" (this read met the EOF)
 local c2 = assert(ktcp.connect("127.0.0.1", P.text))
 local sized = c2:receiveuntil("--sep--")
 assert(c2:receive("*l")) assert(c2:receive("*l"))
@@ -147,7 +147,7 @@ print(table.concat(parts, "|"))
 print(c2:receive(100))        -- nil closed, and the rest as partial data
 ]])
         assert.are.equal(table.concat({
-            "one", "two", "ABC", "ABC", "DEF", "part1", "part2--sep--", "tail", "nil\tclosed",
+            "one", "two", "ABC", "ABC", "DEF", "part1", "part2--sep--", "tail", "nil\tclosed\t",
             "ABCD|EFpa|rt1|nil",
             "nil\tclosed\tpart2--sep--tail",
         }, "\n") .. "\n", out)
@@ -163,7 +163,7 @@ print(c:readable(2000))
 print(c:try_read())
 print(c:try_read())
 ]])
-        assert.are.equal("nil\tagain\ntrue\n4\ntrue\nping\nnil\tagain\n", out)
+        assert.are.equal("nil\tagain\ntrue\n4\ntrue\tnil\nping\nnil\tagain\n", out)
     end)
 
     it("times out reading and writing, keeping the partial data; the socket stays usable",
