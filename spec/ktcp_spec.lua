@@ -261,7 +261,7 @@ print(d:getreusedtimes())
 assert(d:send("b\n"))
 print(d:receive())
 ]])
-        assert.are.equal("0\t1\n1\t1\tnil\n1\nb\n", out)
+        assert.are.equal("0\t1\n1\tnil\n1\nb\n", out)
     end)
 
     it("closes its sockets when the runtime shuts down; epoll is asked only while one waits",
