@@ -27,6 +27,9 @@ DPDK_DRIVERS="vfio-pci igb_uio uio_pci_generic"
 # such a NIC needs no binding.
 BIFURCATED_DRIVERS="mlx5_core mlx4_core"
 
+# Debian's python3 first: a version manager's shim (pyenv) costs seconds per call.
+PYTHON=$(command -v /usr/bin/python3 || command -v python3 || true)
+
 # ---- output ----
 
 die() {
@@ -303,8 +306,8 @@ default_cores() {
 # Python does the JSON: bash cannot, and every DPDK machine has python3
 # (dpdk-devbind.py needs it).
 json_tool() {
-    command -v python3 >/dev/null || die "python3 is needed to read and write env.json (apt-get install python3)"
-    python3 - "$@" <<'PY'
+    [ -n "$PYTHON" ] || die "python3 is needed to read and write env.json (apt-get install python3)"
+    "$PYTHON" - "$@" <<'PY'
 import json, os, re, sys, tempfile, time
 
 def load(path):
@@ -552,7 +555,7 @@ eal_args_of_config() {
     local p
     p=$(config_path)
     [ -r "$p" ] || return 0
-    python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1])).get("eal_args", [])))' \
+    "$PYTHON" -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1])).get("eal_args", [])))' \
         "$p" 2>/dev/null || true
 }
 
@@ -839,7 +842,8 @@ usage: $PROG verify [--config FILE]
 Checks env.json against this machine and prints each problem with its fix; exits 1 when
 there is a problem, 0 otherwise (warnings do not fail). Without --config it checks the file
 dpdklua would read: DPDK_ENV_CONFIG, ./config/dpdk-env.json, /etc/dpdk/env.json, else the
-built-in default. Checks: the file against dpdklua's own parser; each PCI device exists and
+built-in default (with --root: DIR/etc/dpdk/env.json; --config '<built-in>' checks the
+built-in default). Checks: the file against dpdklua's own parser; each PCI device exists and
 is bound to a DPDK driver; hugepages reserved and mounted (unless --no-huge); each core exists,
 is online and is not core 0 (the kernel's); addresses and gateways sane; no address twice, in
 the file or on a kernel interface; EAL arguments that cannot work together; root.
@@ -891,6 +895,7 @@ end'
 
 verify_config_path() {
     if [ -n "$CONFIG" ]; then printf '%s' "$CONFIG"
+    elif ! live; then r /etc/dpdk/env.json # the tree stands for the whole machine
     elif [ -n "${DPDK_ENV_CONFIG:-}" ]; then printf '%s' "$DPDK_ENV_CONFIG"
     elif [ -e ./config/dpdk-env.json ]; then printf '%s' ./config/dpdk-env.json
     elif [ -e "$(r /etc/dpdk/env.json)" ]; then r /etc/dpdk/env.json
@@ -901,7 +906,7 @@ verify_config_path() {
 # Address checks in python (ipaddress): one line per finding, "problem|text|fix"
 # or "warning|text|fix". Input: the records, and the kernel's addresses.
 check_addresses() {
-    python3 - "$1" "$2" <<'PY'
+    "$PYTHON" - "$1" "$2" <<'PY'
 import ipaddress, sys
 records, kernel = sys.argv[1], sys.argv[2]
 devs = {}
