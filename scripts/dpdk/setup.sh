@@ -852,7 +852,7 @@ EOF
 
 find_dpdklua() {
     local c
-    for c in "${DPDKLUA:-}" "$HERE/../../dpdklua" "$(command -v dpdklua 2>/dev/null)"; do
+    for c in "${DPDKLUA:-}" "$HERE/../../dpdklua" "$HERE/dpdklua" "$(command -v dpdklua 2>/dev/null)"; do
         [ -n "$c" ] && [ -x "$c" ] && { printf '%s' "$c"; return; }
     done
     return 0
