@@ -154,9 +154,9 @@ strip_addr() { # "[fd00::2]:22" / "10.0.0.2:22" / "::ffff:10.0.0.2" → the bare
 # "iface from to" for each SSH session this machine serves: the session we
 # run in (SSH_CONNECTION) and every established connection of sshd or to port 22.
 ssh_sessions() {
-    local client cport server sport ifc
+    local client server sport ifc
     if [ -n "${SSH_CONNECTION:-}" ]; then
-        read -r client cport server sport <<<"$SSH_CONNECTION" || true
+        read -r client _ server sport <<<"$SSH_CONNECTION" || true
         ifc=$(iface_of_address "$(strip_addr "$server")")
         [ -n "$ifc" ] && echo "$ifc $client $server:$sport"
     fi
@@ -1114,7 +1114,7 @@ cmd_verify() {
     [ "$n" -gt 0 ] && echo "ok: $n core(s) in dpdk_cores: $(tr '\n' ' ' <<<"$cores")"
 
     # addresses
-    local kernel finding kind text fix
+    local kernel kind text fix
     kernel=$(ip -o addr show 2>/dev/null | awk '{print $2, $4}')
     while IFS='|' read -r kind text fix; do
         [ -n "$kind" ] || continue
