@@ -46,10 +46,17 @@ note() { echo "$PROG: $*" >&2; }
 # ---- the root prefix ----
 
 live() { [ -z "$ROOT" ] || [ "$ROOT" = / ]; }
-# path P under the root prefix
-r() { printf '%s%s' "${ROOT%/}" "$1"; }
+# The trees under the root prefix (set once the options are read); forks cost
+# tens of milliseconds on a busy machine, so paths are plain variables.
+set_root() {
+    SYS=${ROOT%/}/sys PROC=${ROOT%/}/proc ETC=${ROOT%/}/etc
+}
+set_root
 config_path() {
-    if [ -n "$CONFIG" ]; then printf '%s' "$CONFIG"; else r /etc/dpdk/env.json; fi
+    if [ -n "$CONFIG" ]; then printf '%s' "$CONFIG"; else printf '%s' "$ETC/dpdk/env.json"; fi
+}
+rd() { # file [default]: REPLY = its first line, or the default (no subshell)
+    if [ ! -r "$1" ] || ! IFS= read -r REPLY <"$1"; then REPLY=${2:-}; fi
 }
 read_file() { # file [default]: its first line, or the default
     local v
@@ -72,40 +79,53 @@ PCI_RE='^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$'
 # The PCI address of a network interface ("" for a virtual one). A virtio
 # NIC's netdev hangs off virtio<N>, below its PCI function: the deepest path
 # component that looks like a PCI address is the function.
-pci_of_iface() {
-    local dev part pci=""
-    dev=$(readlink -f "$(r /sys/class/net/"$1"/device)" 2>/dev/null) || return 0
-    [ -n "$dev" ] || return 0
-    local IFS=/
-    for part in $dev; do
-        [[ $part =~ $PCI_RE ]] && pci=$part
+# Read once per run (pci_map): every interface's PCI address, "" if virtual.
+declare -A PCI_OF=()
+PCI_MAPPED=0
+pci_map() {
+    [ "$PCI_MAPPED" = 1 ] && return 0
+    PCI_OF=()
+    local n dev part pci
+    for n in "$SYS/class/net"/*; do
+        [ -e "$n" ] || continue
+        pci=""
+        dev=$(readlink -f "$n/device" 2>/dev/null) || dev=""
+        local IFS=/
+        for part in $dev; do
+            [[ $part =~ $PCI_RE ]] && pci=$part
+        done
+        unset IFS
+        PCI_OF[${n##*/}]=$pci
     done
-    printf '%s' "$pci"
+    PCI_MAPPED=1
+}
+pci_of_iface() {
+    pci_map
+    printf '%s' "${PCI_OF[$1]:-}"
 }
 ifaces_of_pci() { # the kernel interfaces of a PCI function, one per line
+    pci_map
     local n
-    for n in "$(r /sys/class/net)"/*; do
-        [ -e "$n" ] || continue
-        [ "$(pci_of_iface "${n##*/}")" = "$1" ] && echo "${n##*/}"
+    for n in "${!PCI_OF[@]}"; do
+        [ "${PCI_OF[$n]}" = "$1" ] && echo "$n"
     done
     return 0
 }
 driver_of() { # PCI address → its driver's name ("" when none)
     local link
-    link=$(readlink "$(r /sys/bus/pci/devices/"$1"/driver)" 2>/dev/null) || return 0
+    link=$(readlink "$SYS/bus/pci/devices/$1/driver" 2>/dev/null) || return 0
     printf '%s' "${link##*/}"
 }
 is_dpdk_driver() { [[ " $DPDK_DRIVERS " == *" $1 "* ]]; }
 is_bifurcated() { [[ " $BIFURCATED_DRIVERS " == *" $1 "* ]]; }
 numa_of() {
-    local n
-    n=$(read_file "$(r /sys/bus/pci/devices/"$1"/numa_node)" -1)
-    [ "$n" = -1 ] && n=-
-    printf '%s' "$n"
+    rd "$SYS/bus/pci/devices/$1/numa_node" -1
+    [ "$REPLY" = -1 ] && REPLY=-
+    printf '%s' "$REPLY"
 }
 net_pci_devices() { # every PCI function of class "network controller" (0x02....)
     local d
-    for d in "$(r /sys/bus/pci/devices)"/*; do
+    for d in "$SYS/bus/pci/devices"/*; do
         [ -e "$d" ] || continue
         [[ $(read_file "$d/class") == 0x02* ]] && echo "${d##*/}"
     done
@@ -114,11 +134,11 @@ net_pci_devices() { # every PCI function of class "network controller" (0x02....
 resolve_pci() { # an interface name or a PCI address → the PCI address
     local t=$1 pci
     if [[ $t =~ $PCI_RE ]]; then
-        [ -e "$(r /sys/bus/pci/devices/"$t")" ] || die "no PCI device $t (see '$PROG detect')"
+        [ -e "$SYS/bus/pci/devices/$t" ] || die "no PCI device $t (see '$PROG detect')"
         printf '%s' "${t,,}"
         return
     fi
-    [ -e "$(r /sys/class/net/"$t")" ] || die "no network interface '$t' (see '$PROG detect')"
+    [ -e "$SYS/class/net/$t" ] || die "no network interface '$t' (see '$PROG detect')"
     pci=$(pci_of_iface "$t")
     [ -n "$pci" ] || die "'$t' is not a PCI device (a virtual interface): DPDK reaches it through \
 a vdev instead (net_tap, net_af_packet); for development, '$PROG dev' writes a net_tap config"
@@ -192,7 +212,7 @@ Binding it would cut that session off. Bind another NIC, or connect through anot
 
 hugepage_sizes() { # "2048kB" ... one per line
     local d
-    for d in "$(r /sys/kernel/mm/hugepages)"/hugepages-*; do
+    for d in "$SYS/kernel/mm/hugepages"/hugepages-*; do
         [ -e "$d" ] && echo "${d##*/hugepages-}"
     done
     return 0
@@ -200,21 +220,21 @@ hugepage_sizes() { # "2048kB" ... one per line
 hugepages_total() { # over every size
     local s t=0
     for s in $(hugepage_sizes); do
-        t=$((t + $(read_file "$(r /sys/kernel/mm/hugepages/hugepages-"$s"/nr_hugepages)" 0)))
+        t=$((t + $(read_file "$SYS/kernel/mm/hugepages/hugepages-$s/nr_hugepages" 0)))
     done
     echo "$t"
 }
 hugetlbfs_mounts() { # "mountpoint pagesize" per hugetlbfs mount
     awk '$3 == "hugetlbfs" {ps = "default"; n = split($4, o, ",")
          for (i = 1; i <= n; i++) if (o[i] ~ /^pagesize=/) ps = substr(o[i], 10)
-         print $2, ps}' "$(r /proc/mounts)" 2>/dev/null || true
+         print $2, ps}' "$PROC/mounts" 2>/dev/null || true
 }
 iommu_groups() {
     local n=0 g
-    for g in "$(r /sys/kernel/iommu_groups)"/*; do [ -e "$g" ] && n=$((n + 1)); done
+    for g in "$SYS/kernel/iommu_groups"/*; do [ -e "$g" ] && n=$((n + 1)); done
     echo "$n"
 }
-vfio_noiommu() { [ "$(read_file "$(r /sys/module/vfio/parameters/enable_unsafe_noiommu_mode)" N)" = Y ]; }
+vfio_noiommu() { [ "$(read_file "$SYS/module/vfio/parameters/enable_unsafe_noiommu_mode" N)" = Y ]; }
 
 # The IOVA mode the EAL will pick and why (DPDK 22.11+ rte_eal_init logic):
 # prints "MODE|reason". eal_args (one string) may force it or drop hugepages.
@@ -278,7 +298,7 @@ net_pmds() { # "tap memif ena ..." from the installed PMD libraries
 
 online_cores() { # "0 1 2 ..." from the cpu list syntax "0-3,5"
     local list part a b out=""
-    list=$(read_file "$(r /sys/devices/system/cpu/online)")
+    list=$(read_file "$SYS/devices/system/cpu/online")
     [ -n "$list" ] || list="0-$(($(nproc) - 1))"
     local IFS=,
     for part in $list; do
@@ -419,7 +439,7 @@ PY
 
 platform_name() {
     local p
-    p=$(read_file "$(r /sys/class/dmi/id/product_name)")
+    p=$(read_file "$SYS/class/dmi/id/product_name")
     [ -n "$p" ] || p=$(uname -m)
     printf '%s' "$p"
 }
@@ -446,14 +466,15 @@ cmd_detect() {
     "") ;;
     *) usage_error "detect: unknown argument $1" ;;
     esac
-    local defaults ssh n pci drv
-    defaults=$(default_route_ifaces)
-    ssh=$(ssh_sessions)
+    local defaults ssh n pci drv all_addrs
+    defaults=$'\n'$(default_route_ifaces)
+    ssh=$'\n'$(ssh_sessions)
+    all_addrs=$({ ip -o addr show scope global 2>/dev/null || true; } | awk '{print $2, $4}')
 
     echo "== Network interfaces"
     printf '%-12s %-13s %-14s %-4s %-8s %-17s %-5s %s\n' \
         NAME PCI DRIVER NUMA LINK MAC MTU "ADDRESSES / NOTES"
-    for n in "$(r /sys/class/net)"/*; do
+    for n in "$SYS/class/net"/*; do
         [ -e "$n" ] || continue
         local ifc=${n##*/} notes="" addrs
         [ "$ifc" = lo ] && continue
@@ -463,17 +484,22 @@ cmd_detect() {
         else
             pci=- drv=virtual
         fi
-        addrs=$(iface_addresses "$ifc" | tr '\n' ' ')
-        if awk -v i="$ifc" '$1 == i {f = 1} END {exit !f}' <<<"$defaults"; then
-            notes+="[default route: never bound] "
+        local line numa=- state mac mtu
+        addrs=""
+        while read -r line; do
+            [ "${line%% *}" = "$ifc" ] && addrs+="${line#* } "
+        done <<<"$all_addrs"
+        [[ $defaults == *$'\n'"$ifc "* ]] && notes+="[default route: never bound] "
+        [[ $ssh == *$'\n'"$ifc "* ]] && notes+="[SSH session: never bound] "
+        if [ "$pci" != - ]; then
+            rd "$SYS/bus/pci/devices/$pci/numa_node" -1
+            [ "$REPLY" = -1 ] || numa=$REPLY
         fi
-        if awk -v i="$ifc" '$1 == i {f = 1} END {exit !f}' <<<"$ssh"; then
-            notes+="[SSH session: never bound] "
-        fi
+        rd "$n/operstate" unknown; state=$REPLY
+        rd "$n/address" -; mac=$REPLY
+        rd "$n/mtu" -; mtu=$REPLY
         printf '%-12s %-13s %-14s %-4s %-8s %-17s %-5s %s\n' "$ifc" "$pci" "${drv:-none}" \
-            "$([ "$pci" = - ] && echo - || numa_of "$pci")" \
-            "$(read_file "$n/operstate" unknown)" "$(read_file "$n/address" -)" \
-            "$(read_file "$n/mtu" -)" "${addrs}${notes}"
+            "$numa" "$state" "$mac" "$mtu" "${addrs}${notes}"
     done
 
     echo
@@ -496,7 +522,7 @@ cmd_detect() {
     for s in $(hugepage_sizes); do
         any_size=1
         local d
-        d=$(r /sys/kernel/mm/hugepages/hugepages-"$s")
+        d=$SYS/kernel/mm/hugepages/hugepages-"$s"
         printf '%-9s reserved %-6s free %s\n' "$s" "$(read_file "$d/nr_hugepages" 0)" \
             "$(read_file "$d/free_hugepages" 0)"
     done
@@ -520,7 +546,7 @@ cmd_detect() {
     if [ "$groups" -gt 0 ]; then echo "IOMMU: present ($groups groups)"; else
         echo "IOMMU: none (no /sys/kernel/iommu_groups entries)"
     fi
-    if [ -e "$(r /sys/module/vfio/parameters/enable_unsafe_noiommu_mode)" ]; then
+    if [ -e "$SYS/module/vfio/parameters/enable_unsafe_noiommu_mode" ]; then
         echo "vfio no-IOMMU mode: $(vfio_noiommu && echo on || echo off)"
     fi
     mode=$(iova_mode "$(eal_args_of_config)")
@@ -535,7 +561,7 @@ cmd_detect() {
     echo "== CPU cores"
     echo "online: $(online_cores)"
     local iso
-    iso=$(read_file "$(r /sys/devices/system/cpu/isolated)")
+    iso=$(read_file "$SYS/devices/system/cpu/isolated")
     echo "isolated (isolcpus): ${iso:-none}"
     echo "suggested dpdk_cores: [$(default_cores)] (core 0 stays with the kernel)"
 
@@ -593,7 +619,7 @@ cmd_hugepages() {
     local kb
     kb=$(size_kb "$size")
     local dir
-    dir=$(r /sys/kernel/mm/hugepages/hugepages-"$kb"kB)
+    dir=$SYS/kernel/mm/hugepages/hugepages-"$kb"kB
     [ -d "$dir" ] || die "this kernel has no ${size} hugepages (sizes: $(hugepage_sizes | tr '\n' ' ')); \
 1G pages may need hugepagesz=1G on the kernel command line"
     need_root "hugepages" hugepages "$@"
@@ -603,7 +629,7 @@ cmd_hugepages() {
         dpdk-hugepages.py "${args[@]}"
     else
         local nodes=() node
-        for node in "$(r /sys/devices/system/node)"/node*/hugepages/hugepages-"$kb"kB; do
+        for node in "$SYS/devices/system/node"/node*/hugepages/hugepages-"$kb"kB; do
             [ -d "$node" ] && nodes+=("$node")
         done
         [ ${#nodes[@]} -gt 0 ] || nodes=("$dir")
@@ -644,8 +670,8 @@ EOF
 
 load_driver() { # make sure the driver is there; turn on vfio no-IOMMU mode when needed
     local drv=$1
-    if [ ! -d "$(r /sys/bus/pci/drivers/"$drv")" ]; then
-        live || die "no driver $drv in $(r /sys/bus/pci/drivers)"
+    if [ ! -d "$SYS/bus/pci/drivers/$drv" ]; then
+        live || die "no driver $drv in $SYS/bus/pci/drivers"
         case $drv in
         igb_uio) modprobe igb_uio 2>/dev/null || die "igb_uio is not loaded and cannot be: it is \
 not part of the kernel; build it from dpdk-kmods (git://dpdk.org/dpdk-kmods, linux/igb_uio), or \
@@ -656,7 +682,7 @@ install the kernel's extra modules (linux-modules-extra-\$(uname -r) on Ubuntu) 
     fi
     if [ "$drv" = vfio-pci ] && [ "$(iommu_groups)" -eq 0 ]; then
         local p
-        p=$(r /sys/module/vfio/parameters/enable_unsafe_noiommu_mode)
+        p=$SYS/module/vfio/parameters/enable_unsafe_noiommu_mode
         if [ -e "$p" ] && ! vfio_noiommu; then
             write_sysfs Y "$p"
             note "no IOMMU on this machine: vfio no-IOMMU mode turned on (DPDK will use IOVA PA and must run as root)"
@@ -666,7 +692,7 @@ install the kernel's extra modules (linux-modules-extra-\$(uname -r) on Ubuntu) 
 
 bind_device() { # pci driver
     local pci=$1 drv=$2 cur dev
-    dev=$(r /sys/bus/pci/devices/"$pci")
+    dev=$SYS/bus/pci/devices/"$pci"
     cur=$(driver_of "$pci")
     [ "$cur" = "$drv" ] && return 0
     if live && command -v dpdk-devbind.py >/dev/null; then
@@ -677,8 +703,8 @@ bind_device() { # pci driver
         # What dpdk-devbind.py does: let only this driver take the device,
         # release it from its current one, and ask the kernel to probe it again.
         write_sysfs "$drv" "$dev/driver_override"
-        [ -n "$cur" ] && write_sysfs "$pci" "$(r /sys/bus/pci/drivers/"$cur"/unbind)"
-        write_sysfs "$pci" "$(r /sys/bus/pci/drivers_probe)"
+        [ -n "$cur" ] && write_sysfs "$pci" "$SYS/bus/pci/drivers/$cur/unbind"
+        write_sysfs "$pci" "$SYS/bus/pci/drivers_probe"
     fi
     live || return 0 # a tree with no kernel behind it: nothing will move
     local i
@@ -727,8 +753,8 @@ cmd_dpdk_bind() {
         drv=$cur
     fi
     if [ -n "$ifc" ]; then
-        mac=$(read_file "$(r /sys/class/net/"$ifc"/address)")
-        mtu=$(read_file "$(r /sys/class/net/"$ifc"/mtu)")
+        mac=$(read_file "$SYS/class/net/$ifc/address")
+        mtu=$(read_file "$SYS/class/net/$ifc/mtu")
         mapfile -t found < <(iface_addresses "$ifc")
         [ -n "$gw4" ] || gw4=$(iface_gateway 4 "$ifc")
         [ -n "$gw6" ] || gw6=$(iface_gateway 6 "$ifc")
@@ -786,7 +812,7 @@ cmd_unbind() {
     [[ $pci =~ $PCI_RE ]] || usage_error "unbind: '$pci': expected a PCI address like 0000:28:00.0"
     pci=${pci,,}
     local dev cur rec name="" addrs=""
-    dev=$(r /sys/bus/pci/devices/"$pci")
+    dev=$SYS/bus/pci/devices/"$pci"
     [ -e "$dev" ] || die "no PCI device $pci"
     cur=$(driver_of "$pci")
     is_dpdk_driver "$cur" || die "$pci is not bound to a DPDK driver (it has '${cur:-none}'): nothing to undo"
@@ -799,13 +825,13 @@ cmd_unbind() {
     if live && [ -n "$drv" ] && command -v dpdk-devbind.py >/dev/null; then
         dpdk-devbind.py --bind="$drv" "$pci"
     else
-        write_sysfs "$pci" "$(r /sys/bus/pci/drivers/"$cur"/unbind)"
+        write_sysfs "$pci" "$SYS/bus/pci/drivers/$cur/unbind"
         # An empty driver_override lets the kernel match the device's own driver again.
         write_sysfs "" "$dev/driver_override"
-        if [ -n "$drv" ] && [ -e "$(r /sys/bus/pci/drivers/"$drv"/bind)" ]; then
-            write_sysfs "$pci" "$(r /sys/bus/pci/drivers/"$drv"/bind)"
+        if [ -n "$drv" ] && [ -e "$SYS/bus/pci/drivers/$drv/bind" ]; then
+            write_sysfs "$pci" "$SYS/bus/pci/drivers/$drv/bind"
         else
-            write_sysfs "$pci" "$(r /sys/bus/pci/drivers_probe)"
+            write_sysfs "$pci" "$SYS/bus/pci/drivers_probe"
         fi
     fi
     if [ -e "$(config_path)" ] && [ -n "$rec" ]; then
@@ -817,6 +843,8 @@ cmd_unbind() {
     fi
     local i ifc=""
     for ((i = 0; i < 50; i++)); do
+        PCI_MAPPED=0 # the kernel makes the interface now
+        pci_map
         ifc=$(ifaces_of_pci "$pci" | head -n1)
         [ -n "$ifc" ] && break
         sleep 0.1
@@ -895,10 +923,10 @@ end'
 
 verify_config_path() {
     if [ -n "$CONFIG" ]; then printf '%s' "$CONFIG"
-    elif ! live; then r /etc/dpdk/env.json # the tree stands for the whole machine
+    elif ! live; then printf '%s' "$ETC/dpdk/env.json" # the tree stands for the whole machine
     elif [ -n "${DPDK_ENV_CONFIG:-}" ]; then printf '%s' "$DPDK_ENV_CONFIG"
     elif [ -e ./config/dpdk-env.json ]; then printf '%s' ./config/dpdk-env.json
-    elif [ -e "$(r /etc/dpdk/env.json)" ]; then r /etc/dpdk/env.json
+    elif [ -e "$ETC/dpdk/env.json" ]; then printf '%s' "$ETC/dpdk/env.json"
     else printf '%s' "<built-in>"
     fi
 }
@@ -1014,7 +1042,7 @@ cmd_verify() {
     while read -r i pci; do
         [ -n "$pci" ] || continue
         role=$(awk -v i="$i" '$1 == "dev" && $2 == i && $3 == "role" {print $4}' <<<"$records")
-        if [ ! -e "$(r /sys/bus/pci/devices/"$pci")" ]; then
+        if [ ! -e "$SYS/bus/pci/devices/$pci" ]; then
             if [ "$role" = kernel ]; then # the runtime skips it
                 warning "devices[$i].pci_address $pci (role \"kernel\"): no such PCI device on this machine" \
                     "correct the address or remove the entry"
@@ -1093,7 +1121,7 @@ cmd_verify() {
     online=" $(online_cores) "
     for c in $cores; do
         n=$((n + 1))
-        if [ ! -e "$(r /sys/devices/system/cpu/cpu"$c")" ]; then
+        if [ ! -e "$SYS/devices/system/cpu/cpu$c" ]; then
             problem "dpdk_cores: core $c does not exist (this machine has cores${online% })" \
                 "list existing cores in dpdk_cores, e.g. [$(default_cores)]"
         elif [[ $online != *" $c "* ]]; then
@@ -1268,7 +1296,7 @@ cmd_wizard() {
     fi
     # the NICs that may be bound: PCI, not carrying the default route or SSH
     local candidates=() n pci
-    for n in "$(r /sys/class/net)"/*; do
+    for n in "$SYS/class/net"/*; do
         [ -e "$n" ] || continue
         pci=$(pci_of_iface "${n##*/}")
         [ -n "$pci" ] || continue
@@ -1322,9 +1350,12 @@ set -- ${args[@]+"${args[@]}"}
 if [ -n "$ROOT" ] && [ "$ROOT" != / ] && [ ! -d "$ROOT" ]; then
     usage_error "--root $ROOT: no such directory"
 fi
+set_root
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
+# Here, not in the command substitutions that ask for it (a subshell's map is lost).
+case $cmd in detect | dpdk-bind | bind | unbind | wizard) pci_map ;; esac
 case $cmd in
 detect) cmd_detect "$@" ;;
 hugepages) cmd_hugepages "$@" ;;
