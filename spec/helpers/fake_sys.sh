@@ -53,19 +53,21 @@ fake_tree() {
     : >"$F/proc/mounts"
 }
 
-fake_net() {
-    ip tuntap add dlu0 mode tap
-    ip tuntap add dlu1 mode tap
-    ip link set dlu0 address 02:10:10:00:00:02
-    ip link set dlu1 address 02:10:10:00:01:02
-    ip link set dlu0 up
-    ip link set dlu1 up
-    ip addr add 10.10.0.2/24 dev dlu0
-    ip -6 addr add fdb5::2/64 dev dlu0 nodad
-    ip addr add 10.10.1.2/24 dev dlu1
-    ip route add 10.10.9.0/24 via 10.10.0.1 dev dlu0
-    ip -6 route add fdb6::/64 via fdb5::1 dev dlu0
-    ip route add default via 10.10.1.1 dev dlu1
+fake_net() { # one ip process: forks are dear on a busy machine
+    ip -batch - <<'EOF_IP'
+tuntap add dlu0 mode tap
+tuntap add dlu1 mode tap
+link set dlu0 address 02:10:10:00:00:02
+link set dlu1 address 02:10:10:00:01:02
+link set dlu0 up
+link set dlu1 up
+addr add 10.10.0.2/24 dev dlu0
+addr add fdb5::2/64 dev dlu0 nodad
+addr add 10.10.1.2/24 dev dlu1
+route add 10.10.9.0/24 via 10.10.0.1 dev dlu0
+route add fdb6::/64 via fdb5::1 dev dlu0
+route add default via 10.10.1.1 dev dlu1
+EOF_IP
 }
 
 fake_kernel_bind() {
