@@ -124,8 +124,9 @@ for _ = 1, 600 do ffi.C.usleep(100000) end]]):format(cfg))
         local r = child.run(([[
 print(require("dpdk").runtime{ workers = 1, config = %q })
 ]]):format(cfg))
+        local escaped = prefix:gsub("%-", "%%-")
         assert.matches("^nil\trte_eal_init failed: [^;]*; check the EAL messages above; with "
-            .. "%-%-file%-prefix=" .. prefix .. ", another DPDK process using the same prefix "
+            .. "%-%-file%-prefix=" .. escaped .. ", another DPDK process using the same prefix "
             .. "holds its files: drop %-%-file%-prefix from eal_args", r.stdout)
     end)
 
