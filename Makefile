@@ -6,7 +6,9 @@
 #   make demo       install what is missing, build, run examples/http.lua on the embedded
 #                   default config (net_tap) and curl it through the tap
 #   make run        run examples/http.lua in the foreground (Ctrl-C stops it)
-#   make install    install dpdklua and the Lua modules under PREFIX
+#   make install    install dpdklua, dpdklua-setup and the Lua modules under PREFIX
+#                   (BINDIR, LUADIR and DESTDIR too); make uninstall removes them
+#                   (luarocks --lua-version=5.1 make does the same into a rocks tree)
 #   make asan       ./dpdklua-asan and build-asan/stack/ring_link with AddressSanitizer +
 #                   UndefinedBehaviorSanitizer (clang; objects in build-asan/, the normal
 #                   build untouched); run the suite on it with
@@ -16,6 +18,10 @@
 #   make clean
 
 PREFIX      ?= /usr/local
+# luarocks passes BINDIR and LUADIR (its rock directory); the interpreter finds
+# its modules relative to itself (bin/../share/lua/5.1), so either layout works.
+BINDIR      ?= $(PREFIX)/bin
+LUADIR      ?= $(PREFIX)/share/lua/5.1
 MAX_WORKERS ?= 16
 # SAN=asan / SAN=fuzz select a sanitizer build (make asan / make fuzz set it):
 # its own build directory and executable name, so ./dpdklua stays as it is.
@@ -32,7 +38,6 @@ else ifneq ($(SAN),)
 $(error SAN=$(SAN): expected asan or fuzz)
 endif
 OBJ         := $(BUILD)/obj
-LUA_DIR     := $(PREFIX)/share/lua/5.1
 VERSION     := 0.1.0
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
@@ -58,7 +63,7 @@ endif
 # Truncating snprintf into fixed buffers is deliberate (names, messages).
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -DALLOW_EXPERIMENTAL_API \
           -Wno-format-truncation \
-          -DDL_VERSION='"$(VERSION)"' -DDL_LUA_DIR='"$(LUA_DIR)"' -Ihost -Istack $(SAN_CFLAGS)
+          -DDL_VERSION='"$(VERSION)"' -DDL_LUA_DIR='"$(LUADIR)"' -Ihost -Istack $(SAN_CFLAGS)
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # -E: export the host's functions so that LuaJIT's ffi.C finds them.
@@ -68,7 +73,7 @@ LDLIBS  += $(PKG_LIBS) -lpthread -lm -ldl
 HOST_SRC := $(wildcard host/*.c)
 HOST_OBJ := $(HOST_SRC:host/%.c=$(OBJ)/%.o) $(OBJ)/config_default.o
 
-.PHONY: all deps test demo run install clean format cdef asan fuzz
+.PHONY: all deps test demo run install uninstall clean format cdef asan fuzz
 all: $(EXE)
 
 include stack/stack.mk
@@ -113,10 +118,18 @@ demo: deps
 run: dpdklua
 	$(SUDO) ./dpdklua examples/http.lua
 
+# The interpreter (the embedded default config is inside it), the modules, and
+# the set-up tool as dpdklua-setup. DESTDIR stages the files for a package.
 install: dpdklua
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LUA_DIR)/dpdk
-	install -m 755 dpdklua $(DESTDIR)$(PREFIX)/bin/dpdklua
-	install -m 644 lua/dpdk/*.lua $(DESTDIR)$(LUA_DIR)/dpdk/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUADIR)/dpdk
+	install -m 755 dpdklua $(DESTDIR)$(BINDIR)/dpdklua
+	install -m 755 scripts/dpdk/setup.sh $(DESTDIR)$(BINDIR)/dpdklua-setup
+	install -m 644 lua/dpdk/*.lua $(DESTDIR)$(LUADIR)/dpdk/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/dpdklua $(DESTDIR)$(BINDIR)/dpdklua-setup
+	rm -f $(addprefix $(DESTDIR)$(LUADIR)/dpdk/,$(notdir $(wildcard lua/dpdk/*.lua)))
+	-rmdir $(DESTDIR)$(LUADIR)/dpdk 2>/dev/null
 
 format:
 	clang-format -i host/*.c host/*.h stack/*.c stack/*.h stack/arch/*.h fuzz/*.c fuzz/*.h

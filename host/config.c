@@ -729,6 +729,11 @@ dl_config *dl_config_load(const char *path)
     return cfg;
 }
 
+const char *dl_config_default(void)
+{
+    return dl_default_config;
+}
+
 void dl_config_free(dl_config *cfg)
 {
     free(cfg);

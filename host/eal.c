@@ -44,18 +44,48 @@ static bool has_arg(char **argv, int argc, const char *prefix)
     return false;
 }
 
-static int hugepages_total(void)
+/* A /proc/meminfo figure ("HugePages_Total"); -1 when it cannot be read. */
+static int meminfo(const char *key)
 {
     FILE *f = fopen("/proc/meminfo", "r");
     if (!f)
         return -1;
-    char line[256];
-    int total = -1;
+    char line[256], format[64];
+    snprintf(format, sizeof format, "%s: %%d", key);
+    int value = -1;
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "HugePages_Total: %d", &total) == 1)
+        if (sscanf(line, format, &value) == 1)
             break;
     fclose(f);
-    return total;
+    return value;
+}
+
+static bool hugetlbfs_mounted(void)
+{
+    FILE *f = fopen("/proc/mounts", "r");
+    if (!f)
+        return true; /* cannot tell: do not blame it */
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, " hugetlbfs ") != NULL;
+    fclose(f);
+    return found;
+}
+
+/* The value of "--name=value" or "--name value", or NULL. */
+static const char *arg_value(char **argv, int argc, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], name, n) != 0)
+            continue;
+        if (argv[i][n] == '=')
+            return argv[i] + n + 1;
+        if (argv[i][n] == '\0' && i + 1 < argc)
+            return argv[i + 1];
+    }
+    return NULL;
 }
 
 /* "0@(0-1)": lcore 0 (the main thread) may run on every CPU we may run on. */
@@ -75,28 +105,52 @@ static void main_lcore_mapping(char *buf, size_t len)
     snprintf(buf + off, len - off, ")");
 }
 
+/* The likely cause of a failed rte_eal_init and its fix (spec F22), from
+ * what can be checked afterwards; the EAL's own lines above say more. */
 static int explain_failure(char **argv, int argc, int err)
 {
-    char hint[512] = "";
+    char hint[640] = "";
+    bool no_huge = has_arg(argv, argc, "--no-huge");
+    const char *prefix = arg_value(argv, argc, "--file-prefix");
+    int huge_total = meminfo("HugePages_Total"), huge_free = meminfo("HugePages_Free");
     if (err == EALREADY)
         snprintf(hint, sizeof hint,
                  "the EAL was already initialised (or its initialisation failed) in this process; "
                  "start a new process");
     else if (geteuid() != 0)
         snprintf(hint, sizeof hint, "run as root (sudo): DPDK needs it for devices and memory");
-    else if (!has_arg(argv, argc, "--no-huge") && hugepages_total() <= 0)
-        snprintf(hint, sizeof hint,
-                 "no hugepages are reserved: add \"--no-huge\" to eal_args (fine for vdevs such "
-                 "as net_tap and net_memif) or reserve hugepages (dpdk-hugepages.py -p 2M "
-                 "--setup 1G)");
-    else if (has_arg(argv, argc, "--no-huge") && has_arg(argv, argc, "--in-memory"))
+    else if (no_huge && has_arg(argv, argc, "--in-memory"))
         snprintf(hint, sizeof hint,
                  "--no-huge cannot be combined with --in-memory: drop --in-memory");
+    else if (!no_huge && huge_total == 0)
+        snprintf(hint, sizeof hint,
+                 "no hugepages are reserved: add \"--no-huge\" to eal_args (fine for vdevs such "
+                 "as net_tap and net_memif) or reserve hugepages (scripts/dpdk/setup.sh "
+                 "hugepages 1024, or dpdk-hugepages.py -p 2M --setup 2G)");
+    else if (!no_huge && !hugetlbfs_mounted())
+        snprintf(hint, sizeof hint,
+                 "%d hugepages are reserved but no hugetlbfs is mounted: mount one (mount -t "
+                 "hugetlbfs nodev /dev/hugepages, or scripts/dpdk/setup.sh hugepages %d)",
+                 huge_total, huge_total);
+    else if (!no_huge && huge_free == 0)
+        snprintf(hint, sizeof hint,
+                 "all %d hugepages are in use (other DPDK processes, or files left in "
+                 "/dev/hugepages by killed ones: remove those): reserve more "
+                 "(scripts/dpdk/setup.sh hugepages N) or ask for less memory (-m)",
+                 huge_total);
+    else if (prefix)
+        snprintf(hint, sizeof hint,
+                 "check the EAL messages above; with --file-prefix=%s, another DPDK process "
+                 "using the same prefix holds its files: drop --file-prefix from eal_args "
+                 "(dpdklua gives each process its own) or give a unique one",
+                 prefix);
     else
         snprintf(hint, sizeof hint,
-                 "check the EAL messages above; a PCI device must be bound to vfio-pci "
-                 "(dpdk-devbind.py --bind=vfio-pci <pci address>)");
-    return dl_fail("rte_eal_init failed: %s; %s", rte_strerror(err), hint);
+                 "check the EAL messages above (an unknown or malformed eal_args entry, or a "
+                 "device the EAL cannot use); a PCI device must be bound to vfio-pci "
+                 "(scripts/dpdk/setup.sh dpdk-bind <pci address>)");
+    /* Some failures (e.g. "Cannot init config") leave rte_errno at 0. */
+    return dl_fail("rte_eal_init failed: %s; %s", err ? rte_strerror(err) : "no error code", hint);
 }
 
 /* The EAL's runtime directory holds a handful of plain files. */

@@ -190,21 +190,28 @@ static void repl(lua_State *L)
 }
 
 /* Prepend the Lua module directory: lua/ beside the executable when run from
- * the source tree, else the installed DL_LUA_DIR. */
+ * the source tree, else share/lua/5.1 beside its bin/ (make install, or a
+ * luarocks tree, whose rock directory differs from where the files end up),
+ * else the DL_LUA_DIR it was built for. */
 static void set_module_path(lua_State *L)
 {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    char dir[PATH_MAX + 8] = DL_LUA_DIR;
+    char dir[PATH_MAX + 32] = DL_LUA_DIR;
     if (n > 0) {
         exe[n] = '\0';
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = '\0';
-            char probe[PATH_MAX + 32];
-            snprintf(probe, sizeof probe, "%s/lua/dpdk/init.lua", exe);
-            if (access(probe, R_OK) == 0)
-                snprintf(dir, sizeof dir, "%s/lua", exe);
+            static const char *const beside[] = {"/lua", "/../share/lua/5.1"};
+            for (size_t i = 0; i < sizeof beside / sizeof beside[0]; i++) {
+                char probe[PATH_MAX + 64];
+                snprintf(probe, sizeof probe, "%s%s/dpdk/init.lua", exe, beside[i]);
+                if (access(probe, R_OK) == 0) {
+                    snprintf(dir, sizeof dir, "%s%s", exe, beside[i]);
+                    break;
+                }
+            }
         }
     }
     lua_getglobal(L, "package");

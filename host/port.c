@@ -195,9 +195,11 @@ static int find_or_probe(dl_port *port, const dl_device_config *dev)
     if (rte_eal_hotplug_add(bus, port->name, args) != 0) {
         if (dev->pci_address[0])
             return dl_fail("device %s: probe failed: %s; bind it to vfio-pci with "
-                           "dpdk-devbind.py --bind=vfio-pci %s and check that eal_args have no "
+                           "dpdk-devbind.py --bind=vfio-pci %s (or scripts/dpdk/setup.sh "
+                           "dpdk-bind %s, which also turns on vfio's no-IOMMU mode where "
+                           "there is no IOMMU), run as root, and check that eal_args have no "
                            "--no-pci",
-                           port->name, rte_strerror(rte_errno), port->name);
+                           port->name, rte_strerror(rte_errno), port->name, port->name);
         return dl_fail("device %s: cannot create vdev \"%s\": %s (see the EAL messages above)",
                        port->name, dev->vdev, rte_strerror(rte_errno));
     }
@@ -279,7 +281,8 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
                                 DL_MBUF_PRIV_SIZE, (uint16_t)room, (int)rte_eth_dev_socket_id(pid));
     if (!port->pool)
         return dl_fail("port %s: cannot create a mempool of %d mbufs of %u bytes: %s; lower "
-                       "mempool_size or give the EAL more memory (-m)",
+                       "mempool_size, or give the EAL more memory (-m in eal_args; with "
+                       "hugepages, reserve more: scripts/dpdk/setup.sh hugepages N)",
                        port->name, o->mempool_size, room, rte_strerror(rte_errno));
 
     int socket = rte_eth_dev_socket_id(pid);

@@ -66,7 +66,10 @@ trap cleanup EXIT
 
 # busted inside dpdklua itself (what .busted's lua= asks for), without the
 # re-exec: busted's own re-exec under a Lua 5.2 `lua` ran the suite twice.
-"$DPDKLUA" "$(command -v busted)" --ignore-lua "$@" 2>&1 | tee "$log"
+# {routes_fd}>&-: no spec's child inherits the routes lock; one that outlives
+# the run would hold it (exclusively, after the cleanup's flock -x) and stop
+# every later run at the flock -s above.
+"$DPDKLUA" "$(command -v busted)" --ignore-lua "$@" {routes_fd}>&- 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 reports=0
 if [ -n "$san_dir" ]; then

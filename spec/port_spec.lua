@@ -109,6 +109,27 @@ print(require("dpdk").runtime{ workers = 1, config = %q })
         end
     end)
 
+    it("names a --file-prefix that another process holds, and the fix", function()
+        local prefix = "dlu-spec-" .. os.time()
+        local cfg = child.config({ cores = { 0, 1 }, eal_args = { "--no-huge", "-m", "128",
+            "--no-pci", "--no-telemetry", "--file-prefix=" .. prefix } })
+        local holder = child.start(([[
+local rt = assert(require("dpdk").runtime{ workers = 1, config = %q })
+print("READY") io.stdout:flush()
+local ffi = require "ffi"
+ffi.cdef "int usleep(unsigned int usec);"
+for _ = 1, 600 do ffi.C.usleep(100000) end]]):format(cfg))
+        finally(function() holder:kill(9) end)
+        assert.truthy(holder:wait_output("READY", 20), holder:stderr())
+        local r = child.run(([[
+print(require("dpdk").runtime{ workers = 1, config = %q })
+]]):format(cfg))
+        local escaped = prefix:gsub("%-", "%%-")
+        assert.matches("^nil\trte_eal_init failed: [^;]*; check the EAL messages above; with "
+            .. "%-%-file%-prefix=" .. escaped .. ", another DPDK process using the same prefix "
+            .. "holds its files: drop %-%-file%-prefix from eal_args", r.stdout)
+    end)
+
     it("is reused by a later runtime with the same arguments, refused with others", function()
         local cfg = child.config({ cores = { 0 } })
         local r = child.run(([[

@@ -68,6 +68,8 @@ dl_config *dl_config_parse(const char *text, size_t len, const char *origin);
 void dl_config_free(dl_config *cfg);
 /* The path the search order picks (or "<built-in>"), without reading it. */
 const char *dl_config_search(void);
+/* The embedded default config's JSON text (config/dpdk-env.json at build time). */
+const char *dl_config_default(void);
 
 typedef struct dl_runtime dl_runtime;
 typedef struct dl_worker dl_worker;

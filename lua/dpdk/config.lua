@@ -136,6 +136,32 @@ function config.load(path)
     return result
 end
 
+-- Parse env.json text (origin names it in errors, default "<string>"):
+-- the table as config.load returns it, or nil, err.
+function config.parse(text, origin)
+    if type(text) ~= "string" then
+        error("config.parse: text must be a string, got " .. type(text), 2)
+    end
+    if origin ~= nil and type(origin) ~= "string" then
+        error("config.parse: origin must be a string or nil, got " .. type(origin), 2)
+    end
+    local cfg = C.dl_config_parse(text, #text, origin)
+    if cfg == nil then
+        return nil, ffi.string(C.dl_errmsg())
+    end
+    local ok, result = pcall(config_table, cfg)
+    C.dl_config_free(cfg)
+    if not ok then
+        error(result, 0)
+    end
+    return result
+end
+
+-- The embedded default config's JSON text (what "<built-in>" stands for).
+function config.default_text()
+    return ffi.string(C.dl_config_default())
+end
+
 -- The path the search order picks now ("<built-in>" when no file is found).
 function config.search()
     return ffi.string(C.dl_config_search())
