@@ -307,6 +307,7 @@ void dl_tcp_stats_publish(dl_worker *w, const stack_counters *c)
     __atomic_store_n(&s->tcp_segments, c->tcp_segments, __ATOMIC_RELAXED);
     __atomic_store_n(&s->tcp_segment_waits, c->tcp_segment_waits, __ATOMIC_RELAXED);
     __atomic_store_n(&s->tcp_rx_compacted, c->tcp_rx_compacted, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->tcp_rx_unread, c->tcp_rx_unread, __ATOMIC_RELAXED);
 }
 
 void dl_tcp_stats_get(const dl_worker *w, dl_worker_stats *out)
@@ -321,4 +322,5 @@ void dl_tcp_stats_get(const dl_worker *w, dl_worker_stats *out)
     out->tcp_segments = __atomic_load_n(&s->tcp_segments, __ATOMIC_RELAXED);
     out->tcp_segment_waits = __atomic_load_n(&s->tcp_segment_waits, __ATOMIC_RELAXED);
     out->tcp_rx_compacted = __atomic_load_n(&s->tcp_rx_compacted, __ATOMIC_RELAXED);
+    out->tcp_rx_unread = __atomic_load_n(&s->tcp_rx_unread, __ATOMIC_RELAXED);
 }

@@ -261,6 +261,7 @@ rt:block_on(function()
     print("READY") io.stdout:flush()
     local g = assert(go:accept())
     g:close()
+    print(("UNREAD %d"):format(dpdk.stats().workers[1].tcp.rx_unread)) io.stdout:flush()
     -- now read what the slow connections were sent, and check every byte
     for _, c in ipairs(held) do
         c:settimeout(10000)
@@ -275,8 +276,8 @@ rt:block_on(function()
 end)
 ]])
         finally(svc.stop)
-        -- 10 peers send ~1 MB each that the server does not read yet: ~7 200
-        -- full segments, against a pool of 1 024 mbufs
+        -- 20 peers send ~1 MB each that the server does not read yet: ~14 400
+        -- full segments if it took them all, against a pool of 1 024 mbufs
         local rc, out = net.python(([[
 import socket, threading, time
 def slow(k):
@@ -284,7 +285,7 @@ def slow(k):
     block = b"%%04d" %% k + bytes([65 + k %% 26]) * 996
     s.sendall(block * 1048)
     s.close()
-threads = [threading.Thread(target=slow, args=(k,)) for k in range(10)]
+threads = [threading.Thread(target=slow, args=(k,)) for k in range(20)]
 for t in threads: t.start()
 time.sleep(1.5)
 ok = 0
@@ -303,11 +304,14 @@ print("SENT", sum(not t.is_alive() for t in threads))
 ]]):format(svc.ip, svc.ip, svc.ip), 60)
         assert.are.equal(0, rc, out)
         assert.matches("ECHO 8\n", out)
-        assert.matches("SENT 10\n", out)
+        assert.matches("SENT 20\n", out)
         assert.is_true(svc.proc:wait_output("COMPACTED", 20), svc.proc:stdout())
         local intact = 0
         for _ in svc.proc:stdout():gmatch("SLOW %d+ intact") do intact = intact + 1 end
-        assert.are.equal(10, intact, svc.proc:stdout())
+        assert.are.equal(20, intact, svc.proc:stdout())
         assert.is_true(tonumber(svc.proc:stdout():match("COMPACTED (%d+)")) > 0)
+        -- each connection's window was its 128 KiB grant, not 1 MiB
+        local unread = tonumber(svc.proc:stdout():match("UNREAD (%d+)"))
+        assert.is_true(unread > 20 * 60000 and unread <= 20 * 128 * 1024, svc.proc:stdout())
     end)
 end)

@@ -106,6 +106,7 @@ typedef struct stack_counters {
     uint64_t tcp_segments;        /* send segments queued (of DL_TCP_SEGMENTS) */
     uint64_t tcp_segment_waits;   /* sends parked because segments ran short */
     uint64_t tcp_rx_compacted;    /* received data moved off the port's buffers (slow reader) */
+    uint64_t tcp_rx_unread;       /* received bytes the application has not read */
 } stack_counters;
 
 typedef struct stack_ops {

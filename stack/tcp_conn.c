@@ -133,7 +133,34 @@ void tc_free_rx(conn *c)
     }
     c->rx_tail = NULL;
     c->rx_off = 0;
+    tc_count.rx_unread -= c->rx_bytes;
     c->rx_bytes = 0;
+}
+
+/* Give n bytes of window back to lwIP (tcp_recved takes a u16). */
+void tc_return_window(conn *c, size_t n)
+{
+    while (n) {
+        u16_t k = n > 0xffff ? 0xffff : (u16_t)n;
+        tcp_recved(c->pub.pcb, k);
+        n -= k;
+    }
+}
+
+/* A new connection's window: RX_GRANT (RX_GRANT_MIN when the worker holds
+ * much unread data), the rest withheld. Nothing larger was promised yet: a
+ * SYN carries at most 65 535 bytes (unscaled), so the announced edge is
+ * moved back too, or lwIP would keep announcing the full window. */
+static void tc_grant_window(conn *c, struct tcp_pcb *pcb)
+{
+    tcpwnd_size_t grant = tc_count.rx_unread < RX_BUDGET / 2 ? RX_GRANT : RX_GRANT_MIN;
+    if (pcb->rcv_wnd <= grant) /* no window scaling: 64 KiB at most anyway */
+        return;
+    c->rx_withheld = pcb->rcv_wnd - grant;
+    pcb->rcv_wnd = grant;
+    if (pcb->rcv_ann_wnd > grant)
+        pcb->rcv_ann_wnd = grant;
+    pcb->rcv_ann_right_edge = pcb->rcv_nxt + pcb->rcv_ann_wnd;
 }
 
 void tc_snapshot(conn *c)
@@ -251,6 +278,7 @@ static err_t tc_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t er
         last = q;
     }
     c->rx_bytes += p->tot_len;
+    tc_count.rx_unread += p->tot_len;
     /* ownership: lwIP → the connection's receive queue */
     if (c->rx_tail)
         c->rx_tail->next = p;
@@ -356,10 +384,10 @@ err_t tc_on_poll(void *arg, struct tcp_pcb *pcb)
 err_t tc_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
 {
     conn *c = arg;
-    LWIP_UNUSED_ARG(pcb);
     LWIP_UNUSED_ARG(err); /* always ERR_OK */
     c->connecting = false;
     c->pub.connected = true;
+    tc_grant_window(c, pcb);
     tc_snapshot(c);
     tc_wake(&c->pub.read_token, 0);
     return ERR_OK;
@@ -406,6 +434,7 @@ err_t tc_on_accept(void *arg, struct tcp_pcb *newpcb, err_t err)
     c->pub.connected = true;
     c->bound = true;
     tc_attach(c, newpcb);
+    tc_grant_window(c, newpcb);
     /* what Linux sockets inherit from their listener */
     newpcb->ttl = ((struct tcp_pcb_listen *)l->pub.pcb)->ttl;
     if (l->nodelay)

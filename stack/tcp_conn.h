@@ -21,6 +21,14 @@
  * FINs and small replies of the others always find one. */
 #define SEG_RESERVE (MEMP_NUM_TCP_SEG / 8)
 #define SEG_SMALL 64
+/* Receive windows: a connection starts with RX_GRANT of its TCP_WND (the
+ * rest withheld from lwIP: rx_withheld) and earns the rest byte for byte as
+ * the application reads, while the worker's unread bytes stay below
+ * RX_BUDGET; past half of it new connections start with RX_GRANT_MIN. So a
+ * peer of a server that does not read fills its grant, not 1 MiB. */
+#define RX_GRANT (128 * 1024)
+#define RX_GRANT_MIN (64 * 1024)
+#define RX_BUDGET (64 * 1024 * 1024)
 
 typedef struct conn conn;
 struct conn {
@@ -37,6 +45,7 @@ struct conn {
     struct pbuf *rx_head, *rx_tail;
     u16_t rx_off; /* bytes of rx_head already read */
     size_t rx_bytes;
+    u32_t rx_withheld; /* window not given back to lwIP yet (RX_GRANT) */
     /* listener: accepted connections not yet taken by accept() */
     conn **acc;
     int acc_head, acc_n, acc_cap;
@@ -56,7 +65,8 @@ extern conn *tc_res_head;
 /* What the instance counts for stack_counters (tcp_glue.c). */
 typedef struct tc_counts {
     uint64_t refused, orphans_aborted, segment_waits, rx_compacted;
-    uint32_t orphans; /* recounted every ORPHAN_COUNT_MS */
+    uint64_t rx_unread; /* bytes in every connection's receive queue */
+    uint32_t orphans;   /* recounted every ORPHAN_COUNT_MS */
 } tc_counts;
 extern tc_counts tc_count;
 
@@ -82,5 +92,6 @@ void tc_res_park(conn *c, u16_t need);
 void tc_res_unlink(conn *c);
 u16_t tc_segs_used(void);
 void tc_orphan(struct tcp_pcb *pcb);
+void tc_return_window(conn *c, size_t n);
 
 #endif

@@ -97,6 +97,7 @@ void glue_counters(stack_counters *out)
     out->tcp_segments = tc_segs_used();
     out->tcp_segment_waits = tc_count.segment_waits;
     out->tcp_rx_compacted = tc_count.rx_compacted;
+    out->tcp_rx_unread = tc_count.rx_unread;
 }
 
 /* Segments c may not take now: the pool is down to what it must leave to
@@ -359,12 +360,15 @@ static void consume(conn *c, size_t n)
     if (!c->rx_head)
         c->rx_tail = NULL;
     c->rx_bytes -= n;
+    tc_count.rx_unread -= n;
     if (c->pub.pcb) {
-        while (n) {
-            u16_t k = n > 0xffff ? 0xffff : (u16_t)n; /* tcp_recved takes a u16 */
-            tcp_recved(c->pub.pcb, k);
-            n -= k;
+        size_t give = n;
+        if (c->rx_withheld && tc_count.rx_unread < RX_BUDGET) { /* a reader earns window */
+            size_t more = c->rx_withheld < n ? c->rx_withheld : n;
+            c->rx_withheld -= (u32_t)more;
+            give += more;
         }
+        tc_return_window(c, give);
     }
 }
 
@@ -445,6 +449,9 @@ int glue_close(dl_conn *dc, int *err)
     if (c->pub.listening) {
         tc_close_listener(c);
     } else if (c->pub.pcb) {
+        if (c->rx_withheld && !c->rx_bytes) /* a full window: FIN, not the RST of unread data */
+            tc_return_window(c, c->rx_withheld);
+        c->rx_withheld = 0;
         struct tcp_pcb *pcb = c->pub.pcb;
         c->pub.pcb = NULL;
         tc_unmark_dirty(c);

@@ -143,9 +143,10 @@ typedef struct dl_worker_stats {
      * linger_timeout_ms; tcp_segments send segments queued (of
      * DL_TCP_SEGMENTS), tcp_segment_waits sends parked until some freed;
      * tcp_rx_compacted received segments moved to the heap so that unread
-     * data does not pin the port's buffers. */
+     * data does not pin the port's buffers; tcp_rx_unread received bytes
+     * not read yet. */
     uint64_t tcp_connections, tcp_max_connections, tcp_refused, tcp_orphans, tcp_orphans_aborted,
-        tcp_segments, tcp_segment_waits, tcp_rx_compacted;
+        tcp_segments, tcp_segment_waits, tcp_rx_compacted, tcp_rx_unread;
 } dl_worker_stats;
 
 /* Pin the calling thread to the worker's core and make it the worker's

@@ -120,6 +120,7 @@ function M.stats()
                 segments = tonumber(ws.tcp_segments),
                 segment_waits = tonumber(ws.tcp_segment_waits),
                 rx_compacted = tonumber(ws.tcp_rx_compacted),
+                rx_unread = tonumber(ws.tcp_rx_unread),
             },
         }
     end
