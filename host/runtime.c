@@ -187,6 +187,17 @@ dl_runtime *dl_runtime_start(const dl_runtime_opts *o)
                 DL_MAX_WORKERS_LIMIT);
         return NULL;
     }
+    if (o->max_connections < 0 || o->max_connections > DL_TCP_MAX_CONNECTIONS) {
+        dl_fail("max_connections = %d: expected 1..%d per worker (0: the maximum; the "
+                "ceiling is MEMP_NUM_TCP_PCB in stack/lwipopts.h)",
+                o->max_connections, DL_TCP_MAX_CONNECTIONS);
+        return NULL;
+    }
+    if (o->linger_timeout_ms < 0 || o->linger_timeout_ms > 3600000) {
+        dl_fail("linger_timeout_ms = %d: expected 1..3600000 milliseconds (0: 30000)",
+                o->linger_timeout_ms);
+        return NULL;
+    }
     dl_runtime *rt = calloc(1, sizeof *rt);
     if (!rt) {
         dl_fail("cannot allocate a runtime: out of memory");

@@ -163,6 +163,11 @@ void dl_ktcp_worker_free(dl_worker *w); /* closes what is left; finalizers free 
 
 /* host/worker.c */
 int dl_runtime_loop_active(void); /* a worker loop runs on the main thread */
+
+/* tcp.c: the TCP resource counters of dl_worker_stats (the owner publishes
+ * them with the driver's; any thread reads them) */
+void dl_tcp_stats_publish(dl_worker *w, const stack_counters *c);
+void dl_tcp_stats_get(const dl_worker *w, dl_worker_stats *out);
 /* host/runtime.c */
 void dl_host_shutdown(void); /* at exit: stop a live runtime, clean up EAL */
 

@@ -106,7 +106,15 @@ dl_conn *dl_tcp_new(int family)
     int err = 0;
     dl_conn *c = w->stack->conn_new(family, &err);
     if (!c) {
-        dl_fail("tcp socket: %s", err == DL_E_NOMEM ? "out of memory" : "the stack refused");
+        if (err == DL_E_NOMEM)
+            dl_fail("tcp socket: no free connection on worker %d (max_connections = %d "
+                    "reached, or out of memory): close some, or raise the runtime's "
+                    "max_connections",
+                    w->index,
+                    w->rt->opts.max_connections ? w->rt->opts.max_connections
+                                                : DL_TCP_MAX_CONNECTIONS);
+        else
+            dl_fail("tcp socket: the stack refused");
         return NULL;
     }
     c->owner = w;
@@ -287,4 +295,32 @@ int dl_tcp_worker(dl_conn *c)
 int dl_tcp_core(dl_conn *c)
 {
     return c && !c->orphaned ? ((dl_worker *)c->owner)->core : -1;
+}
+
+void dl_tcp_stats_publish(dl_worker *w, const stack_counters *c)
+{
+    dl_worker_stats *s = &w->stats;
+    __atomic_store_n(&s->tcp_connections, c->tcp_connections, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->tcp_refused, c->tcp_refused, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->tcp_orphans, c->tcp_orphans, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->tcp_orphans_aborted, c->tcp_orphans_aborted, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->tcp_segments, c->tcp_segments, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->tcp_segment_waits, c->tcp_segment_waits, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->tcp_rx_compacted, c->tcp_rx_compacted, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->tcp_rx_unread, c->tcp_rx_unread, __ATOMIC_RELAXED);
+}
+
+void dl_tcp_stats_get(const dl_worker *w, dl_worker_stats *out)
+{
+    const dl_worker_stats *s = &w->stats;
+    int limit = w->rt->opts.max_connections;
+    out->tcp_max_connections = (uint64_t)(limit ? limit : DL_TCP_MAX_CONNECTIONS);
+    out->tcp_connections = __atomic_load_n(&s->tcp_connections, __ATOMIC_RELAXED);
+    out->tcp_refused = __atomic_load_n(&s->tcp_refused, __ATOMIC_RELAXED);
+    out->tcp_orphans = __atomic_load_n(&s->tcp_orphans, __ATOMIC_RELAXED);
+    out->tcp_orphans_aborted = __atomic_load_n(&s->tcp_orphans_aborted, __ATOMIC_RELAXED);
+    out->tcp_segments = __atomic_load_n(&s->tcp_segments, __ATOMIC_RELAXED);
+    out->tcp_segment_waits = __atomic_load_n(&s->tcp_segment_waits, __ATOMIC_RELAXED);
+    out->tcp_rx_compacted = __atomic_load_n(&s->tcp_rx_compacted, __ATOMIC_RELAXED);
+    out->tcp_rx_unread = __atomic_load_n(&s->tcp_rx_unread, __ATOMIC_RELAXED);
 }

@@ -79,6 +79,7 @@ void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out)
     out->forwarded_out = __atomic_load_n(&w->stats.forwarded_out, __ATOMIC_RELAXED);
     out->forwarded_in = __atomic_load_n(&w->stats.forwarded_in, __ATOMIC_RELAXED);
     out->forward_drops = __atomic_load_n(&w->stats.forward_drops, __ATOMIC_RELAXED);
+    dl_tcp_stats_get(w, out);
 }
 
 /* Called by the stack's callbacks (inside dl_poll): remember the wake; dl_poll
@@ -127,7 +128,9 @@ static int init_stack(dl_worker *w)
                          .wake = worker_wake,
                          .now_ms = now_ms,
                          .log = stack_log,
-                         .steer = rt->n_workers > 1 ? &rt->steer.pub : NULL};
+                         .steer = rt->n_workers > 1 ? &rt->steer.pub : NULL,
+                         .max_connections = rt->opts.max_connections,
+                         .linger_ms = (uint32_t)rt->opts.linger_timeout_ms};
     if (w->stack->init(&w->env) != DL_OK)
         return dl_fail("worker %d: the TCP stack failed to start (see the \"lwip\" error "
                        "logged just before)",
@@ -364,13 +367,16 @@ static void poll_io(dl_worker *w)
             stat_add(&w->stats.tx_packets, (uint64_t)sent);
             busy = true;
         }
-        if (busy) { /* the driver's counters move only when packets do */
+        /* the driver's counters move only when packets do; the TCP ones
+         * (timers: orphans reset) are looked at every 1024 turns too */
+        if (busy || (w->stats.loops & 1023) == 0) {
             stack_counters c;
             w->stack->counters(&c);
             __atomic_store_n(&w->stats.tx_bytes, c.tx_bytes, __ATOMIC_RELAXED);
             __atomic_store_n(&w->stats.rx_dropped, c.rx_dropped, __ATOMIC_RELAXED);
             __atomic_store_n(&w->stats.tx_dropped, c.tx_dropped, __ATOMIC_RELAXED);
             __atomic_store_n(&w->stats.rx_copied, c.rx_copied, __ATOMIC_RELAXED);
+            dl_tcp_stats_publish(w, &c);
         }
     }
     stat_add(&w->stats.loops, 1);

@@ -219,6 +219,7 @@ static int inst_init(const stack_env *env)
          * from there whatever clock this runtime's env uses. */
         st_inst.clock_offset = st_inst.last_now - env->now_ms();
     }
+    glue_init();
     return DL_OK;
 }
 
@@ -394,6 +395,7 @@ static void inst_input_quiet(int port_index, struct rte_mbuf **pkts, int n)
 static int inst_poll(void)
 {
     sys_check_timeouts();
+    glue_poll_resources();
     glue_output_dirty();
     int sent = 0;
     for (int i = 0; i < DL_MAX_DEVICES; i++)
@@ -414,6 +416,7 @@ static void inst_counters(stack_counters *out)
         out->tx_dropped += port->tx_dropped + port->tx_nombuf + port->tx_too_big;
         out->rx_copied += port->rx_copied;
     }
+    glue_counters(out);
 }
 
 static void inst_shutdown(void)

@@ -60,6 +60,7 @@ typedef struct st_instance {
     uint64_t isn_key;
     st_port ports[DL_MAX_DEVICES];
     struct netif *gw6_netif; /* where unbound pcbs send to off-link IPv6 destinations */
+    bool rx_pool_low;        /* the last input burst's pool was below half free (tcp_conn.c) */
 } st_instance;
 
 extern st_instance st_inst;
@@ -83,6 +84,9 @@ int st_netif_flush(st_port *port);
 void st_netif_drop_tx(st_port *port);
 
 /* tcp_glue.c: the TCP members of stack_ops, and the instance's hooks into TCP. */
+void glue_init(void);
+void glue_poll_resources(void);
+void glue_counters(stack_counters *out);
 void glue_output_dirty(void);
 void glue_close_all(void);
 void glue_abort_all(void);

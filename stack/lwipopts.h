@@ -20,8 +20,22 @@
 #define LWIP_UDP 0
 /* IPv4 multicast is not offered to services. */
 #define LWIP_IGMP 0
-/* Counters cost cycles on every packet; the driver keeps the few we report. */
-#define LWIP_STATS 0
+/* Counters cost cycles on every packet; the driver keeps the few we report.
+ * Only the pools' use counts are on (one increment per allocation): the glue
+ * reads the segment and pcb counts to share them out (tcp_glue.c). */
+#define LWIP_STATS 1
+#define MEMP_STATS 1
+#define LINK_STATS 0
+#define ETHARP_STATS 0
+#define IP_STATS 0
+#define ICMP_STATS 0
+#define TCP_STATS 0
+#define MEM_STATS 0
+#define SYS_STATS 0
+#define IP6_STATS 0
+#define ICMP6_STATS 0
+#define MLD6_STATS 0
+#define ND6_STATS 0
 
 /* ---- memory ---- */
 /* 64-bit hosts: keep pool and heap objects naturally aligned. */
@@ -32,14 +46,17 @@
  * (1000+ connections x 1 MiB send buffers) in every copy. The fixed-size
  * objects (pcbs, segments, pbuf headers) stay in lwIP's O(1) pools below. */
 #define MEM_LIBC_MALLOC 1
-/* >= 1000 concurrent connections per worker, plus room for TIME_WAIT. */
-#define MEMP_NUM_TCP_PCB 1100
+/* The ceiling of the max_connections runtime option (pcbs per worker,
+ * TIME_WAIT included: lwIP recycles the oldest of those on demand). A smaller
+ * limit holds the rest of the pool back at init (tcp_glue.c). ~200 bytes each. */
+#define MEMP_NUM_TCP_PCB 4096
 /* Listeners per worker (each service port x address). */
 #define MEMP_NUM_TCP_PCB_LISTEN 64
 /* Segments queued (unsent + unacked + out-of-sequence) across all of a
  * worker's connections: must be >= TCP_SND_QUEUELEN; 16k segments ~ 23 MB
- * in flight per worker. When they run out tcp_write returns ERR_MEM and the
- * writer waits (send returns AGAIN). */
+ * in flight per worker. A connection that holds many may not take the last
+ * eighth (SEG_RESERVE in tcp_conn.h): handshakes, FINs and small replies
+ * always find one; a writer short of them parks until segments free. */
 #define MEMP_NUM_TCP_SEG 16384
 /* pbuf headers for PBUF_REF/ROM: only lwIP-internal users (we copy on write). */
 #define MEMP_NUM_PBUF 64

@@ -127,7 +127,9 @@ static struct netif *demux(st_port *port, const uint8_t *f, uint32_t len)
 void st_netif_input(st_port *port, struct rte_mbuf **pkts, int n)
 {
     /* Below a quarter of the pool free, stop pinning mbufs in lwIP queues. */
-    bool low = rte_mempool_avail_count(port->pool) < port->pool->size / 4;
+    unsigned avail = rte_mempool_avail_count(port->pool);
+    bool low = avail < port->pool->size / 4;
+    st_inst.rx_pool_low = avail < port->pool->size / 2; /* unread data moves off mbufs */
     for (int i = 0; i < n; i++) {
         struct rte_mbuf *m = pkts[i]; /* ownership: ours, from the host */
         const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);

@@ -52,6 +52,9 @@ typedef struct stack_env {
     uint32_t (*now_ms)(void); /* lwIP's sys_now() */
     void (*log)(int level, const char *msg);
     const stack_steer *steer; /* NULL: one worker, no steering */
+    /* TCP resource limits (runtime options, checked by the host) */
+    int max_connections; /* pcbs, 1..DL_TCP_MAX_CONNECTIONS */
+    uint32_t linger_ms;  /* a closed connection still finishing is aborted after this */
 } stack_env;
 
 /* One DPDK port (queue = worker index) as seen by one instance. */
@@ -95,6 +98,15 @@ typedef struct stack_counters {
     uint64_t rx_dropped; /* frames not for us, bad checksums, no buffer */
     uint64_t tx_dropped; /* frames lost before the NIC: queue full, no mbuf, too big */
     uint64_t rx_copied;  /* frames copied out of their mbuf (the port's pool ran low) */
+    /* TCP resources (tcp_glue.c) */
+    uint64_t tcp_connections;     /* pcbs in use: open, handshaking, closing, TIME_WAIT */
+    uint64_t tcp_refused;         /* SYNs answered with RST: max_connections reached */
+    uint64_t tcp_orphans;         /* closed by the application, still finishing in lwIP */
+    uint64_t tcp_orphans_aborted; /* orphans reset after linger_timeout */
+    uint64_t tcp_segments;        /* send segments queued (of DL_TCP_SEGMENTS) */
+    uint64_t tcp_segment_waits;   /* sends parked because segments ran short */
+    uint64_t tcp_rx_compacted;    /* received data moved off the port's buffers (slow reader) */
+    uint64_t tcp_rx_unread;       /* received bytes the application has not read */
 } stack_counters;
 
 typedef struct stack_ops {

@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lwip/memp.h"
 #include "lwip/priv/tcp_priv.h"
+#include "lwip/stats.h"
+#include "lwip/sys.h"
 #include "lwip/tcp.h"
 
 #include "tcp_conn.h"
@@ -18,6 +21,8 @@ static void tc_on_err(void *arg, err_t err);
 
 conn *tc_all_head;
 conn *tc_dirty_head;
+conn *tc_res_head;
+tc_counts tc_count;
 
 int tc_fail(int *err, int code)
 {
@@ -52,6 +57,44 @@ void tc_unlink_all(conn *c)
     if (c->all_next)
         c->all_next->all_prev = c->all_prev;
     c->all_prev = c->all_next = NULL;
+    tc_res_unlink(c);
+}
+
+/* ---- writers waiting for shared segments ---- */
+
+u16_t tc_segs_used(void)
+{
+    return memp_pools[MEMP_TCP_SEG]->stats->used;
+}
+
+/* c's write_token is armed: wake it once `need` segments are free
+ * (glue_wake_waiters, once per loop turn). */
+void tc_res_park(conn *c, u16_t need)
+{
+    c->res_need = need;
+    if (c->res_waiting)
+        return;
+    c->res_waiting = true;
+    c->res_prev = NULL;
+    c->res_next = tc_res_head;
+    if (tc_res_head)
+        tc_res_head->res_prev = c;
+    tc_res_head = c;
+    tc_count.segment_waits++;
+}
+
+void tc_res_unlink(conn *c)
+{
+    if (!c->res_waiting)
+        return;
+    if (c->res_prev)
+        c->res_prev->res_next = c->res_next;
+    else
+        tc_res_head = c->res_next;
+    if (c->res_next)
+        c->res_next->res_prev = c->res_prev;
+    c->res_waiting = false;
+    c->res_prev = c->res_next = NULL;
 }
 
 void tc_mark_dirty(conn *c)
@@ -90,7 +133,34 @@ void tc_free_rx(conn *c)
     }
     c->rx_tail = NULL;
     c->rx_off = 0;
+    tc_count.rx_unread -= c->rx_bytes;
     c->rx_bytes = 0;
+}
+
+/* Give n bytes of window back to lwIP (tcp_recved takes a u16). */
+void tc_return_window(conn *c, size_t n)
+{
+    while (n) {
+        u16_t k = n > 0xffff ? 0xffff : (u16_t)n;
+        tcp_recved(c->pub.pcb, k);
+        n -= k;
+    }
+}
+
+/* A new connection's window: RX_GRANT (RX_GRANT_MIN when the worker holds
+ * much unread data), the rest withheld. Nothing larger was promised yet: a
+ * SYN carries at most 65 535 bytes (unscaled), so the announced edge is
+ * moved back too, or lwIP would keep announcing the full window. */
+static void tc_grant_window(conn *c, struct tcp_pcb *pcb)
+{
+    tcpwnd_size_t grant = tc_count.rx_unread < RX_BUDGET / 2 ? RX_GRANT : RX_GRANT_MIN;
+    if (pcb->rcv_wnd <= grant) /* no window scaling: 64 KiB at most anyway */
+        return;
+    c->rx_withheld = pcb->rcv_wnd - grant;
+    pcb->rcv_wnd = grant;
+    if (pcb->rcv_ann_wnd > grant)
+        pcb->rcv_ann_wnd = grant;
+    pcb->rcv_ann_right_edge = pcb->rcv_nxt + pcb->rcv_ann_wnd;
 }
 
 void tc_snapshot(conn *c)
@@ -180,20 +250,27 @@ static err_t tc_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t er
             /* Both directions are done: lwIP finishes (TIME_WAIT) on its own
              * and may free the pcb without telling us, so let go of it now. */
             tc_snapshot(c);
-            tc_detach(c->pub.pcb);
+            tc_orphan(c->pub.pcb);
             tc_unmark_dirty(c);
             c->pub.pcb = NULL;
         }
         tc_wake(&c->pub.read_token, 0);
         return ERR_OK;
     }
-    /* The queue links pbufs through ->next: only sole references may be linked. */
+    /* The queue links pbufs through ->next: only sole references may be
+     * linked. Unread data must not pin the buffers every connection needs
+     * for input: the driver's copy pool never, the port's mbufs not once
+     * its pool runs low (a slow reader's data moves to the heap). */
     struct pbuf *last = p;
     for (struct pbuf *q = p; q; q = q->next) {
-        if (q->ref != 1) {
+        bool pins = pbuf_get_allocsrc(q) == PBUF_TYPE_ALLOC_SRC_MASK_STD_MEMP_PBUF_POOL ||
+                    ((q->flags & PBUF_FLAG_IS_CUSTOM) && st_inst.rx_pool_low);
+        if (q->ref != 1 || pins) {
             struct pbuf *copy = pbuf_clone(PBUF_RAW, PBUF_RAM, p);
             if (!copy)
                 return ERR_MEM; /* lwIP keeps p and offers it again later */
+            if (pins)
+                tc_count.rx_compacted++;
             pbuf_free(p);
             p = last = copy;
             break;
@@ -201,6 +278,7 @@ static err_t tc_on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t er
         last = q;
     }
     c->rx_bytes += p->tot_len;
+    tc_count.rx_unread += p->tot_len;
     /* ownership: lwIP → the connection's receive queue */
     if (c->rx_tail)
         c->rx_tail->next = p;
@@ -241,6 +319,7 @@ static void tc_on_err(void *arg, err_t err)
     conn *c = arg;
     c->pub.pcb = NULL;
     tc_unmark_dirty(c);
+    tc_res_unlink(c);
     c->connecting = false;
     if (!c->pub.error)
         c->pub.error = tc_error_code(c, err);
@@ -248,19 +327,56 @@ static void tc_on_err(void *arg, err_t err)
     tc_wake(&c->pub.write_token, c->pub.error);
 }
 
+/* An orphan's callback arg: odd (a conn is aligned), with the sys_now()
+ * deadline of its linger above the low bit. */
+static bool tc_is_orphan(const void *arg)
+{
+    return ((uintptr_t)arg & 1) != 0;
+}
+
+/* The application let go of pcb (close, or both FINs exchanged) but lwIP
+ * still finishes it: queued data, FIN, retransmissions, zero-window probes.
+ * It may live linger_ms more, then it is reset and freed (tc_on_poll). Call
+ * before tcp_close, which may free the pcb at once. */
+void tc_orphan(struct tcp_pcb *pcb)
+{
+    tc_detach(pcb);
+    u32_t deadline = sys_now() + st_inst.env.linger_ms;
+    tcp_arg(pcb, (void *)(((uintptr_t)deadline << 1) | 1));
+    tcp_poll(pcb, tc_on_poll, POLL_TICKS);
+}
+
+static err_t tc_orphan_poll(uintptr_t tag, struct tcp_pcb *pcb)
+{
+    u32_t deadline = (u32_t)(tag >> 1);
+    if ((s32_t)(sys_now() - deadline) >= 0) {
+        tc_count.orphans_aborted++;
+        /* tcp_abort's RST carries snd_nxt, which a zero-window probe moved
+         * past what the peer took; Linux drops a RST that is not exactly at
+         * its rcv_nxt, so one more at the last acknowledged byte */
+        if (pcb->snd_nxt != pcb->lastack)
+            tcp_rst(pcb, pcb->lastack, pcb->rcv_nxt, &pcb->local_ip, &pcb->remote_ip,
+                    pcb->local_port, pcb->remote_port);
+        tcp_abort(pcb); /* RST; lwIP frees it and all it holds */
+        return ERR_ABRT;
+    }
+    /* still open: its FIN found no memory at close, try again */
+    if (pcb->state == ESTABLISHED || pcb->state == CLOSE_WAIT)
+        tcp_close(pcb);
+    return ERR_OK;
+}
+
 err_t tc_on_poll(void *arg, struct tcp_pcb *pcb)
 {
+    if (tc_is_orphan(arg))
+        return tc_orphan_poll((uintptr_t)arg, pcb);
     conn *c = arg;
-    if (!c) {
-        /* A closed pcb whose FIN found no memory: try again. */
-        tcp_poll(pcb, NULL, 0);
-        if (tcp_close(pcb) != ERR_OK)
-            tcp_poll(pcb, tc_on_poll, POLL_TICKS);
+    if (!c)
         return ERR_OK;
-    }
     /* A writer that met ERR_MEM with nothing in flight has no sent callback
-     * coming: retry from here. */
-    if (c->pub.write_token && pcb->snd_buf > 0 && pcb->snd_queuelen < TCP_SND_QUEUELEN)
+     * coming: retry from here (shared shortages wake from tc_res_head). */
+    if (c->pub.write_token && !c->res_waiting && pcb->snd_buf > 0 &&
+        pcb->snd_queuelen < TCP_SND_QUEUELEN)
         tc_wake(&c->pub.write_token, 0);
     return ERR_OK;
 }
@@ -268,10 +384,10 @@ err_t tc_on_poll(void *arg, struct tcp_pcb *pcb)
 err_t tc_on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
 {
     conn *c = arg;
-    LWIP_UNUSED_ARG(pcb);
     LWIP_UNUSED_ARG(err); /* always ERR_OK */
     c->connecting = false;
     c->pub.connected = true;
+    tc_grant_window(c, pcb);
     tc_snapshot(c);
     tc_wake(&c->pub.read_token, 0);
     return ERR_OK;
@@ -289,11 +405,26 @@ conn *tc_conn_alloc(struct tcp_pcb *pcb, int family)
     return c;
 }
 
+/* lwIP found no pcb for a SYN (max_connections reached): refuse it with a
+ * RST from the segment being input, so the client fails at once with
+ * "connection refused" rather than retrying its SYN for a minute. */
+static void tc_refuse_syn(void)
+{
+    /* tcp_input checked its length and turned its fields to host order */
+    const struct tcp_hdr *th = ip_next_header_ptr();
+    tcp_rst_netif(ip_current_input_netif(), 0, th->seqno + 1, ip_current_dest_addr(),
+                  ip_current_src_addr(), th->dest, th->src);
+    tc_count.refused++;
+}
+
 err_t tc_on_accept(void *arg, struct tcp_pcb *newpcb, err_t err)
 {
     conn *l = arg;
-    if (!newpcb || err != ERR_OK)
-        return ERR_VAL; /* lwIP ran out of pcbs: nothing to record */
+    if (!newpcb || err != ERR_OK) {
+        if (!newpcb && err == ERR_MEM)
+            tc_refuse_syn();
+        return ERR_VAL;
+    }
     if (l->acc_n == l->acc_cap)
         return ERR_MEM; /* lwIP aborts newpcb */
     conn *c = tc_conn_alloc(newpcb, tc_family_of(&newpcb->local_ip));
@@ -303,6 +434,7 @@ err_t tc_on_accept(void *arg, struct tcp_pcb *newpcb, err_t err)
     c->pub.connected = true;
     c->bound = true;
     tc_attach(c, newpcb);
+    tc_grant_window(c, newpcb);
     /* what Linux sockets inherit from their listener */
     newpcb->ttl = ((struct tcp_pcb_listen *)l->pub.pcb)->ttl;
     if (l->nodelay)

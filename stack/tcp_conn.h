@@ -16,6 +16,19 @@
 #define POLL_TICKS 2
 /* lwIP counts accept backlogs in a u8. */
 #define MAX_BACKLOG 255
+/* The shared send segments (MEMP_NUM_TCP_SEG): a connection that holds
+ * SEG_SMALL or more may not take the last SEG_RESERVE, so that handshakes,
+ * FINs and small replies of the others always find one. */
+#define SEG_RESERVE (MEMP_NUM_TCP_SEG / 8)
+#define SEG_SMALL 64
+/* Receive windows: a connection starts with RX_GRANT of its TCP_WND (the
+ * rest withheld from lwIP: rx_withheld) and earns the rest byte for byte as
+ * the application reads, while the worker's unread bytes stay below
+ * RX_BUDGET; past half of it new connections start with RX_GRANT_MIN. So a
+ * peer of a server that does not read fills its grant, not 1 MiB. */
+#define RX_GRANT (128 * 1024)
+#define RX_GRANT_MIN (64 * 1024)
+#define RX_BUDGET (64 * 1024 * 1024)
 
 typedef struct conn conn;
 struct conn {
@@ -24,10 +37,15 @@ struct conn {
     conn *dirty_prev, *dirty_next; /* queued tcp_output */
     bool dirty;
     bool bound, connecting, wr_shut, closed;
+    /* parked on tc_res_head until res_need segments are free (write_token armed) */
+    conn *res_prev, *res_next;
+    bool res_waiting;
+    u16_t res_need;
     /* receive queue: pbufs linked through ->next, each holding one reference */
     struct pbuf *rx_head, *rx_tail;
     u16_t rx_off; /* bytes of rx_head already read */
     size_t rx_bytes;
+    u32_t rx_withheld; /* window not given back to lwIP yet (RX_GRANT) */
     /* listener: accepted connections not yet taken by accept() */
     conn **acc;
     int acc_head, acc_n, acc_cap;
@@ -38,9 +56,19 @@ struct conn {
     u16_t local_port, remote_port;
 };
 
-/* every connection of the instance, and those with queued tcp_output */
+/* every connection of the instance, those with queued tcp_output, and
+ * writers waiting for shared segments */
 extern conn *tc_all_head;
 extern conn *tc_dirty_head;
+extern conn *tc_res_head;
+
+/* What the instance counts for stack_counters (tcp_glue.c). */
+typedef struct tc_counts {
+    uint64_t refused, orphans_aborted, segment_waits, rx_compacted;
+    uint64_t rx_unread; /* bytes in every connection's receive queue */
+    uint32_t orphans;   /* recounted every ORPHAN_COUNT_MS */
+} tc_counts;
+extern tc_counts tc_count;
 
 int tc_fail(int *err, int code);
 void tc_wake(uint32_t *token, int64_t arg);
@@ -60,5 +88,10 @@ void tc_close_listener(conn *l);
 void tc_abort_pcb(conn *c);
 void tc_unlink_all(conn *c);
 int tc_closed_error(const conn *c);
+void tc_res_park(conn *c, u16_t need);
+void tc_res_unlink(conn *c);
+u16_t tc_segs_used(void);
+void tc_orphan(struct tcp_pcb *pcb);
+void tc_return_window(conn *c, size_t n);
 
 #endif

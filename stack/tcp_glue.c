@@ -17,10 +17,103 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lwip/memp.h"
 #include "lwip/priv/tcp_priv.h"
+#include "lwip/stats.h"
+#include "lwip/sys.h"
 #include "lwip/tcp.h"
 
 #include "tcp_conn.h"
+
+_Static_assert(MEMP_NUM_TCP_PCB == DL_TCP_MAX_CONNECTIONS, "api.h's ceiling is the pcb pool");
+_Static_assert(MEMP_NUM_TCP_SEG == DL_TCP_SEGMENTS, "api.h's segment count is the pool's");
+
+/* ---- shared resources ---- */
+
+/* max_connections below the pool's size: the rest of the pool is held here
+ * for the runtime's life, so lwIP's own allocation runs out at the limit
+ * (and recycles TIME_WAIT pcbs first, as it does at the pool's end). */
+static void *ballast[MEMP_NUM_TCP_PCB];
+static int n_ballast;
+static u32_t orphans_counted_at;
+
+void glue_init(void)
+{
+    memset(&tc_count, 0, sizeof tc_count);
+    int limit = st_inst.env.max_connections;
+    if (limit < 1 || limit > MEMP_NUM_TCP_PCB)
+        limit = MEMP_NUM_TCP_PCB;
+    while (n_ballast < MEMP_NUM_TCP_PCB - limit) {
+        void *p = memp_malloc(MEMP_TCP_PCB);
+        if (!p)
+            break;
+        ballast[n_ballast++] = p;
+    }
+    if (st_inst.env.linger_ms == 0)
+        st_inst.env.linger_ms = 30000;
+}
+
+static void release_ballast(void)
+{
+    while (n_ballast)
+        memp_free(MEMP_TCP_PCB, ballast[--n_ballast]);
+}
+
+/* Once per loop turn: wake the writers parked for segments once enough
+ * are free (each retries; one still short parks again), and recount the
+ * orphans for the counters now and then. */
+void glue_poll_resources(void)
+{
+    if (tc_res_head) {
+        int free_segs = MEMP_NUM_TCP_SEG - tc_segs_used();
+        conn *c = tc_res_head;
+        while (c) {
+            conn *next = c->res_next;
+            if (!c->pub.write_token || !c->pub.pcb) {
+                tc_res_unlink(c);
+            } else if (free_segs >= c->res_need) {
+                tc_res_unlink(c);
+                tc_wake(&c->pub.write_token, 0);
+            }
+            c = next;
+        }
+    }
+    u32_t now = sys_now();
+    if ((u32_t)(now - orphans_counted_at) >= 100) {
+        orphans_counted_at = now;
+        uint32_t n = 0;
+        for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next)
+            n += ((uintptr_t)p->callback_arg & 1) != 0;
+        tc_count.orphans = n;
+    }
+}
+
+void glue_counters(stack_counters *out)
+{
+    out->tcp_connections = memp_pools[MEMP_TCP_PCB]->stats->used - (uint64_t)n_ballast;
+    out->tcp_refused = tc_count.refused;
+    out->tcp_orphans = tc_count.orphans;
+    out->tcp_orphans_aborted = tc_count.orphans_aborted;
+    out->tcp_segments = tc_segs_used();
+    out->tcp_segment_waits = tc_count.segment_waits;
+    out->tcp_rx_compacted = tc_count.rx_compacted;
+    out->tcp_rx_unread = tc_count.rx_unread;
+}
+
+/* Segments c may not take now: the pool is down to what it must leave to
+ * the others. A connection holding few may use all of it. */
+static bool segs_short(const struct tcp_pcb *pcb)
+{
+    int free_segs = MEMP_NUM_TCP_SEG - tc_segs_used();
+    return pcb->snd_queuelen < SEG_SMALL ? free_segs <= 0 : free_segs <= SEG_RESERVE;
+}
+
+/* How many free segments wake a writer parked by segs_short or ERR_MEM
+ * (more than it needed to stop: no wake for every single segment freed). */
+static u16_t segs_wanted(const struct tcp_pcb *pcb)
+{
+    return pcb->snd_queuelen < SEG_SMALL ? SEG_SMALL : SEG_RESERVE + 2 * SEG_SMALL;
+}
 
 /* ---- ops ---- */
 
@@ -202,6 +295,7 @@ int glue_send(dl_conn *dc, const char *data, size_t len, size_t *sent, uint32_t 
     if (!pcb || c->wr_shut || c->pub.listening || (!c->pub.connected && !c->connecting))
         return tc_fail(err, DL_E_CLOSED);
     size_t done = 0;
+    bool shared_short = false; /* the worker's segments, not this connection's buffer */
     while (done < len) {
         size_t chunk = len - done;
         if (chunk > pcb->snd_buf)
@@ -210,10 +304,16 @@ int glue_send(dl_conn *dc, const char *data, size_t len, size_t *sent, uint32_t 
             chunk = 0xffff;
         if (chunk == 0)
             break;
+        if (segs_short(pcb)) {
+            shared_short = true;
+            break;
+        }
         u8_t flags = TCP_WRITE_FLAG_COPY | (done + chunk < len ? TCP_WRITE_FLAG_MORE : 0);
         err_t e = tcp_write(pcb, data + done, (u16_t)chunk, flags); /* copies */
-        if (e == ERR_MEM)
-            break; /* segments or heap exhausted: take what went in */
+        if (e == ERR_MEM) { /* segments or heap exhausted: take what went in */
+            shared_short = pcb->snd_queuelen < TCP_SND_QUEUELEN - 1;
+            break;
+        }
         if (e != ERR_OK) {
             if (done)
                 break;
@@ -226,9 +326,17 @@ int glue_send(dl_conn *dc, const char *data, size_t len, size_t *sent, uint32_t 
         tc_mark_dirty(c);
         return DL_OK;
     }
-    if (len == 0 && pcb->snd_buf > 0 && pcb->snd_queuelen < TCP_SND_QUEUELEN)
-        return DL_OK; /* only asked for send space */
+    if (len == 0 && pcb->snd_buf > 0 && pcb->snd_queuelen < TCP_SND_QUEUELEN) {
+        if (!segs_short(pcb))
+            return DL_OK; /* only asked for send space */
+        shared_short = true;
+    }
+    /* Wait: this connection's sent callback frees its own buffer; a shared
+     * shortage may last while it has nothing in flight, so the writer also
+     * parks until the pool has room again (glue_poll_resources). */
     c->pub.write_token = token;
+    if (shared_short)
+        tc_res_park(c, segs_wanted(pcb));
     return DL_AGAIN;
 }
 
@@ -252,12 +360,15 @@ static void consume(conn *c, size_t n)
     if (!c->rx_head)
         c->rx_tail = NULL;
     c->rx_bytes -= n;
+    tc_count.rx_unread -= n;
     if (c->pub.pcb) {
-        while (n) {
-            u16_t k = n > 0xffff ? 0xffff : (u16_t)n; /* tcp_recved takes a u16 */
-            tcp_recved(c->pub.pcb, k);
-            n -= k;
+        size_t give = n;
+        if (c->rx_withheld && tc_count.rx_unread < RX_BUDGET) { /* a reader earns window */
+            size_t more = c->rx_withheld < n ? c->rx_withheld : n;
+            c->rx_withheld -= (u32_t)more;
+            give += more;
         }
+        tc_return_window(c, give);
     }
 }
 
@@ -338,13 +449,16 @@ int glue_close(dl_conn *dc, int *err)
     if (c->pub.listening) {
         tc_close_listener(c);
     } else if (c->pub.pcb) {
+        if (c->rx_withheld && !c->rx_bytes) /* a full window: FIN, not the RST of unread data */
+            tc_return_window(c, c->rx_withheld);
+        c->rx_withheld = 0;
         struct tcp_pcb *pcb = c->pub.pcb;
         c->pub.pcb = NULL;
         tc_unmark_dirty(c);
-        tc_detach(pcb);
+        tc_res_unlink(c);
+        tc_orphan(pcb); /* bounded by linger_ms; retries a FIN that found no memory */
         /* Unread data makes lwIP send RST instead of FIN, as Linux does. */
-        if (tcp_close(pcb) != ERR_OK)
-            tcp_poll(pcb, tc_on_poll, POLL_TICKS); /* no memory for the FIN: retried */
+        tcp_close(pcb);
         /* ownership: pcb → lwIP, which finishes the close on its own */
     }
     tc_free_rx(c);
@@ -566,4 +680,6 @@ void glue_abort_all(void)
         tcp_close(tcp_bound_pcbs);
     while (tcp_listen_pcbs.listen_pcbs)
         tcp_close((struct tcp_pcb *)tcp_listen_pcbs.listen_pcbs);
+    tc_res_head = NULL; /* every conn was unlinked above */
+    release_ballast();
 }

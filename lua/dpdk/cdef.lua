@@ -87,6 +87,11 @@ typedef struct dl_runtime_opts {
     const char *lua_path; /* package.path / cpath for the worker states */
     const char *lua_cpath;
     int blocking_threads; /* the blocking pool's size (0: 4) */
+    /* TCP per worker (0: the default): connections (pcbs, 1..DL_TCP_MAX_CONNECTIONS,
+     * default the maximum); a closed connection still sending or closing is
+     * reset after linger_timeout_ms (default 30000) */
+    int max_connections;
+    int linger_timeout_ms;
 } dl_runtime_opts;
 
 /* host/runtime.c: build a runtime (EAL on first use, locks, ports, worker
@@ -134,6 +139,16 @@ typedef struct dl_event {
 typedef struct dl_worker_stats {
     uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_dropped, tx_dropped, rx_copied, loops;
     uint64_t forwarded_out, forwarded_in, forward_drops;
+    /* TCP resources: tcp_connections pcbs in use (of max_connections);
+     * tcp_refused SYNs reset because none was left; tcp_orphans closed
+     * connections still finishing, tcp_orphans_aborted those reset after
+     * linger_timeout_ms; tcp_segments send segments queued (of
+     * DL_TCP_SEGMENTS), tcp_segment_waits sends parked until some freed;
+     * tcp_rx_compacted received segments moved to the heap so that unread
+     * data does not pin the port's buffers; tcp_rx_unread received bytes
+     * not read yet. */
+    uint64_t tcp_connections, tcp_max_connections, tcp_refused, tcp_orphans, tcp_orphans_aborted,
+        tcp_segments, tcp_segment_waits, tcp_rx_compacted, tcp_rx_unread;
 } dl_worker_stats;
 
 /* Pin the calling thread to the worker's core and make it the worker's
@@ -219,6 +234,10 @@ enum {
     DL_E_UNREACH = 11,     /* "network unreachable" (no route, no gateway) */
     DL_E_INVAL = 12,       /* "invalid argument" (an option value, a state lwIP refused) */
 };
+
+/* Per worker, fixed at build time (stack/lwipopts.h): the ceiling of the
+ * max_connections option, and the send segments all connections share. */
+enum { DL_TCP_MAX_CONNECTIONS = 4096, DL_TCP_SEGMENTS = 16384 };
 
 enum {
     DL_OPT_NODELAY = 1,

@@ -111,6 +111,17 @@ function M.stats()
             loops = tonumber(ws.loops),
             forwarded_out = tonumber(ws.forwarded_out), forwarded_in = tonumber(ws.forwarded_in),
             forward_drops = tonumber(ws.forward_drops),
+            tcp = { -- shared TCP resources (docs/design.md)
+                connections = tonumber(ws.tcp_connections),
+                max_connections = tonumber(ws.tcp_max_connections),
+                refused = tonumber(ws.tcp_refused),
+                orphans = tonumber(ws.tcp_orphans),
+                orphans_aborted = tonumber(ws.tcp_orphans_aborted),
+                segments = tonumber(ws.tcp_segments),
+                segment_waits = tonumber(ws.tcp_segment_waits),
+                rx_compacted = tonumber(ws.tcp_rx_compacted),
+                rx_unread = tonumber(ws.tcp_rx_unread),
+            },
         }
     end
     local info = ffi.new("dl_port_info")

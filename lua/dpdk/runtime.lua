@@ -24,12 +24,14 @@ local DEFAULTS = {
     cache_size = 256,
     queue_descriptors = 128,
     blocking_threads = 4,
+    max_connections = C.DL_TCP_MAX_CONNECTIONS,
+    linger_timeout_ms = 30000,
 }
 
 local KNOWN = {
     workers = "number", eal_args = "table", mempool_size = "number", cache_size = "number",
     queue_descriptors = "number", devices = "table", config = "string",
-    blocking_threads = "number",
+    blocking_threads = "number", max_connections = "number", linger_timeout_ms = "number",
 }
 
 local function errmsg()
@@ -51,7 +53,8 @@ local function check_options(opts)
         local want = KNOWN[k]
         if not want then
             error(("dpdk.runtime: unknown option '%s' (known: workers, eal_args, mempool_size, "
-                .. "cache_size, queue_descriptors, devices, config, blocking_threads)")
+                .. "cache_size, queue_descriptors, devices, config, blocking_threads, max_connections, "
+                .. "linger_timeout_ms)")
                 :format(tostring(k)), 3)
         end
         local ok = type(v) == want or (want == "table" and type(v) == "string")
@@ -80,6 +83,15 @@ local function check_options(opts)
     if qd < 32 or qd > 4096 then
         error("dpdk.runtime: queue_descriptors must be 32..4096, got " .. qd, 3)
     end
+    local mc = opts.max_connections or DEFAULTS.max_connections
+    if mc < 1 or mc > C.DL_TCP_MAX_CONNECTIONS then
+        error(("dpdk.runtime: max_connections must be 1..%d (TCP connections per worker), got %d")
+            :format(C.DL_TCP_MAX_CONNECTIONS, mc), 3)
+    end
+    local linger = opts.linger_timeout_ms or DEFAULTS.linger_timeout_ms
+    if linger < 1 or linger > 3600000 then
+        error("dpdk.runtime: linger_timeout_ms must be 1..3600000 (milliseconds), got " .. linger, 3)
+    end
 end
 
 -- The runtime that this process's main state built (at most one at a time).
@@ -101,6 +113,8 @@ function M.new(opts)
     o.cache_size = opts.cache_size or DEFAULTS.cache_size
     o.queue_descriptors = opts.queue_descriptors or DEFAULTS.queue_descriptors
     o.blocking_threads = opts.blocking_threads or DEFAULTS.blocking_threads
+    o.max_connections = opts.max_connections or DEFAULTS.max_connections
+    o.linger_timeout_ms = opts.linger_timeout_ms or DEFAULTS.linger_timeout_ms
     o.config_path = opts.config
     if opts.eal_args then
         local list = string_list("eal_args", opts.eal_args)
