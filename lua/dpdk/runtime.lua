@@ -24,12 +24,13 @@ local DEFAULTS = {
     cache_size = 256,
     queue_descriptors = 128,
     blocking_threads = 4,
+    watchdog_ms = 1500,
 }
 
 local KNOWN = {
     workers = "number", eal_args = "table", mempool_size = "number", cache_size = "number",
     queue_descriptors = "number", devices = "table", config = "string",
-    blocking_threads = "number",
+    blocking_threads = "number", watchdog_ms = "number",
 }
 
 local function errmsg()
@@ -51,7 +52,7 @@ local function check_options(opts)
         local want = KNOWN[k]
         if not want then
             error(("dpdk.runtime: unknown option '%s' (known: workers, eal_args, mempool_size, "
-                .. "cache_size, queue_descriptors, devices, config, blocking_threads)")
+                .. "cache_size, queue_descriptors, devices, config, blocking_threads, watchdog_ms)")
                 :format(tostring(k)), 3)
         end
         local ok = type(v) == want or (want == "table" and type(v) == "string")
@@ -101,6 +102,7 @@ function M.new(opts)
     o.cache_size = opts.cache_size or DEFAULTS.cache_size
     o.queue_descriptors = opts.queue_descriptors or DEFAULTS.queue_descriptors
     o.blocking_threads = opts.blocking_threads or DEFAULTS.blocking_threads
+    o.watchdog_ms = opts.watchdog_ms or DEFAULTS.watchdog_ms -- 0: off
     o.config_path = opts.config
     if opts.eal_args then
         local list = string_list("eal_args", opts.eal_args)
