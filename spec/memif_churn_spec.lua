@@ -101,11 +101,18 @@ describe("a memif server under client churn", function()
         local server_cfg, client_cfg = configs(sock)
         -- Contention on the server's core, as in the report: the EAL interrupt
         -- thread, the worker and this loop share core 0.
-        local busy = child.start_shell("exec taskset -c 0 sh -c 'while :; do :; done'")
-        finally(function() busy:kill(9) end)
-        local server = child.start(SERVER:format(server_cfg, SERVER_IP),
+        -- (bounded by timeout, and named after a spec file so that test.sh's
+        -- leftover reaper finds it even if this process dies)
+        local busy = child.start_shell(
+            ("timeout --foreground -s KILL 120 taskset -c 0 sh -c 'while :; do :; done' %s")
+            :format(child.quote(child.tmpfile(".busy"))))
+        local server
+        finally(function() -- one finally: busted keeps only the last one registered
+            child.sh("kill -9 -" .. busy.pid) -- its process group: timeout and the loop
+            if server then server:kill(9) end
+        end)
+        server = child.start(SERVER:format(server_cfg, SERVER_IP),
             { env = { DPDKLUA_LOG = "warn,watchdog=info" } })
-        finally(function() server:kill(9) end)
         assert(server:wait_output("READY"), server:stderr())
 
         local processes, cycles, traffic = 0, 0, 0
