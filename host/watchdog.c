@@ -156,12 +156,16 @@ int munmap(void *addr, size_t len)
 
 typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
 static sendmsg_fn next_sendmsg;
+/* Under AddressSanitizer (its runtime is linked into the executable) the
+ * next sendmsg after ours is libc's: go through its interceptor instead. */
+extern ssize_t __interceptor_sendmsg(int, const struct msghdr *, int) __attribute__((weak));
 
 ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     sendmsg_fn next = __atomic_load_n(&next_sendmsg, __ATOMIC_RELAXED);
     if (!next) {
-        next = (sendmsg_fn)dlsym(RTLD_NEXT, "sendmsg");
+        next =
+            __interceptor_sendmsg ? __interceptor_sendmsg : (sendmsg_fn)dlsym(RTLD_NEXT, "sendmsg");
         __atomic_store_n(&next_sendmsg, next, __ATOMIC_RELAXED);
     }
     ssize_t n = next ? next(fd, msg, flags) : syscall(SYS_sendmsg, fd, msg, flags);
