@@ -288,6 +288,33 @@ int dl_tcp_addr(dl_conn *c, int peer, char *ip, size_t iplen, int *port);
 int dl_tcp_worker(dl_conn *c); /* index of the owning worker */
 int dl_tcp_core(dl_conn *c);   /* the core that worker is pinned to */
 
+/* host/ktcp.c: TCP over non-blocking kernel sockets (spec F15) with the
+ * calls and results of dl_tcp_* above, so that dpdk.ktcp runs dpdk.tcp's Lua
+ * code. A dl_kconn belongs to the worker that made it (another thread's call
+ * is -DL_E_MISUSE). A wait arms the token; the worker's dl_poll looks at its
+ * epoll set (epoll_wait, timeout 0) only while a token is armed. Addresses
+ * are any the kernel takes ("*": any). A kernel error that has no DL_E_* code
+ * of its own is -DL_E_SYSTEM, with its text in dl_errmsg(). */
+typedef struct dl_kconn dl_kconn;
+enum { DL_E_SYSTEM = 32 };
+dl_kconn *dl_ktcp_new(int family); /* 4 or 6; NULL: dl_errmsg */
+void dl_ktcp_free(dl_kconn *c);    /* close (the kernel finishes it), wake its tokens, free */
+int dl_ktcp_bind(dl_kconn *c, const char *ip, int port);
+int dl_ktcp_listen(dl_kconn *c, int backlog);
+int dl_ktcp_accept(dl_kconn *listener, dl_kconn **out, uint32_t token);
+int dl_ktcp_connect(dl_kconn *c, const char *ip, int port, uint32_t token);
+int dl_ktcp_send(dl_kconn *c, const char *data, size_t len, uint32_t token);
+int dl_ktcp_recv(dl_kconn *c, char *buf, size_t len, uint32_t token);
+int dl_ktcp_state(dl_kconn *c);
+int dl_ktcp_shutdown_send(dl_kconn *c);
+int dl_ktcp_setopt(dl_kconn *c, int opt, int value);
+int dl_ktcp_getopt(dl_kconn *c, int opt, int *value);
+int dl_ktcp_addr(dl_kconn *c, int peer, char *ip, size_t iplen, int *port);
+int dl_ktcp_worker(dl_kconn *c);
+int dl_ktcp_core(dl_kconn *c);
+/* epoll_wait calls the worker's dl_poll made (they stop while no kernel socket waits) */
+uint64_t dl_ktcp_polls(const dl_worker *w);
+
 /* host/blocking.c: the blocking pool (spec F16). Threads off the workers'
  * cores (started on demand, up to blocking_threads), each with its own Lua
  * state, run jobs: bytes that dpdk.blocking encoded, decoded there by

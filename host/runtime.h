@@ -26,6 +26,8 @@ enum { DL_STEER_HERE = -1, DL_STEER_ALL = -2 };
 enum { DL_STEER_NONE = 0, DL_STEER_SOFTWARE = 1, DL_STEER_RSS = 2 };
 
 /* A task of this worker waits on a channel (host/channel.c). */
+typedef struct dl_ktcp dl_ktcp; /* host/ktcp.c: a worker's kernel sockets */
+
 typedef struct dl_chan_wait {
     dl_channel *ch;
     uint32_t token;
@@ -67,6 +69,8 @@ struct dl_worker {
     int n_pending, cap_pending;
     dl_chan_wait *chan_waits; /* channels this worker's tasks wait on; dl_poll checks them */
     int n_chan_waits, cap_chan_waits;
+    dl_ktcp *ktcp;  /* made with the worker's first kernel socket */
+    int ktcp_waits; /* its armed tokens and closed sockets' wakes: dl_poll asks when > 0 */
     struct rte_mbuf *rx[DL_RX_BURST];
     struct rte_ring *steer_in; /* frames other workers received for flows we own */
     struct rte_mbuf *mine[DL_RX_BURST];
@@ -185,6 +189,11 @@ void dl_blocking_free(dl_runtime *rt); /* the runtime's reference; threads keep 
 
 /* host/main.c: the first SIGINT/SIGTERM's number while it is pending, else 0 */
 int dl_interrupt_signal(void);
+
+/* host/ktcp.c */
+/* Add a DL_EV_WAKE to events[n..max) for each kernel socket wait of w that may go on. */
+int dl_ktcp_poll(dl_worker *w, dl_event *events, int n, int max);
+void dl_ktcp_worker_free(dl_worker *w); /* closes what is left; finalizers free it later */
 
 /* host/worker.c */
 int dl_runtime_loop_active(void); /* a worker loop runs on the main thread */

@@ -204,6 +204,7 @@ void dl_worker_destroy(dl_worker *w)
     free(w->pending);
     w->pending = NULL;
     w->n_pending = w->cap_pending = 0;
+    dl_ktcp_worker_free(w);
     free(w->chan_waits);
     w->chan_waits = NULL;
     w->n_chan_waits = w->cap_chan_waits = 0;
@@ -398,6 +399,8 @@ int dl_poll(dl_worker *w, dl_event *events, int max)
     }
     if (w->n_chan_waits > 0)
         n = dl_channel_poll(w, events, n, max);
+    if (w->ktcp_waits > 0) /* kernel sockets (host/ktcp.c): only while one waits */
+        n = dl_ktcp_poll(w, events, n, max);
     n = dl_blocking_poll(w, events, n, max);
     if (n < max && !rte_ring_empty(w->mailbox))
         events[n++] = (dl_event){.kind = DL_EV_MAIL, .arg = rte_ring_count(w->mailbox)};

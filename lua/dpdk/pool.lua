@@ -1,7 +1,8 @@
 -- dpdk.pool — the per-worker connection pools behind sock:setkeepalive and
 -- connect's pool / pool_size / backlog options (OpenResty's cosocket pool).
 --
--- A pool (one per key, "ip:port" or connect's `pool`) holds up to `size`
+-- A pool (one per key, "ip:port" or connect's `pool`, after the transport's
+-- prefix: kernel connections have pools of their own) holds up to `size`
 -- idle connections, most recently used first. Its count is its idle
 -- connections plus the sockets connected through it (members) plus the
 -- connects queued for a slot: with a backlog, a connect beyond `size` waits
@@ -31,9 +32,10 @@ local keeper      -- the keeper task, nil when none runs
 local keeper_token
 local keeper_until = 1e300
 
-local function close_conn(conn)
-    ffi_gc(conn, nil)
-    C.dl_tcp_free(conn)
+-- e: an idle entry { T (its transport), conn, reused, expires }
+local function close_conn(e)
+    ffi_gc(e.conn, nil)
+    e.T.free(e.conn)
 end
 
 local function count(p)
@@ -56,14 +58,14 @@ end
 local function drop_idle(p, i)
     local e = table.remove(p.idle, i)
     n_idle = n_idle - 1
-    close_conn(e.conn)
+    close_conn(e)
     resume_one(p)
 end
 
--- Is the idle conn still quiet? Arms the keeper's token on it when it is.
-local function quiet(conn)
+-- Is the idle connection still quiet? Arms the keeper's token on it when it is.
+local function quiet(T, conn)
     keeper_token = keeper_token or sched.token()
-    return C.dl_tcp_recv(conn, scratch, 1, keeper_token) == -E_AGAIN
+    return T.recv(conn, scratch, 1, keeper_token) == -E_AGAIN
 end
 
 local function keep()
@@ -74,7 +76,7 @@ local function keep()
             local idle = p.idle
             for i = #idle, 1, -1 do
                 local e = idle[i]
-                if e.expires <= t or not quiet(e.conn) then
+                if e.expires <= t or not quiet(e.T, e.conn) then
                     drop_idle(p, i)
                 elseif e.expires < nearest then
                     nearest = e.expires
@@ -130,10 +132,10 @@ function M.take(p)
         local e = idle[#idle]
         idle[#idle] = nil
         n_idle = n_idle - 1
-        if quiet(e.conn) and e.expires > now() then
+        if quiet(e.T, e.conn) and e.expires > now() then
             return e.conn, e.reused + 1
         end
-        close_conn(e.conn)
+        close_conn(e)
         resume_one(p)
     end
     return nil
@@ -186,23 +188,24 @@ function M.leave(key, sock)
     end
 end
 
--- Keep conn idle in key's pool for ms (0: no limit): true | nil, err.
-function M.put(key, conn, reused, ms, size)
+-- Keep conn (of transport T, dpdk.transport) idle in key's pool for ms (0:
+-- no limit): true | nil, err.
+function M.put(key, T, conn, reused, ms, size)
     if not key then return nil, "key not found" end
     local p = pools[key]
     if not p then
         if size <= 0 then return nil, "bad size" end
         p = M.get(key, { pool_size = size })
     end
-    if not quiet(conn) then return nil, "connection in dubious state" end
+    if not quiet(T, conn) then return nil, "connection in dubious state" end
     local idle = p.idle
     if #idle >= p.size then -- full: the least recently used one goes
         local e = table.remove(idle, 1)
         n_idle = n_idle - 1
-        close_conn(e.conn)
+        close_conn(e)
     end
     local expires = ms > 0 and now() + ms / 1000 or 1e300
-    idle[#idle + 1] = { conn = conn, reused = reused, expires = expires }
+    idle[#idle + 1] = { T = T, conn = conn, reused = reused, expires = expires }
     n_idle = n_idle + 1
     watch(expires)
     return true
@@ -211,7 +214,7 @@ end
 -- The runtime stops: every idle connection is closed, every pool forgotten.
 function M.clear()
     for _, p in pairs(pools) do
-        for i = 1, #p.idle do close_conn(p.idle[i].conn) end
+        for i = 1, #p.idle do close_conn(p.idle[i]) end
     end
     pools, n_idle, keeper, keeper_until = {}, 0, nil, 1e300
 end
