@@ -73,7 +73,7 @@ LDLIBS  += $(PKG_LIBS) -lpthread -lm -ldl
 HOST_SRC := $(wildcard host/*.c)
 HOST_OBJ := $(HOST_SRC:host/%.c=$(OBJ)/%.o) $(OBJ)/config_default.o
 
-.PHONY: all deps test demo run install uninstall clean format cdef asan fuzz
+.PHONY: all deps test demo run install uninstall clean format cdef asan fuzz soak
 all: $(EXE)
 
 include stack/stack.mk
@@ -110,6 +110,11 @@ test: deps
 	$(MAKE) asan
 	$(SUDO) env DPDKLUA=./dpdklua-asan bash scripts/test.sh --exclude-tags=fuzz $(ASAN_SPECS)
 	$(MAKE) fuzz FUZZ_S=$(FUZZ_SMOKE_S)
+
+# Mixed load for SOAK_S seconds (default 600), then health checks (scripts/soak.sh).
+SOAK_S ?= 600
+soak: dpdklua
+	$(SUDO) env SOAK_S=$(SOAK_S) bash scripts/soak.sh
 
 demo: deps
 	$(MAKE) dpdklua

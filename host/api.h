@@ -108,6 +108,7 @@ typedef struct dl_runtime_opts {
      * reset after linger_timeout_ms (default 30000) */
     int max_connections;
     int linger_timeout_ms;
+    int watchdog_ms;      /* report a worker whose loop stops turning this long (<= 0: off) */
 } dl_runtime_opts;
 
 /* host/runtime.c: build a runtime (EAL on first use, locks, ports, worker
@@ -179,6 +180,15 @@ dl_runtime *dl_worker_runtime(dl_worker *w);
  * Fills at most max events; returns their number. */
 int dl_poll(dl_worker *w, dl_event *events, int max);
 void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out);
+/* host/watchdog.c: what the worker runs now, for the watchdog's report. The
+ * scheduler stores the task's number and name at each resume (id 0: no task);
+ * name points into a Lua string the scheduler keeps alive while the task
+ * lives. */
+typedef struct dl_task_slot {
+    uint32_t id;
+    const char *name;
+} dl_task_slot;
+dl_task_slot *dl_worker_task_slot(dl_worker *w);
 /* Close (FIN) every connection and listener of the worker still open, then
  * keep polling (no events) until they have sent their data and FIN, or
  * timeout_s passes (< 0: the runtime's stop budget).

@@ -48,16 +48,23 @@ const char *dl_version(void)
     return DL_VERSION;
 }
 
-static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t interrupted; /* the signal's number */
 
 int dl_interrupted(void)
+{
+    return interrupted != 0;
+}
+
+int dl_interrupt_signal(void)
 {
     return interrupted;
 }
 
 /* A first SIGINT/SIGTERM asks a running loop to stop (block_on raises
  * "interrupted" and the runtime shuts down cleanly); with no loop running, or
- * on a second signal, the default action ends the process. */
+ * on a second signal, the default action ends the process. A worker that
+ * never yields would never see the request: the watchdog thread
+ * (host/watchdog.c) then ends the process, naming the stuck task. */
 static void on_signal(int sig)
 {
     if (interrupted || !dl_runtime_loop_active()) {
@@ -65,7 +72,7 @@ static void on_signal(int sig)
         raise(sig);
         return;
     }
-    interrupted = 1;
+    interrupted = sig;
 }
 
 static int report(lua_State *L, int status)

@@ -172,6 +172,7 @@ static void release(dl_runtime *rt)
         dl_port_close(&rt->ports[i]);
         dl_lock_release(rt->ports[i].lock_fd);
     }
+    dl_watchdog_release(); /* after the last burst of any worker */
     dl_config_free(rt->cfg);
     free(rt);
 }
@@ -243,6 +244,13 @@ dl_runtime *dl_runtime_start(const dl_runtime_opts *o)
             dl_fail("%s", msg);
             return NULL;
         }
+    if (dl_watchdog_start(rt) != DL_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", dl_errmsg());
+        dl_runtime_stop(rt, 1.0);
+        dl_fail("%s", msg);
+        return NULL;
+    }
     active = rt;
     DL_INFO("runtime", "started: %d worker(s), %d port(s), config %s", rt->n_workers, rt->n_ports,
             rt->cfg->path);
@@ -265,6 +273,8 @@ int dl_runtime_stop(dl_runtime *rt, double timeout_s)
         return dl_fail("rt:shutdown() cannot run inside the runtime's own loop; call it after "
                        "block_on/run returns");
     rt->drain_s = timeout_s * 0.8; /* leaves the rest for the threads to end */
+    /* (the watchdog keeps running until the workers have stopped: a stuck one
+     * still gets reported, and a signal still ends the process) */
     atomic_store(&rt->stopping, 1);
     double deadline = dl_now() + timeout_s;
     for (int i = 1; i < rt->n_workers; i++) {
@@ -284,6 +294,7 @@ int dl_runtime_stop(dl_runtime *rt, double timeout_s)
         pthread_join(w->thread, NULL);
         w->has_thread = false;
     }
+    dl_watchdog_stop(rt);
     if (active == rt)
         active = NULL;
     release(rt);

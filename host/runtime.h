@@ -48,6 +48,7 @@ typedef struct dl_port {
     int lock_fd;
     struct rte_mempool *pool;
     const dl_device_config *dev;
+    atomic_int link_up; /* as the watchdog thread last saw it (host/watchdog.c) */
 } dl_port;
 
 struct dl_worker {
@@ -112,7 +113,37 @@ struct dl_runtime {
     dl_worker workers[DL_MAX_WORKERS_LIMIT];
     int n_ports;
     dl_port ports[DL_MAX_DEVICES];
+    /* host/watchdog.c: its thread, woken early by dl_watchdog_stop */
+    pthread_t wd_thread;
+    pthread_mutex_t wd_lock;
+    pthread_cond_t wd_cond;
+    bool wd_quit, wd_running;
 };
+
+/* host/watchdog.c: one slot per worker index, outside any runtime (the EAL
+ * interrupt thread reads them at any time). The worker bumps turns at the
+ * top of every loop turn, where it is inside no rx/tx burst, and sets online
+ * while its loop runs; sched.lua writes task (api.h) at each resume. */
+typedef struct dl_wd_slot {
+    _Alignas(64) uint64_t turns;
+    int online;
+    dl_task_slot task;
+} dl_wd_slot;
+extern dl_wd_slot dl_wd_slots[DL_MAX_WORKERS_LIMIT];
+/* After SIGTERM/SIGINT, the longest the graceful shutdown may take before
+ * the watchdog ends the process. */
+enum { DL_SIGNAL_EXIT_S = 10 };
+
+static inline void dl_wd_turn(int index)
+{
+    uint64_t *t = &dl_wd_slots[index].turns; /* one writer: the worker */
+    __atomic_store_n(t, *t + 1, __ATOMIC_RELEASE);
+}
+void dl_wd_online(int index, bool on);
+int dl_watchdog_start(dl_runtime *rt); /* workers and ports up: thread + munmap guard */
+void dl_watchdog_stop(dl_runtime *rt); /* joins the thread */
+void dl_watchdog_release(void);        /* the runtime's workers are gone: guard off */
+unsigned long dl_wd_grace_waits(void);
 
 /* host/eal.c */
 int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts);
@@ -155,6 +186,9 @@ int dl_blocking_create(dl_runtime *rt); /* after the cores are chosen, before an
 /* Add a DL_EV_WAKE to events[n..max) for each finished job of w; returns the new n. */
 int dl_blocking_poll(dl_worker *w, dl_event *events, int n, int max);
 void dl_blocking_free(dl_runtime *rt); /* the runtime's reference; threads keep theirs */
+
+/* host/main.c: the first SIGINT/SIGTERM's number while it is pending, else 0 */
+int dl_interrupt_signal(void);
 
 /* host/ktcp.c */
 /* Add a DL_EV_WAKE to events[n..max) for each kernel socket wait of w that may go on. */

@@ -188,7 +188,9 @@ int dl_worker_init(dl_worker *w, dl_runtime *rt, int index)
 void dl_worker_destroy(dl_worker *w)
 {
     if (w->stack_up) {
-        w->stack->shutdown(); /* before the ports go: returns its mbufs to their pools */
+        dl_wd_online(w->index, true); /* its RSTs go out in a tx burst (host/watchdog.c) */
+        w->stack->shutdown();         /* before the ports go: returns its mbufs to their pools */
+        dl_wd_online(w->index, false);
         w->stack_up = false;
     }
     if (w->steer_in) { /* frames forwarded after this worker's last turn */
@@ -233,6 +235,7 @@ int dl_worker_enter(dl_worker *w)
     if (rc != 0)
         return dl_fail("worker %d: cannot pin to core %d: %s", w->index, w->core, strerror(rc));
     self = w;
+    dl_wd_online(w->index, true); /* before any burst: the memif guard waits for it */
     if (!w->has_thread)
         atomic_store(&main_loop_active, 1);
     return DL_OK;
@@ -243,6 +246,7 @@ void dl_worker_leave(dl_worker *w)
     if (self != w)
         return;
     self = NULL;
+    dl_wd_online(w->index, false); /* after its last burst */
     if (!w->has_thread) {
         pthread_setaffinity_np(pthread_self(), sizeof w->saved_affinity, &w->saved_affinity);
         atomic_store(&main_loop_active, 0);
@@ -385,6 +389,7 @@ static void poll_io(dl_worker *w)
 int dl_poll(dl_worker *w, dl_event *events, int max)
 {
     int n = 0;
+    dl_wd_turn(w->index); /* between turns: inside no burst (host/watchdog.c) */
     if (atomic_load_explicit(&w->rt->stopping, memory_order_relaxed)) {
         events[n++] = (dl_event){.kind = DL_EV_STOP};
         return n;
@@ -422,6 +427,7 @@ int dl_worker_drain(dl_worker *w, double timeout_s)
     while ((busy = w->stack->busy()) > 0) {
         if (dl_now() >= deadline)
             break;
+        dl_wd_turn(w->index);
         poll_io(w);
         w->n_pending = 0; /* nobody waits any more */
     }

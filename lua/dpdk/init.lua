@@ -25,6 +25,12 @@ M.spawn = sched.start
 M.kill = sched.kill
 -- dpdk.wait(h1, h2, ...) → the first to end: true, results... | false, err.
 M.wait = sched.wait_any
+-- dpdk.set_task_name(name): the name the watchdog gives the running task if
+-- it stops yielding (default: where its function was defined, "file.lua:12");
+-- handle:set_name(name) names another.
+function M.set_task_name(name)
+    return sched.current_task("dpdk.set_task_name"):set_name(name)
+end
 
 -- dpdk.spawn_on(worker_id, fn_or_module_name, ...): run fn(...) as a task on
 -- another worker (or this one). fn travels as bytecode (no upvalues), the

@@ -26,12 +26,14 @@ local DEFAULTS = {
     blocking_threads = 4,
     max_connections = C.DL_TCP_MAX_CONNECTIONS,
     linger_timeout_ms = 30000,
+    watchdog_ms = 1500,
 }
 
 local KNOWN = {
     workers = "number", eal_args = "table", mempool_size = "number", cache_size = "number",
     queue_descriptors = "number", devices = "table", config = "string",
     blocking_threads = "number", max_connections = "number", linger_timeout_ms = "number",
+    watchdog_ms = "number",
 }
 
 local function errmsg()
@@ -54,7 +56,7 @@ local function check_options(opts)
         if not want then
             error(("dpdk.runtime: unknown option '%s' (known: workers, eal_args, mempool_size, "
                 .. "cache_size, queue_descriptors, devices, config, blocking_threads, max_connections, "
-                .. "linger_timeout_ms)")
+                .. "linger_timeout_ms, watchdog_ms)")
                 :format(tostring(k)), 3)
         end
         local ok = type(v) == want or (want == "table" and type(v) == "string")
@@ -115,6 +117,7 @@ function M.new(opts)
     o.blocking_threads = opts.blocking_threads or DEFAULTS.blocking_threads
     o.max_connections = opts.max_connections or DEFAULTS.max_connections
     o.linger_timeout_ms = opts.linger_timeout_ms or DEFAULTS.linger_timeout_ms
+    o.watchdog_ms = opts.watchdog_ms or DEFAULTS.watchdog_ms -- 0: off
     o.config_path = opts.config
     if opts.eal_args then
         local list = string_list("eal_args", opts.eal_args)

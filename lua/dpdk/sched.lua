@@ -31,6 +31,7 @@ local events = ffi.new("dl_event[?]", MAX_EVENTS)
 
 -- Per-state scheduler state; reset when a runtime is attached.
 local worker          -- dl_worker* driven by this state, nil when detached
+local slot            -- its dl_task_slot: the task running now, for the watchdog
 local ready, ready_head, ready_tail = {}, 1, 0
 local timers, n_timers, timer_seq = {}, 0, 0 -- binary min-heap of timer records
 -- coroutine -> task: each task's own coroutine (removed when it ends: the
@@ -217,9 +218,23 @@ end
 local task_count = 0
 local forget_joins
 
+-- A task's default name for the watchdog: where its function was defined
+-- (one debug.getinfo per function object, not per task of it).
+local where_of = setmetatable({}, { __mode = "k" })
+local function where(fn)
+    local w = where_of[fn]
+    if not w then
+        local info = debug.getinfo(fn, "S")
+        w = info.short_src .. ":" .. info.linedefined
+        where_of[fn] = w
+    end
+    return w
+end
+
 local function new_task(fn, ...)
     task_count = task_count + 1
-    local task = setmetatable({ name = "#" .. task_count, state = "new" }, Task)
+    local task = setmetatable({ name = "#" .. task_count, id = task_count, where = where(fn),
+        state = "new" }, Task)
     task.co = co_create(task_body)
     by_co[task.co] = task
     task.start_args = { n = select("#", ...), ... }
@@ -236,6 +251,9 @@ local function resume(task)
     task.state = "running"
     local outer = running
     running = task
+    if slot ~= nil then -- the watchdog names this task if it never yields
+        slot.id, slot.name = task.id, task.where
+    end
     local a = task.start_args
     if a then
         task.start_args = nil
@@ -248,6 +266,13 @@ local function resume(task)
         ok, res = co_resume(co, why, arg)
     end
     running = outer
+    if slot ~= nil then
+        if outer then
+            slot.id, slot.name = outer.id, outer.where
+        else
+            slot.id = 0
+        end
+    end
     if not ok then
         -- task_body catches errors, so this is a scheduler bug or an error in
         -- the error handler itself: report it rather than lose it.
@@ -310,6 +335,17 @@ function Task:join()
 end
 
 Task.__tostring = function(self) return "dpdk task " .. self.name end
+
+-- The name the watchdog reports for this task (default: where its function
+-- was defined, "file.lua:12").
+function Task:set_name(name)
+    if type(name) ~= "string" then
+        error("task:set_name: expected a string, got " .. type(name), 2)
+    end
+    self.where = name
+    if running == self and slot ~= nil then slot.name = name end
+    return self
+end
 
 local function check_handle(t, what, i)
     if getmetatable(t) ~= Task then
@@ -599,6 +635,7 @@ function M.attach(w, on_mail)
         M.detach() -- leaves the queues empty for the new worker
     end
     worker = w
+    slot = C.dl_worker_task_slot(w)
     mail_handler = on_mail
 end
 
@@ -668,6 +705,7 @@ function M.detach(budget)
         if not ok then log(C.DL_LOG_ERROR, "detach hook failed: " .. tostring(err)) end
     end
     worker = nil
+    slot = nil
     mail_handler = nil
     ready, ready_head, ready_tail = {}, 1, 0
     timers, n_timers = {}, 0

@@ -1,0 +1,140 @@
+-- Item 6 of issue 11: a server over net_memif survives memif peers that come
+-- and go. Each client process builds and shuts down a runtime many times
+-- (each time its memif connects, blasts the server, and leaves while its
+-- senders are still sending: rt:shutdown(0)); every other process ends
+-- abruptly (_exit) in its last cycle. Before the fix
+-- the server died with SIGSEGV inside librte_net_memif (its worker read a
+-- ring the EAL interrupt thread had just unmapped) or with an EAL panic (a
+-- control socket closed with its callback still registered); see
+-- docs/reliability.md for the figures.
+local child = require "spec.helpers.child"
+
+-- 10.235.0.0/24: this spec's memif subnet (no tap: memif only)
+local SERVER_IP = "10.235.0.2"
+
+local function configs(sock)
+    local eal = child.EAL_ARGS
+    local server = child.config({ cores = { 0, 1 }, eal_args = eal, devices = { {
+        vdev = ("net_memif_chs,role=server,socket=%s,id=0"):format(sock),
+        mac = "02:d3:eb:00:00:02",
+        addresses = { SERVER_IP .. "/24" },
+    } } })
+    local client = child.config({ cores = { 0, 1 }, eal_args = eal, devices = { {
+        vdev = ("net_memif_chc,role=client,socket=%s,id=0"):format(sock),
+        mac = "02:d3:eb:00:00:03",
+        addresses = { "10.235.0.3/24" },
+    } } })
+    return server, client
+end
+
+local SERVER = [[
+local dpdk = require "dpdk"
+local tcp = require "dpdk.tcp"
+local rt = assert(dpdk.runtime{ workers = 1, config = %q })
+rt:block_on(function()
+    local l = assert(tcp.listen(%q, 9000, { backlog = 1024 }))
+    print("READY") io.stdout:flush()
+    while true do
+        local c = assert(l:accept())
+        dpdk.spawn(function()
+            c:settimeout(5000)
+            while true do
+                local data = c:receiveany(65536)
+                if not data then break end
+                if data:sub(1, 4) == "PING" then c:send("PONG\n") end
+            end
+            c:close()
+        end)
+    end
+end)
+]]
+
+-- arg: cycles, connections, seconds of traffic per cycle, "abrupt" or not
+local CLIENT = [[
+local ffi = require "ffi"
+ffi.cdef "void _exit(int);"
+local dpdk = require "dpdk"
+local tcp = require "dpdk.tcp"
+local cycles, n, secs, abrupt = tonumber(arg[1]), tonumber(arg[2]), tonumber(arg[3]), arg[4]
+local blocks = 0
+for cycle = 1, cycles do
+    local rt = assert(dpdk.runtime{ workers = 1, config = %q })
+    rt:block_on(function()
+        for _ = 1, n do
+            dpdk.spawn(function()
+                local c = tcp.connect(%q, 9000, { timeout = 2000 })
+                if not c then return end
+                local block = ("x"):rep(16384)
+                while c:send(block) do blocks = blocks + 1 end
+            end)
+        end
+        dpdk.sleep(secs)
+        if abrupt == "abrupt" and cycle == cycles then
+            io.stdout:write("blocks ", blocks, "\n") io.stdout:flush()
+            ffi.C._exit(0) -- no shutdown: the kernel closes the control socket
+        end
+    end)
+    -- the senders still send: the memif leaves while the server reads its ring
+    assert(rt:shutdown(0))
+end
+print("blocks " .. blocks)
+]]
+
+local PING = [[
+local dpdk = require "dpdk"
+local tcp = require "dpdk.tcp"
+local rt = assert(dpdk.runtime{ workers = 1, config = %q })
+print(rt:block_on(function()
+    local c = assert(tcp.connect(%q, 9000, { timeout = 5000 }))
+    assert(c:send("PING\n"))
+    return assert(c:receive("*l"))
+end))
+]]
+
+describe("a memif server under client churn", function()
+    it("survives 160 memif peers connecting, blasting and leaving", function()
+        local sock = child.tmpdir() .. "/churn.sock"
+        local server_cfg, client_cfg = configs(sock)
+        local server = child.start(SERVER:format(server_cfg, SERVER_IP),
+            { env = { DPDKLUA_LOG = "warn,watchdog=info" } })
+        finally(function() server:kill(9) end)
+        assert(server:wait_output("READY"), server:stderr())
+
+        local cycles, traffic = 0, 0
+        for p = 1, 4 do
+            local r = child.run(CLIENT:format(client_cfg, SERVER_IP), {
+                args = { 40, 8, 0.03, p % 2 == 1 and "abrupt" or "graceful" }, timeout = 40 })
+            -- (a client whose server died may fail too: the server first)
+            assert(not server:exited(), ("server died (status %s) during client process %d, "
+                .. "after %d to %d memif peers\n%s"):format(tostring(server:wait(1)), p, cycles,
+                cycles + 40, server:stderr()))
+            if r.status == 139 then
+                -- A client process itself sometimes dies with SIGSEGV while it
+                -- restarts runtimes this fast (seen once in 8 processes with the
+                -- fix; not diagnosed yet, see docs/reliability.md): reported, not
+                -- this spec's subject, which is the server.
+                io.stderr:write(("\nmemif_churn_spec: client %d died with SIGSEGV (open defect, "
+                    .. "client side)\n"):format(p))
+            else
+                assert(r.status == 0, ("client %d exited %s\n%s"):format(p, tostring(r.status),
+                    r.stderr))
+            end
+            cycles = cycles + 40
+            traffic = traffic + (tonumber(r.stdout:match("blocks (%d+)")) or 0)
+        end
+        assert.is_true(traffic > 0, "the clients moved no data")
+
+        -- still serving
+        local r = child.run(PING:format(client_cfg, SERVER_IP))
+        assert(r.status == 0, r.stderr)
+        assert.are.equal("PONG\n", r.stdout)
+
+        -- a clean exit on SIGTERM; the guard waited for the worker at every unmap
+        local rc = server:kill(15)
+        assert(rc == 0 or rc == 1, "server exit status " .. tostring(rc))
+        local err = server:stderr()
+        assert.is_nil(err:find("PANIC", 1, true), err)
+        local waits = tonumber(err:match("memif guard: (%d+) unmap"))
+        assert(waits and waits >= 1, "no unmap waited for the worker:\n" .. err)
+    end)
+end)
