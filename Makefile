@@ -13,6 +13,8 @@
 #                   DPDKLUA=./dpdklua-asan bash scripts/test.sh
 #   make fuzz       build the libFuzzer harnesses of fuzz/ (build-fuzz/) and run each for
 #                   FUZZ_S seconds (default 60)
+#   make bench      the benchmarks and their anchors, one table (QUICK=1: a smoke run;
+#                   bench/run.lua, docs/performance.md)
 #   make clean
 
 PREFIX      ?= /usr/local
@@ -72,6 +74,7 @@ HOST_OBJ := $(HOST_SRC:host/%.c=$(OBJ)/%.o) $(OBJ)/config_default.o
 all: $(EXE)
 
 include stack/stack.mk
+include bench/bench.mk
 
 $(EXE): $(HOST_OBJ) $(STACK_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

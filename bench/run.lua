@@ -1,0 +1,290 @@
+-- The benchmark driver (make bench; bench/README.md, docs/performance.md).
+-- Runs each row's figure and its anchor in the same run, BENCH_RUNS times
+-- each, prints one table of medians and ratios and writes
+-- bench/results/<row>.json (median, min, max of every metric, the machine).
+-- Cores: the server side on core 1, the client / load generator on core 0.
+local ffi = require "ffi"
+
+pcall(ffi.cdef, [[
+int usleep(unsigned int usec);
+int kill(int pid, int sig);
+]])
+
+local QUICK = (os.getenv("BENCH_QUICK") or "") ~= ""
+local RUNS = QUICK and 1 or tonumber(os.getenv("BENCH_RUNS") or "5")
+local BIN = os.getenv("BENCH_BIN") or "build/bench"
+local TMP = assert(os.getenv("BENCH_TMP"), "run through bench/run.sh (make bench)")
+local DPDKLUA = os.getenv("DPDKLUA") or "./dpdklua"
+local RESULTS = os.getenv("BENCH_RESULTS") or "bench/results"
+local SERVER_CORE, CLIENT_CORE = 1, 0
+local EAL = { "--no-huge", "-m", "256", "--no-pci", "--no-telemetry" }
+
+-- ---- processes ----------------------------------------------------------
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function read(path)
+    local f = io.open(path)
+    if not f then return "" end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+local function write(path, s)
+    local f = assert(io.open(path, "w"))
+    f:write(s)
+    f:close()
+    return path
+end
+
+local function sleep(s) ffi.C.usleep(math.floor(s * 1e6)) end
+
+local seq = 0
+local function tmp(name)
+    seq = seq + 1
+    return ("%s/%d-%s"):format(TMP, seq, name)
+end
+
+-- Run a command to completion (bounded); its stdout, and stderr on failure.
+local function run(cmd, timeout)
+    local out, err = tmp("out"), tmp("err")
+    local rc = os.execute(("timeout -s KILL %d %s > %s 2> %s < /dev/null"):format(
+        timeout or 120, cmd, out, err))
+    local ok = rc == 0 or rc == true
+    if not ok then
+        error(("bench: `%s` failed (%s)\nstdout:\n%s\nstderr:\n%s"):format(cmd, tostring(rc),
+            read(out), read(err)), 2)
+    end
+    return read(out)
+end
+
+local Proc = {}
+Proc.__index = Proc
+
+-- A background command in its own process group; its output in files.
+local function start(cmd)
+    local out, err = tmp("out"), tmp("err")
+    local p = io.popen(("setsid sh -c %s > /dev/null 2>&1 & echo $!"):format(
+        q(("exec %s > %s 2> %s < /dev/null"):format(cmd, out, err))))
+    local pid = tonumber(p:read("*l"))
+    p:close()
+    return setmetatable({ pid = pid, out = out, err = err, cmd = cmd }, Proc)
+end
+
+function Proc:alive() return ffi.C.kill(self.pid, 0) == 0 and
+    not read("/proc/" .. self.pid .. "/stat"):match("^%d+ %b() Z") end
+function Proc:stdout() return read(self.out) end
+
+function Proc:wait_output(pattern, timeout)
+    local deadline = os.time() + (timeout or 30)
+    while os.time() <= deadline do
+        if self:stdout():find(pattern, 1, true) then return self end
+        if not self:alive() then break end
+        sleep(0.02)
+    end
+    error(("bench: `%s` did not print %s\nstdout:\n%s\nstderr:\n%s"):format(self.cmd, pattern,
+        self:stdout(), read(self.err)), 2)
+end
+
+function Proc:stop()
+    ffi.C.kill(-self.pid, 15)
+    for _ = 1, 100 do
+        if not self:alive() then return end
+        sleep(0.02)
+    end
+    ffi.C.kill(-self.pid, 9)
+    for _ = 1, 100 do
+        if not self:alive() then return end
+        sleep(0.02)
+    end
+end
+
+-- key=value pairs of a tool's last line that has them.
+local function kv(s)
+    local t = {}
+    for k, v in s:gmatch("([%w_]+)=([%-%d%.e]+)") do t[k] = tonumber(v) end
+    return t
+end
+
+-- ---- configs ------------------------------------------------------------
+
+local function json(v)
+    local t = type(v)
+    if t == "table" then
+        if #v > 0 then
+            local parts = {}
+            for i = 1, #v do parts[i] = json(v[i]) end
+            return "[" .. table.concat(parts, ",") .. "]"
+        end
+        local keys = {}
+        for k in pairs(v) do keys[#keys + 1] = k end
+        table.sort(keys)
+        local parts = {}
+        for i, k in ipairs(keys) do parts[i] = json(tostring(k)) .. ":" .. json(v[k]) end
+        return "{" .. table.concat(parts, ",") .. "}"
+    elseif t == "string" then
+        return '"' .. v:gsub('[%c"\\]', function(c) return ("\\u%04x"):format(c:byte()) end) .. '"'
+    elseif t == "number" then
+        return v ~= v and "null" or (math.floor(v) == v and ("%d"):format(v) or ("%.6g"):format(v))
+    else
+        return tostring(v)
+    end
+end
+
+-- A memif pair of dpdklua configs on 10.<net>.0.0/24: the server (.2, core 1)
+-- and the client (.3, core 0).
+local function memif_configs(tag, net, mtu)
+    local sock = ("%s/%s.sock"):format(TMP, tag)
+    local function cfg(role, core, host)
+        return write(tmp(tag .. "-" .. role .. ".json"), json{
+            dpdk_cores = { core },
+            eal_args = EAL,
+            devices = { {
+                vdev = ("net_memif_%s%s,role=%s,socket=%s,id=0"):format(role:sub(1, 1), tag,
+                    role, sock),
+                mac = ("02:db:%02x:00:00:%02x"):format(net, host),
+                addresses = { ("10.%d.0.%d/24"):format(net, host) },
+                mtu = mtu,
+            } },
+        })
+    end
+    return cfg("server", SERVER_CORE, 2), cfg("client", CLIENT_CORE, 3), ("10.%d.0.2"):format(net)
+end
+
+-- The raw memif reflector (C, no stack) and its client's EAL arguments.
+local function memif_raw(tag)
+    local sock = ("%s/%s.sock"):format(TMP, tag)
+    local eal = table.concat(EAL, " ")
+    local server = ("%s/memif_pp -l %d %s --file-prefix=%s-s --vdev=net_memif0,role=server,"
+        .. "socket=%s,id=0 -- reflect"):format(BIN, SERVER_CORE, eal, tag, sock)
+    local client = ("%s/memif_pp -l %d %s --file-prefix=%s-c --vdev=net_memif0,role=client,"
+        .. "socket=%s,id=0 --"):format(BIN, CLIENT_CORE, eal, tag, sock)
+    return server, client
+end
+
+local function dpdklua(script, ...)
+    local args = { DPDKLUA, q(script) }
+    for _, a in ipairs({ ... }) do args[#args + 1] = q(a) end
+    return table.concat(args, " ")
+end
+
+-- ---- statistics and output ----------------------------------------------
+
+local function summary(values)
+    local t = {}
+    for i, v in ipairs(values) do t[i] = v end
+    table.sort(t)
+    local n = #t
+    local median = n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
+    return { median = median, min = t[1], max = t[n], runs = n, values = values }
+end
+
+local function machine()
+    local model = read("/proc/cpuinfo"):match("model name%s*:%s*([^\n]+)") or "?"
+    local nproc = tonumber((io.popen("nproc"):read("*l"))) or 0
+    local kernel = io.popen("uname -r"):read("*l")
+    return { cpu = model, nproc = nproc, kernel = kernel,
+        load = read("/proc/loadavg"):match("^(%S+ %S+ %S+)") }
+end
+
+local function fmt(v)
+    if v == nil then return "-" end
+    if v >= 1e6 then return ("%.2f M"):format(v / 1e6) end
+    if v >= 1e4 then return ("%.1f k"):format(v / 1e3) end
+    if v >= 100 then return ("%.0f"):format(v) end
+    return ("%.2f"):format(v)
+end
+
+local table_lines = {}
+local function line(s)
+    table_lines[#table_lines + 1] = s
+    print(s)
+    io.stdout:flush()
+end
+
+-- Record a row: metrics = { name = {values...} }, lines = table rows printed.
+local function record(row, metrics, lines, extra)
+    local out = { row = row, date = os.date("!%Y-%m-%dT%H:%M:%SZ"), machine = machine(),
+        quick = QUICK, metrics = {} }
+    for k, v in pairs(extra or {}) do out[k] = v end
+    for name, values in pairs(metrics) do out.metrics[name] = summary(values) end
+    os.execute("mkdir -p " .. q(RESULTS))
+    write(("%s/%s.json"):format(RESULTS, row), json(out) .. "\n")
+    for _, l in ipairs(lines(out.metrics)) do line(l) end
+end
+
+local function med(m, name) return m[name] and m[name].median end
+local function ratio(a, b)
+    if not a or not b or b == 0 then return "-" end
+    return ("%.2f"):format(a / b)
+end
+
+-- ---- rows ---------------------------------------------------------------
+
+local rows, order = {}, {}
+local function row(name, fn) rows[name] = fn; order[#order + 1] = name end
+
+row("pingpong", function()
+    local n = QUICK and 5000 or 100000
+    local m = { raw_p50 = {}, raw_p99 = {}, ours_p50 = {}, ours_p99 = {}, kernel_p50 = {},
+        kernel_p99 = {} }
+    -- (a) raw memif reflect, C, no stack
+    local rs, rc = memif_raw("ppraw")
+    local reflector = start(rs):wait_output("READY")
+    for _ = 1, RUNS do
+        local r = kv(run(rc .. " ping " .. n))
+        table.insert(m.raw_p50, r.p50_us); table.insert(m.raw_p99, r.p99_us)
+    end
+    reflector:stop()
+    -- ours: dpdklua ↔ dpdklua
+    local scfg, ccfg, ip = memif_configs("pp", 2)
+    local server = start(dpdklua("bench/pingpong.lua", "server", scfg, ip, 9000))
+        :wait_output("READY")
+    for _ = 1, RUNS do
+        local r = kv(run(dpdklua("bench/pingpong.lua", "client", ccfg, ip, 9000, n)))
+        table.insert(m.ours_p50, r.p50_us); table.insert(m.ours_p99, r.p99_us)
+    end
+    server:stop()
+    -- (b) kernel loopback TCP, C
+    for _ = 1, RUNS do
+        local r = kv(run(("%s/tcp_pp ping %d 64 %d %d"):format(BIN, n, SERVER_CORE, CLIENT_CORE)))
+        table.insert(m.kernel_p50, r.p50_us); table.insert(m.kernel_p99, r.p99_us)
+    end
+    record("pingpong", m, function(s)
+        return {
+            ("pingpong 64 B   p50 us  ours %-9s raw memif %-9s kernel %-9s ours/raw %s  kernel/ours %s  (target p50<=3, >=8x kernel)")
+                :format(fmt(med(s, "ours_p50")), fmt(med(s, "raw_p50")), fmt(med(s, "kernel_p50")),
+                    ratio(med(s, "ours_p50"), med(s, "raw_p50")),
+                    ratio(med(s, "kernel_p50"), med(s, "ours_p50"))),
+            ("pingpong 64 B   p99 us  ours %-9s raw memif %-9s kernel %-9s ours/raw %s  kernel/ours %s  (target p99<=8)")
+                :format(fmt(med(s, "ours_p99")), fmt(med(s, "raw_p99")), fmt(med(s, "kernel_p99")),
+                    ratio(med(s, "ours_p99"), med(s, "raw_p99")),
+                    ratio(med(s, "kernel_p99"), med(s, "ours_p99"))),
+        }
+    end, { round_trips = n, unit = "microseconds" })
+end)
+
+-- ---- main ---------------------------------------------------------------
+
+local wanted = {}
+for i = 1, #arg do wanted[#wanted + 1] = arg[i] end
+if #wanted == 0 then wanted = order end
+local m = machine()
+print(("dpdklua bench %s: %s, nproc %d, runs %d%s, server core %d, client core %d, load %s")
+    :format(os.date("!%Y-%m-%d %H:%M UTC"), m.cpu, m.nproc, RUNS, QUICK and " (QUICK)" or "",
+        SERVER_CORE, CLIENT_CORE, m.load))
+local failed = 0
+for _, name in ipairs(wanted) do
+    local fn = rows[name]
+    if not fn then
+        io.stderr:write(("bench: no row %q (rows: %s)\n"):format(name, table.concat(order, ", ")))
+        os.exit(2)
+    end
+    local ok, err = xpcall(fn, debug.traceback)
+    if not ok then
+        failed = failed + 1
+        line(("%s: FAILED: %s"):format(name, err))
+    end
+end
+os.exit(failed == 0 and 0 or 1)
