@@ -265,6 +265,142 @@ row("pingpong", function()
     end, { round_trips = n, unit = "microseconds" })
 end)
 
+-- nginx + lua module on 127.0.0.1:<port>, 1 worker pinned to the server
+-- core, answering with the same body as examples/http.lua.
+local MODULES = "/usr/lib/nginx/modules"
+local function nginx(port)
+    local dir = tmp("nginx")
+    os.execute("mkdir -p " .. q(dir .. "/logs"))
+    local conf = write(dir .. "/nginx.conf", ([[
+load_module %s/ndk_http_module.so;
+load_module %s/ngx_http_lua_module.so;
+daemon off;
+master_process off;
+worker_processes 1;
+pid %s/nginx.pid;
+error_log %s/logs/error.log error;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    client_body_temp_path %s/body;
+    keepalive_requests 100000000;
+    server {
+        listen 127.0.0.1:%d backlog=4096;
+        location / {
+            default_type text/plain;
+            content_by_lua_block {
+                ngx.print("Hello from nginx (worker 0, core 1): ", ngx.req.get_method(), " ",
+                    ngx.var.uri, "\n")
+            }
+        }
+    }
+}
+]]):format(MODULES, MODULES, dir, dir, dir, port))
+    local p = start(("taskset -c %d nginx -p %s -c %s -e %s"):format(SERVER_CORE, q(dir), q(conf),
+        q(dir .. "/logs/error.log")))
+    for _ = 1, 250 do
+        if os.execute(("curl -s -o /dev/null http://127.0.0.1:%d/"):format(port)) == 0 then
+            return p
+        end
+        sleep(0.02)
+    end
+    p:stop()
+    error("nginx did not start: " .. read(dir .. "/logs/error.log"))
+end
+
+-- wrk on the client core; req/s, p50, p99 (µs), errors.
+local function us(v, unit)
+    v = tonumber(v)
+    if unit == "us" then return v elseif unit == "ms" then return v * 1e3 else return v * 1e6 end
+end
+local function wrk(url, conns, seconds, extra)
+    local out = run(("taskset -c %d wrk -t1 -c%d -d%ds --latency %s %s"):format(CLIENT_CORE,
+        conns, seconds, extra or "", url), seconds + 60)
+    local r = { req_s = tonumber(out:match("Requests/sec:%s*([%d%.]+)")) }
+    local v, u = out:match("\n%s*50%%%s*([%d%.]+)(%a+)")
+    r.p50_us = v and us(v, u)
+    v, u = out:match("\n%s*99%%%s*([%d%.]+)(%a+)")
+    r.p99_us = v and us(v, u)
+    local e = 0
+    for k in out:gmatch("Non%-2xx or 3xx responses:%s*(%d+)") do e = e + tonumber(k) end
+    for k in out:gmatch("Socket errors:[^\n]*") do
+        for x in k:gmatch("(%d+)") do e = e + tonumber(x) end
+    end
+    r.errors = e
+    r.out = out
+    return r
+end
+
+local HTTP_SECONDS = QUICK and 1 or 5
+
+-- examples/http.lua on a memif config, with its server core.
+local function http_server(cfg, port)
+    return start(("env DPDK_ENV_CONFIG=%s %s"):format(q(cfg), dpdklua("examples/http.lua", port, 1)))
+        :wait_output("http server on port")
+end
+
+local function load(ccfg, ip, port, conns, seconds, mode)
+    local r = kv(run(dpdklua("bench/httpload.lua", ccfg, ip, port, conns, seconds, mode or "ka"),
+        seconds + 120))
+    if not r.req_s or r.requests == 0 then error("load generator: no requests") end
+    return r
+end
+
+local function add(m, name, v)
+    m[name] = m[name] or {}
+    table.insert(m[name], v)
+end
+
+row("http", function()
+    local levels = QUICK and { 32 } or { 1, 32, 256 }
+    local m = {}
+    local scfg, ccfg, ip = memif_configs("http", 3)
+    -- the load generator's ceiling: against a null server (no parsing)
+    local null = start(dpdklua("bench/nullhttp.lua", scfg, ip, 8081)):wait_output("READY")
+    for _ = 1, RUNS do
+        local r = load(ccfg, ip, 8081, 32, HTTP_SECONDS)
+        add(m, "null_req_s_c32", r.req_s)
+    end
+    null:stop()
+    local server = http_server(scfg, 8080)
+    for _, c in ipairs(levels) do
+        for _ = 1, RUNS do
+            local r = load(ccfg, ip, 8080, c, HTTP_SECONDS)
+            add(m, "ours_req_s_c" .. c, r.req_s)
+            add(m, "ours_p50_us_c" .. c, r.p50_us)
+            add(m, "ours_p99_us_c" .. c, r.p99_us)
+            add(m, "ours_errors_c" .. c, r.errors)
+        end
+    end
+    server:stop()
+    local ngx = nginx(18080)
+    for _, c in ipairs(levels) do
+        for _ = 1, RUNS do
+            local r = wrk("http://127.0.0.1:18080/", c, HTTP_SECONDS)
+            add(m, "nginx_req_s_c" .. c, r.req_s)
+            add(m, "nginx_p50_us_c" .. c, r.p50_us)
+            add(m, "nginx_p99_us_c" .. c, r.p99_us)
+            add(m, "nginx_errors_c" .. c, r.errors)
+        end
+    end
+    ngx:stop()
+    record("http", m, function(s)
+        local out = {}
+        for _, c in ipairs(levels) do
+            out[#out + 1] = ("http keep-alive c=%-4d req/s ours %-9s nginx+lua %-9s ratio %-5s  p50/p99 us ours %s/%s nginx %s/%s  errors %s/%s%s")
+                :format(c, fmt(med(s, "ours_req_s_c" .. c)), fmt(med(s, "nginx_req_s_c" .. c)),
+                    ratio(med(s, "ours_req_s_c" .. c), med(s, "nginx_req_s_c" .. c)),
+                    fmt(med(s, "ours_p50_us_c" .. c)), fmt(med(s, "ours_p99_us_c" .. c)),
+                    fmt(med(s, "nginx_p50_us_c" .. c)), fmt(med(s, "nginx_p99_us_c" .. c)),
+                    fmt(med(s, "ours_errors_c" .. c)), fmt(med(s, "nginx_errors_c" .. c)),
+                    c == 32 and "  (target >=300k, >=4x)" or "")
+        end
+        out[#out + 1] = ("http load generator ceiling (null server, c=32): %s req/s")
+            :format(fmt(med(s, "null_req_s_c32")))
+        return out
+    end, { seconds = HTTP_SECONDS })
+end)
+
 -- ---- main ---------------------------------------------------------------
 
 local wanted = {}
