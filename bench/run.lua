@@ -231,12 +231,14 @@ row("pingpong", function()
         kernel_p99 = {} }
     -- (a) raw memif reflect, C, no stack
     local rs, rc = memif_raw("ppraw")
-    local reflector = start(rs):wait_output("READY")
-    for _ = 1, RUNS do
-        local r = kv(run(rc .. " ping " .. n))
+    for _ = 1, RUNS do -- a fresh reflector each run: memif reconnects are not what we time
+        local reflector = start(rs):wait_output("READY")
+        local ok, out = pcall(run, rc .. " ping " .. n)
+        reflector:stop()
+        if not ok then error(out .. "\nreflector stderr:\n" .. read(reflector.err), 0) end
+        local r = kv(out)
         table.insert(m.raw_p50, r.p50_us); table.insert(m.raw_p99, r.p99_us)
     end
-    reflector:stop()
     -- ours: dpdklua ↔ dpdklua
     local scfg, ccfg, ip = memif_configs("pp", 2)
     local server = start(dpdklua("bench/pingpong.lua", "server", scfg, ip, 9000))
@@ -331,7 +333,7 @@ local function wrk(url, conns, seconds, extra)
     return r
 end
 
-local HTTP_SECONDS = QUICK and 1 or 5
+local HTTP_SECONDS = tonumber(os.getenv("BENCH_SECONDS") or "") or (QUICK and 1 or 5)
 
 -- examples/http.lua on a memif config, with its server core.
 local function http_server(cfg, port)
@@ -353,11 +355,15 @@ end
 
 row("http", function()
     local levels = QUICK and { 32 } or { 1, 32, 256 }
+    if os.getenv("BENCH_LEVELS") then -- e.g. BENCH_LEVELS=32 while tuning
+        levels = {}
+        for c in os.getenv("BENCH_LEVELS"):gmatch("%d+") do levels[#levels + 1] = tonumber(c) end
+    end
     local m = {}
     local scfg, ccfg, ip = memif_configs("http", 3)
     -- the load generator's ceiling: against a null server (no parsing)
-    local null = start(dpdklua("bench/nullhttp.lua", scfg, ip, 8081)):wait_output("READY")
-    for _ = 1, RUNS do
+    local null = os.getenv("BENCH_NO_NGINX") and { stop = function() end } or start(dpdklua("bench/nullhttp.lua", scfg, ip, 8081)):wait_output("READY")
+    for _ = 1, os.getenv("BENCH_NO_NGINX") and 0 or RUNS do
         local r = load(ccfg, ip, 8081, 32, HTTP_SECONDS)
         add(m, "null_req_s_c32", r.req_s)
     end
@@ -373,8 +379,8 @@ row("http", function()
         end
     end
     server:stop()
-    local ngx = nginx(18080)
-    for _, c in ipairs(levels) do
+    local ngx = os.getenv("BENCH_NO_NGINX") and { stop = function() end } or nginx(18080)
+    for _, c in ipairs(os.getenv("BENCH_NO_NGINX") and {} or levels) do
         for _ = 1, RUNS do
             local r = wrk("http://127.0.0.1:18080/", c, HTTP_SECONDS)
             add(m, "nginx_req_s_c" .. c, r.req_s)
