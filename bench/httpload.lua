@@ -4,14 +4,18 @@
 -- keep-alive: <connections> connections, each sends GET / and reads the whole
 -- response before the next (no pipelining, as wrk). close: each task
 -- connects, sends one request with "Connection: close", reads the response
--- and closes, again and again. Prints one line of key=value pairs: req_s,
+-- and closes, again and again. idle: opens the connections, one request
+-- each, prints IDLE and holds them for <seconds> (the server's memory per
+-- idle connection), then the keep-alive load on all of them. Prints one line of key=value pairs: req_s,
 -- p50_us, p99_us (latency of a request, connect included in close mode), errors.
 local ffi = require "ffi"
 local dpdk = require "dpdk"
 local tcp = require "dpdk.tcp"
 
 local config, ip, port = arg[1], arg[2], tonumber(arg[3])
-local conns, seconds, close_mode = tonumber(arg[4]), tonumber(arg[5]), arg[6] == "close"
+local conns, seconds, mode = tonumber(arg[4]), tonumber(arg[5]), arg[6] or "ka"
+local close_mode = mode == "close"
+local holding = mode == "idle" -- idle: the connections wait after their first request
 local WARM = math.min(1, seconds / 4)
 
 pcall(ffi.cdef, [[
@@ -75,6 +79,7 @@ local function keepalive(c)
     if length > 0 and not c:receive(length) then return fail("body") end
     local total = head + length
     note(t0)
+    while holding do dpdk.sleep(0.05) end
     while not done do
         t0 = clock()
         local ok, err = c:send(REQUEST)
@@ -115,7 +120,14 @@ rt:block_on(function()
         for i = 1, conns do
             local c = assert(tcp.connect(ip, port, { timeout = 10000 }))
             tasks[i] = dpdk.spawn(keepalive, c)
+            if mode == "idle" then dpdk.yield() end
         end
+    end
+    if mode == "idle" then
+        dpdk.sleep(0.5) -- every first response in
+        print("IDLE") io.stdout:flush()
+        dpdk.sleep(seconds)
+        holding = false
     end
     dpdk.sleep(WARM)
     measuring = true

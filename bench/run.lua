@@ -407,6 +407,133 @@ row("http", function()
     end, { seconds = HTTP_SECONDS })
 end)
 
+row("cps", function()
+    local m = {}
+    local scfg, ccfg, ip = memif_configs("cps", 4)
+    local server = http_server(scfg, 8080)
+    for _ = 1, RUNS do
+        local r = load(ccfg, ip, 8080, 32, HTTP_SECONDS, "close")
+        add(m, "ours_conn_s", r.req_s)
+        add(m, "ours_p50_us", r.p50_us)
+        add(m, "ours_errors", r.errors)
+    end
+    server:stop()
+    local ngx = nginx(18081)
+    for _ = 1, RUNS do
+        local r = wrk("http://127.0.0.1:18081/", 32, HTTP_SECONDS, '-H "Connection: close"')
+        add(m, "nginx_conn_s", r.req_s)
+        add(m, "nginx_p50_us", r.p50_us)
+        add(m, "nginx_errors", r.errors)
+    end
+    ngx:stop()
+    record("cps", m, function(s)
+        return { ("connections/s (1 request, close), 32 at a time: ours %-9s nginx+lua %-9s ratio %-5s  p50 us ours %s nginx %s  errors %s/%s  (target >=50k)")
+            :format(fmt(med(s, "ours_conn_s")), fmt(med(s, "nginx_conn_s")),
+                ratio(med(s, "ours_conn_s"), med(s, "nginx_conn_s")), fmt(med(s, "ours_p50_us")),
+                fmt(med(s, "nginx_p50_us")), fmt(med(s, "ours_errors")), fmt(med(s, "nginx_errors"))) }
+    end, { seconds = HTTP_SECONDS, concurrency = 32 })
+end)
+
+row("bulk", function()
+    local m = {}
+    local secs = QUICK and 1 or 3
+    local scfg, ccfg, ip = memif_configs("bulk", 5, 1500)
+    for _ = 1, RUNS do -- a fresh pair each run: the server's stream ends with its client
+        local server = start(dpdklua("bench/bulk.lua", "server", scfg, ip, 9001)):wait_output("READY")
+        local ok, out = pcall(run, dpdklua("bench/bulk.lua", "client", ccfg, ip, 9001, secs), secs + 60)
+        server:stop()
+        if not ok then error(out, 0) end
+        add(m, "ours_gbps", kv(out).gbps)
+    end
+    for _ = 1, RUNS do
+        local r = kv(run(("%s/tcp_pp bulk %g %d %d"):format(BIN, secs, SERVER_CORE, CLIENT_CORE)))
+        add(m, "kernel_gbps", r.gbps)
+    end
+    record("bulk", m, function(s)
+        return { ("bulk one stream Gbit/s: ours (memif, MTU 1500) %-6s kernel loopback (MTU 65536) %-6s ratio %s  (target >=5)")
+            :format(fmt(med(s, "ours_gbps")), fmt(med(s, "kernel_gbps")),
+                ratio(med(s, "ours_gbps"), med(s, "kernel_gbps"))) }
+    end, { seconds = secs, mtu = 1500 })
+end)
+
+local function rss_kb(pid)
+    return tonumber(read("/proc/" .. pid .. "/status"):match("VmRSS:%s*(%d+)")) or 0
+end
+
+-- Keep-alive rate at 100 and at many connections, and the server's memory
+-- per idle connection. Many = 1000: lwIP's PCB pool (MEMP_NUM_TCP_PCB, 1100
+-- in stack/lwipopts.h) caps a worker's connections below the 10 000 asked.
+row("conns", function()
+    local m = {}
+    local many = tonumber(os.getenv("BENCH_MANY") or "") or 1000
+    local scfg, ccfg, ip = memif_configs("conns", 6)
+    for _ = 1, RUNS do
+        local server = http_server(scfg, 8080)
+        local ok, err = pcall(function()
+            local r = load(ccfg, ip, 8080, 100, HTTP_SECONDS)
+            add(m, "ours_req_s_c100", r.req_s)
+            local before = rss_kb(server.pid)
+            local gen = start(dpdklua("bench/httpload.lua", ccfg, ip, 8080, many, HTTP_SECONDS, "idle"))
+            gen:wait_output("IDLE", 120)
+            local during = rss_kb(server.pid)
+            add(m, "idle_bytes_per_conn", (during - before) * 1024 / many)
+            while gen:alive() do sleep(0.1) end
+            local r2 = kv(gen:stdout())
+            if not r2.req_s then error("load generator: " .. gen:stdout() .. read(gen.err)) end
+            add(m, "ours_req_s_many", r2.req_s)
+            add(m, "ours_errors_many", r2.errors)
+        end)
+        server:stop()
+        if not ok then error(err, 0) end
+    end
+    record("conns", m, function(s)
+        return { ("keep-alive at %d connections: %-9s req/s vs %-9s at 100: %s of it  (target >=80%%, 10 000 asked); server memory per idle connection %s B")
+            :format(many, fmt(med(s, "ours_req_s_many")), fmt(med(s, "ours_req_s_c100")),
+                med(s, "ours_req_s_c100") and ("%.0f%%"):format(100 * med(s, "ours_req_s_many")
+                    / med(s, "ours_req_s_c100")) or "-",
+                fmt(med(s, "idle_bytes_per_conn"))) }
+    end, { connections = many, seconds = HTTP_SECONDS })
+end)
+
+-- A real kernel client: wrk → tap dlb1 → examples/http.lua, against wrk →
+-- loopback → nginx+lua in the same run.
+row("tap", function()
+    local m = {}
+    local cfg = write(tmp("tap.json"), json{
+        dpdk_cores = { SERVER_CORE },
+        eal_args = EAL,
+        devices = { {
+            vdev = "net_tap_dlb1,iface=dlb1",
+            mac = "02:db:07:00:00:02",
+            addresses = { "10.7.0.2/24" },
+            peer_addresses = { "10.7.0.1/24" },
+        } },
+    })
+    local server = http_server(cfg, 8080)
+    for _ = 1, RUNS do
+        local r = wrk("http://10.7.0.2:8080/", 32, HTTP_SECONDS)
+        add(m, "ours_req_s", r.req_s)
+        add(m, "ours_p50_us", r.p50_us)
+        add(m, "ours_p99_us", r.p99_us)
+        add(m, "ours_errors", r.errors)
+    end
+    server:stop()
+    local ngx = nginx(18082)
+    for _ = 1, RUNS do
+        local r = wrk("http://127.0.0.1:18082/", 32, HTTP_SECONDS)
+        add(m, "nginx_req_s", r.req_s)
+        add(m, "nginx_p50_us", r.p50_us)
+        add(m, "nginx_p99_us", r.p99_us)
+    end
+    ngx:stop()
+    record("tap", m, function(s)
+        return { ("wrk c=32 req/s: -> tap -> examples/http.lua %-9s -> loopback -> nginx+lua %-9s ratio %-5s  p50/p99 us %s/%s vs %s/%s")
+            :format(fmt(med(s, "ours_req_s")), fmt(med(s, "nginx_req_s")),
+                ratio(med(s, "ours_req_s"), med(s, "nginx_req_s")), fmt(med(s, "ours_p50_us")),
+                fmt(med(s, "ours_p99_us")), fmt(med(s, "nginx_p50_us")), fmt(med(s, "nginx_p99_us"))) }
+    end, { seconds = HTTP_SECONDS, connections = 32 })
+end)
+
 -- ---- main ---------------------------------------------------------------
 
 local wanted = {}
