@@ -465,7 +465,7 @@ end
 -- in stack/lwipopts.h) caps a worker's connections below the 10 000 asked.
 row("conns", function()
     local m = {}
-    local many = tonumber(os.getenv("BENCH_MANY") or "") or 1000
+    local many = tonumber(os.getenv("BENCH_MANY") or "") or (QUICK and 200 or 1000)
     local scfg, ccfg, ip = memif_configs("conns", 6)
     for _ = 1, RUNS do
         local server = http_server(scfg, 8080)

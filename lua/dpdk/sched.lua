@@ -31,6 +31,7 @@ local events = ffi.new("dl_event[?]", MAX_EVENTS)
 
 -- Per-state scheduler state; reset when a runtime is attached.
 local worker          -- dl_worker* driven by this state, nil when detached
+local turn_clock      -- const double *: dl_now at the start of the worker's turn
 local ready, ready_head, ready_tail = {}, 1, 0
 local timers, n_timers, timer_seq = {}, 0, 0 -- binary min-heap of timer records
 -- coroutine -> task: each task's own coroutine (removed when it ends: the
@@ -529,7 +530,9 @@ end
 
 local function run_timers()
     if n_timers == 0 then return end
-    local now = C.dl_now()
+    -- the time the turn began (one clock read per turn, in dl_poll): never
+    -- later than dl_now, so a timer never fires before its time
+    local now = turn_clock[0]
     while n_timers > 0 and timers[1].at <= now do
         local t = timers[1]
         local task, fn, data = t.task, t.fn, t.data
@@ -599,6 +602,7 @@ function M.attach(w, on_mail)
         M.detach() -- leaves the queues empty for the new worker
     end
     worker = w
+    turn_clock = C.dl_worker_clock(w)
     mail_handler = on_mail
 end
 
@@ -668,6 +672,7 @@ function M.detach(budget)
         if not ok then log(C.DL_LOG_ERROR, "detach hook failed: " .. tostring(err)) end
     end
     worker = nil
+    turn_clock = nil
     mail_handler = nil
     ready, ready_head, ready_tail = {}, 1, 0
     timers, n_timers = {}, 0
