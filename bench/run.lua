@@ -316,6 +316,7 @@ local function us(v, unit)
     if unit == "us" then return v elseif unit == "ms" then return v * 1e3 else return v * 1e6 end
 end
 local function wrk(url, conns, seconds, extra)
+    seconds = math.max(1, math.ceil(seconds)) -- wrk counts whole seconds
     local out = run(("taskset -c %d wrk -t1 -c%d -d%ds --latency %s %s"):format(CLIENT_CORE,
         conns, seconds, extra or "", url), seconds + 60)
     local r = { req_s = tonumber(out:match("Requests/sec:%s*([%d%.]+)")) }
@@ -532,6 +533,31 @@ row("tap", function()
                 ratio(med(s, "ours_req_s"), med(s, "nginx_req_s")), fmt(med(s, "ours_p50_us")),
                 fmt(med(s, "ours_p99_us")), fmt(med(s, "nginx_p50_us")), fmt(med(s, "nginx_p99_us"))) }
     end, { seconds = HTTP_SECONDS, connections = 32 })
+end)
+
+-- The cost of an idle turn of the loop (CPU ns per dl_poll turn, a memif
+-- port whose peer, the raw reflector, sends nothing, one pending timer):
+-- what every wake-up waits for at worst, and the tuning's first target.
+row("turn", function()
+    local m = {}
+    local secs = QUICK and 0.5 or 2
+    local scfg, _, _ = memif_configs("turn", 9)
+    local sock = ("%s/turn.sock"):format(TMP)
+    local peer = ("%s/memif_pp -l %d %s --file-prefix=turn-c --vdev=net_memif0,role=client,"
+        .. "socket=%s,id=0 -- reflect"):format(BIN, CLIENT_CORE, table.concat(EAL, " "), sock)
+    for _ = 1, RUNS do
+        local worker = start(dpdklua("bench/idle.lua", scfg, secs))
+        local reflector = start(peer)
+        while worker:alive() do sleep(0.05) end
+        reflector:stop()
+        local r = kv(worker:stdout())
+        if not r.ns_per_turn then error("idle.lua: " .. worker:stdout() .. read(worker.err), 0) end
+        add(m, "ns_per_turn", r.ns_per_turn)
+    end
+    record("turn", m, function(s)
+        return { ("idle turn of the loop: %s ns of CPU per turn (memif port, one pending timer)")
+            :format(fmt(med(s, "ns_per_turn"))) }
+    end, { seconds = secs })
 end)
 
 -- ---- main ---------------------------------------------------------------
