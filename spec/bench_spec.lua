@@ -4,7 +4,7 @@
 -- and wrote its results file.
 local child = require "spec.helpers.child"
 
-local ROWS = { "pingpong", "http", "cps", "bulk", "conns", "tap" }
+local ROWS = { "pingpong", "turn", "http", "cps", "bulk", "conns", "tap" }
 
 describe("make bench QUICK=1", function()
     it("runs every row and its anchors and writes bench/results/<row>.json", function()
@@ -29,7 +29,7 @@ describe("make bench QUICK=1", function()
         end
         for _, label in ipairs({ "pingpong 64 B   p50 us", "http keep-alive c=32",
             "http load generator ceiling", "connections/s", "bulk one stream",
-            "keep-alive at 200 connections", "wrk c=32 req/s" }) do
+            "keep-alive at 200 connections", "wrk c=32 req/s", "idle turn of the loop" }) do
             assert(out:find(label, 1, true), "missing table line " .. label .. "\n" .. out)
         end
     end)
