@@ -42,6 +42,21 @@ fi
 perf record -q -e cpu-clock -F 4999 -g -p "$server" -o "$dir/perf.data" -- sleep "$secs" 2>/dev/null
 wait $load || true
 cat "$dir/load.out"
-kill $server
-perf report -q -i "$dir/perf.data" --no-children --sort dso,symbol --percent-limit 0.7 2>/dev/null \
-    | grep -v '^$' | grep -v '^ *|' | grep -v '^ *-' | head -40
+kill $server 2>/dev/null || { echo "the server ended early:"; cat "$dir/server.out"; }
+perf report -q -i "$dir/perf.data" --no-children -g none --sort dso,symbol 2>/dev/null \
+    | grep -v '^$' > "$dir/report.txt"
+head -30 "$dir/report.txt"
+echo "--- by part (docs/performance.md) ---"
+awk '{
+    pct = $1; sub("%", "", pct); dso = $2; sym = $4
+    if (dso ~ /memif|ethdev|mbuf|mempool|ring/ || sym ~ /^rte_/) part = "driver (memif rx/tx, mbufs)"
+    else if (sym ~ /^(dl_now|now_ms|clock_ms|sys_now|sys_check_timeouts|clock_gettime)/ || dso ~ /vdso/) part = "clock and lwIP timers"
+    else if (sym ~ /^(tcp_|ip4_|ip6_|ip_|etharp|ethernet_|pbuf_|mem_|memp_|inet_|lwip_|netif_|icmp|nd6|ethip6)/) part = "lwIP input/output"
+    else if (sym ~ /^(glue_|st_|inst_|tc_)/) part = "stack glue (host <-> lwIP)"
+    else if (sym ~ /^(dl_|poll_io|worker_|take_forwarded|steer_)/) part = "host loop (dl_poll, FFI entry points)"
+    else if (dso ~ /luajit|JIT/ || sym ~ /^lj_/) part = "Lua (interpreter, JIT code, GC)"
+    else if (dso ~ /libc/) part = "libc (memcpy, malloc)"
+    else if (dso ~ /kernel/) part = "kernel"
+    else part = "other"
+    sum[part] += pct
+} END { for (p in sum) printf "%6.1f%%  %s\n", sum[p], p }' "$dir/report.txt" | sort -rn
