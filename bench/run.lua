@@ -61,6 +61,7 @@ end
 
 local Proc = {}
 Proc.__index = Proc
+local running = {} -- every background process a row started: stopped after the row
 
 -- A background command in its own process group; its output in files.
 local function start(cmd)
@@ -69,7 +70,9 @@ local function start(cmd)
         q(("exec %s > %s 2> %s < /dev/null"):format(cmd, out, err))))
     local pid = tonumber(p:read("*l"))
     p:close()
-    return setmetatable({ pid = pid, out = out, err = err, cmd = cmd }, Proc)
+    local proc = setmetatable({ pid = pid, out = out, err = err, cmd = cmd }, Proc)
+    running[#running + 1] = proc
+    return proc
 end
 
 function Proc:alive() return ffi.C.kill(self.pid, 0) == 0 and
@@ -577,6 +580,10 @@ for _, name in ipairs(wanted) do
         os.exit(2)
     end
     local ok, err = xpcall(fn, debug.traceback)
+    for _, p in ipairs(running) do -- what a failed row left running
+        if p:alive() then p:stop() end
+    end
+    running = {}
     if not ok then
         failed = failed + 1
         line(("%s: FAILED: %s"):format(name, err))
