@@ -122,7 +122,7 @@ install: dpdklua
 	install -m 644 lua/dpdk/*.lua $(DESTDIR)$(LUA_DIR)/dpdk/
 
 format:
-	clang-format -i host/*.c host/*.h stack/*.c stack/*.h stack/arch/*.h fuzz/*.c fuzz/*.h
+	clang-format -i host/*.c host/*.h stack/*.c stack/*.h stack/arch/*.h fuzz/*.c fuzz/*.h bench/*.c
 	bash scripts/gen-cdef.sh
 
 asan:

@@ -169,7 +169,8 @@ int main(int argc, char **argv)
     argc -= used;
     argv += used;
     if (argc < 2) {
-        fprintf(stderr, "usage: memif_pp <EAL args> -- reflect | ping N | flood SECONDS [WINDOW]\n");
+        fprintf(stderr,
+                "usage: memif_pp <EAL args> -- reflect | ping N | flood SECONDS [WINDOW]\n");
         return 2;
     }
     signal(SIGINT, on_signal);

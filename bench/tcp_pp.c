@@ -81,7 +81,8 @@ static int listener(int *port)
 static int dial(int port)
 {
     int c = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(c, (struct sockaddr *)&a, sizeof a) != 0)
         die("tcp_pp: connect");
