@@ -106,7 +106,7 @@ test: deps
 	$(MAKE) dpdklua
 	$(SUDO) bash scripts/test.sh
 	$(MAKE) asan
-	$(SUDO) env DPDKLUA=./dpdklua-asan bash scripts/test.sh --exclude-tags=fuzz $(ASAN_SPECS)
+	$(SUDO) env DPDKLUA=./dpdklua-asan bash scripts/test.sh --exclude-tags=fuzz,bench $(ASAN_SPECS)
 	$(MAKE) fuzz FUZZ_S=$(FUZZ_SMOKE_S)
 
 demo: deps

@@ -1,12 +1,13 @@
 -- make bench QUICK=1 (issue 10): every row of bench/run.lua runs, with its
 -- anchor, end to end, so the benchmarks never rot. The figures themselves
 -- are not checked (2 shared cores): only that each row measured something
--- and wrote its results file.
+-- and wrote its results file. Tagged #bench: the sanitizer pass of make test
+-- skips it (a smoke of the figures, not of memory safety; ~1 min).
 local child = require "spec.helpers.child"
 
 local ROWS = { "pingpong", "turn", "http", "cps", "bulk", "conns", "tap" }
 
-describe("make bench QUICK=1", function()
+describe("make bench QUICK=1 #bench", function()
     it("runs every row and its anchors and writes bench/results/<row>.json", function()
         local rc, out = child.sh("make -s bench-tools")
         assert(rc == 0, out)
