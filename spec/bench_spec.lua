@@ -25,7 +25,7 @@ describe("make bench QUICK=1 #bench", function()
                 medians = medians + 1
                 assert(tonumber(v), row .. ": median " .. v)
             end
-            assert(medians >= 2, row .. ": too few metrics\n" .. json)
+            assert(medians >= 1, row .. ": no metric\n" .. json)
             assert(json:find('"nproc":2', 1, true) or json:find('"nproc":', 1, true), json)
         end
         for _, label in ipairs({ "pingpong 64 B   p50 us", "http keep-alive c=32",
