@@ -15,6 +15,8 @@
 #                   DPDKLUA=./dpdklua-asan bash scripts/test.sh
 #   make fuzz       build the libFuzzer harnesses of fuzz/ (build-fuzz/) and run each for
 #                   FUZZ_S seconds (default 60)
+#   make bench      the benchmarks and their anchors, one table (QUICK=1: a smoke run;
+#                   bench/run.lua, docs/performance.md)
 #   make clean
 
 PREFIX      ?= /usr/local
@@ -77,6 +79,7 @@ HOST_OBJ := $(HOST_SRC:host/%.c=$(OBJ)/%.o) $(OBJ)/config_default.o
 all: $(EXE)
 
 include stack/stack.mk
+include bench/bench.mk
 
 $(EXE): $(HOST_OBJ) $(STACK_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -108,7 +111,7 @@ test: deps
 	$(MAKE) dpdklua
 	$(SUDO) bash scripts/test.sh
 	$(MAKE) asan
-	$(SUDO) env DPDKLUA=./dpdklua-asan bash scripts/test.sh --exclude-tags=fuzz $(ASAN_SPECS)
+	$(SUDO) env DPDKLUA=./dpdklua-asan bash scripts/test.sh --exclude-tags=fuzz,bench $(ASAN_SPECS)
 	$(MAKE) fuzz FUZZ_S=$(FUZZ_SMOKE_S)
 
 # Mixed load for SOAK_S seconds (default 600), then health checks (scripts/soak.sh).
@@ -137,7 +140,7 @@ uninstall:
 	-rmdir $(DESTDIR)$(LUADIR)/dpdk 2>/dev/null
 
 format:
-	clang-format -i host/*.c host/*.h stack/*.c stack/*.h stack/arch/*.h fuzz/*.c fuzz/*.h
+	clang-format -i host/*.c host/*.h stack/*.c stack/*.h stack/arch/*.h fuzz/*.c fuzz/*.h bench/*.c
 	bash scripts/gen-cdef.sh
 
 asan:

@@ -252,6 +252,7 @@ int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts)
         return explain_failure(argv, argc, rte_errno);
     optind = 1;
     initialized = true;
+    dl_clock_init(); /* dl_now from the TSC from now on */
     snprintf(first_args, sizeof first_args, "%s", user_args);
     return DL_OK;
 }

@@ -65,6 +65,8 @@ struct dl_worker {
     const stack_ops *stack;   /* this worker's private lwIP copy */
     bool stack_up;            /* init()ed for this runtime: shutdown() due */
     stack_env env;
+    double turn_s;     /* dl_now at the start of this turn (dl_worker_clock) */
+    uint32_t turn_ms;  /* the same in ms: lwIP's sys_now for this turn (now_ms) */
     dl_event *pending; /* wakes recorded by stack callbacks, handed out by dl_poll */
     int n_pending, cap_pending;
     dl_chan_wait *chan_waits; /* channels this worker's tasks wait on; dl_poll checks them */
@@ -147,6 +149,8 @@ unsigned long dl_wd_grace_waits(void);
 
 /* host/eal.c */
 int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts);
+/* host/runtime.c: dl_now reads the TSC once the EAL is up (called by dl_eal_init). */
+void dl_clock_init(void);
 void dl_eal_cleanup(void);
 
 /* host/locks.c: advisory locks under the lock directory (/var/run/dpdk). */

@@ -103,11 +103,30 @@ static void worker_wake(void *worker, uint32_t token, int64_t arg)
     w->pending[w->n_pending++] = (dl_event){.kind = DL_EV_WAKE, .token = token, .arg = arg};
 }
 
+static uint32_t clock_ms(void)
+{
+    return (uint32_t)(uint64_t)(dl_now() * 1000.0);
+}
+
+/* The one clock read of a turn, for lwIP (now_ms) and Lua's timer check. */
+static inline void turn_clock(dl_worker *w)
+{
+    w->turn_s = dl_now();
+    w->turn_ms = (uint32_t)(uint64_t)(w->turn_s * 1000.0);
+}
+
+const double *dl_worker_clock(const dl_worker *w)
+{
+    return &w->turn_s;
+}
+
+/* lwIP's clock (sys_now, called several times per turn): on the worker's own
+ * thread, the time read once at the start of its turn (poll_io); elsewhere
+ * (set-up on the main thread) the clock itself. */
 static uint32_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+    const dl_worker *w = self;
+    return w ? w->turn_ms : clock_ms();
 }
 
 static void stack_log(int level, const char *msg)
@@ -234,6 +253,7 @@ int dl_worker_enter(dl_worker *w)
     int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
     if (rc != 0)
         return dl_fail("worker %d: cannot pin to core %d: %s", w->index, w->core, strerror(rc));
+    turn_clock(w);
     self = w;
     dl_wd_online(w->index, true); /* before any burst: the memif guard waits for it */
     if (!w->has_thread)
@@ -390,6 +410,7 @@ int dl_poll(dl_worker *w, dl_event *events, int max)
 {
     int n = 0;
     dl_wd_turn(w->index); /* between turns: inside no burst (host/watchdog.c) */
+    turn_clock(w);
     if (atomic_load_explicit(&w->rt->stopping, memory_order_relaxed)) {
         events[n++] = (dl_event){.kind = DL_EV_STOP};
         return n;
@@ -425,7 +446,8 @@ int dl_worker_drain(dl_worker *w, double timeout_s)
     w->stack->close_all();
     int busy;
     while ((busy = w->stack->busy()) > 0) {
-        if (dl_now() >= deadline)
+        turn_clock(w);
+        if (w->turn_s >= deadline)
             break;
         dl_wd_turn(w->index);
         poll_io(w);

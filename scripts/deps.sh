@@ -19,6 +19,8 @@ packages=(
   # real peers and compare with nginx + lua module (which needs luajit2, above)
   libpcre2-8-0 libssl3 zlib1g redis-server memcached python3-websockets
   nginx-light libnginx-mod-http-lua
+  # make bench: the kernel anchors' load generator
+  wrk
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

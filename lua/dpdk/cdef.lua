@@ -160,6 +160,9 @@ dl_worker *dl_self(void);
 int dl_worker_index(const dl_worker *w);
 int dl_worker_core(const dl_worker *w);
 dl_runtime *dl_worker_runtime(dl_worker *w);
+/* The time (dl_now) this worker's current turn began: read once per turn and
+ * read here without a call (the scheduler's timer check). */
+const double *dl_worker_clock(const dl_worker *w);
 /* One loop turn: rx burst on every port, stack input and timers, tx flush.
  * Fills at most max events; returns their number. */
 int dl_poll(dl_worker *w, dl_event *events, int max);

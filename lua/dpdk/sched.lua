@@ -32,6 +32,7 @@ local events = ffi.new("dl_event[?]", MAX_EVENTS)
 -- Per-state scheduler state; reset when a runtime is attached.
 local worker          -- dl_worker* driven by this state, nil when detached
 local slot            -- its dl_task_slot: the task running now, for the watchdog
+local turn_clock      -- const double *: dl_now at the start of the worker's turn
 local ready, ready_head, ready_tail = {}, 1, 0
 local timers, n_timers, timer_seq = {}, 0, 0 -- binary min-heap of timer records
 -- coroutine -> task: each task's own coroutine (removed when it ends: the
@@ -565,7 +566,9 @@ end
 
 local function run_timers()
     if n_timers == 0 then return end
-    local now = C.dl_now()
+    -- the time the turn began (one clock read per turn, in dl_poll): never
+    -- later than dl_now, so a timer never fires before its time
+    local now = turn_clock[0]
     while n_timers > 0 and timers[1].at <= now do
         local t = timers[1]
         local task, fn, data = t.task, t.fn, t.data
@@ -636,6 +639,7 @@ function M.attach(w, on_mail)
     end
     worker = w
     slot = C.dl_worker_task_slot(w)
+    turn_clock = C.dl_worker_clock(w)
     mail_handler = on_mail
 end
 
@@ -706,6 +710,7 @@ function M.detach(budget)
     end
     worker = nil
     slot = nil
+    turn_clock = nil
     mail_handler = nil
     ready, ready_head, ready_tail = {}, 1, 0
     timers, n_timers = {}, 0

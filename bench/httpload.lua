@@ -1,0 +1,147 @@
+-- The HTTP/1.1 load generator over the DPDK device (rows http, cps, conns):
+-- dpdklua as the client, one worker on its own core.
+--   dpdklua bench/httpload.lua <config> <ip> <port> <connections> <seconds> [close]
+-- keep-alive: <connections> connections, each sends GET / and reads the whole
+-- response before the next (no pipelining, as wrk). close: each task
+-- connects, sends one request with "Connection: close", reads the response
+-- and closes, again and again. idle: opens the connections, one request
+-- each, prints IDLE and holds them for <seconds> (the server's memory per
+-- idle connection), then the keep-alive load on all of them. Prints one line of key=value pairs: req_s,
+-- p50_us, p99_us (latency of a request, connect included in close mode), errors.
+local ffi = require "ffi"
+local dpdk = require "dpdk"
+local tcp = require "dpdk.tcp"
+
+local config, ip, port = arg[1], arg[2], tonumber(arg[3])
+local conns, seconds, mode = tonumber(arg[4]), tonumber(arg[5]), arg[6] or "ka"
+local close_mode = mode == "close"
+local holding = mode == "idle" -- idle: the connections wait after their first request
+local WARM = math.min(1, seconds / 4)
+
+pcall(ffi.cdef, [[
+struct bench_timespec { long tv_sec; long tv_nsec; };
+int clock_gettime(int clk_id, struct bench_timespec *tp);
+]])
+local ts = ffi.new("struct bench_timespec")
+local function clock()
+    ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+    return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+end
+
+local CAP = 4 * 1024 * 1024
+local lat = ffi.new("float[?]", CAP)
+local n_lat, count, errors = 0, 0, 0
+local measuring, done = false, false
+local first_error
+
+local REQUEST = ("GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: dpdklua-bench\r\n%s\r\n"):format(ip,
+    close_mode and "Connection: close\r\n" or "")
+
+local function note(t0)
+    if measuring then
+        count = count + 1
+        if n_lat < CAP then
+            lat[n_lat] = clock() - t0
+            n_lat = n_lat + 1
+        end
+    end
+end
+
+-- Reads one response's head; its total length (head + body) or nil, err.
+local function read_head(c)
+    local status, err = c:receive("*l")
+    if not status then return nil, err end
+    if status:sub(1, 12) ~= "HTTP/1.1 200" then return nil, "status: " .. status end
+    local head, length = #status + 2, 0
+    while true do
+        local h, herr = c:receive("*l")
+        if not h then return nil, herr end
+        head = head + #h + 2
+        if h == "" then break end
+        local v = h:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")
+        if v then length = tonumber(v) end
+    end
+    return head, length
+end
+
+local function fail(err)
+    errors = errors + 1
+    first_error = first_error or tostring(err)
+end
+
+-- keep-alive: the first response is parsed; the server's responses all have
+-- the same length, so each later one is read in one receive and checked.
+local function keepalive(c)
+    local t0 = clock()
+    assert(c:send(REQUEST))
+    local head, length = read_head(c)
+    if not head then return fail(length) end
+    if length > 0 and not c:receive(length) then return fail("body") end
+    local total = head + length
+    note(t0)
+    while holding do dpdk.sleep(0.05) end
+    while not done do
+        t0 = clock()
+        local ok, err = c:send(REQUEST)
+        if not ok then return fail(err) end
+        local r, rerr = c:receive(total)
+        if not r then return fail(rerr) end
+        if r:sub(1, 12) ~= "HTTP/1.1 200" then return fail("response: " .. r:sub(1, 40)) end
+        note(t0)
+    end
+    c:close()
+end
+
+local function closing()
+    while not done do
+        local t0 = clock()
+        local c, err = tcp.connect(ip, port, { timeout = 5000 })
+        if not c then
+            fail(err)
+        else
+            local ok, serr = c:send(REQUEST)
+            if not ok then fail(serr) else
+                local head, length = read_head(c)
+                if not head then fail(length)
+                elseif length > 0 and not c:receive(length) then fail("body")
+                else note(t0) end
+            end
+            c:close()
+        end
+    end
+end
+
+local rt = assert(dpdk.runtime{ workers = 1, config = config })
+rt:block_on(function()
+    local tasks = {}
+    if close_mode then
+        for i = 1, conns do tasks[i] = dpdk.spawn(closing) end
+    else
+        for i = 1, conns do
+            local c = assert(tcp.connect(ip, port, { timeout = 10000 }))
+            tasks[i] = dpdk.spawn(keepalive, c)
+            if mode == "idle" then dpdk.yield() end
+        end
+    end
+    if mode == "idle" then
+        dpdk.sleep(0.5) -- every first response in
+        print("IDLE") io.stdout:flush()
+        dpdk.sleep(seconds)
+        holding = false
+    end
+    dpdk.sleep(WARM)
+    measuring = true
+    local t0 = clock()
+    dpdk.sleep(seconds)
+    measuring = false
+    local elapsed = clock() - t0
+    done = true
+    for i = 1, #tasks do tasks[i]:join() end
+    local t = {}
+    for i = 0, n_lat - 1 do t[i + 1] = lat[i] end
+    table.sort(t)
+    local function pct(p) return #t > 0 and t[math.floor(#t * p) + 1] * 1e6 or -1 end
+    print(("req_s=%.1f p50_us=%.2f p99_us=%.2f requests=%d errors=%d seconds=%.3f"):format(
+        count / elapsed, pct(0.5), pct(0.99), count, errors, elapsed))
+    if first_error then io.stderr:write("first error: ", first_error, "\n") end
+end)

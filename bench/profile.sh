@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Where the server worker's time goes under the HTTP keep-alive load:
+# examples/http.lua (core 1) under bench/httpload.lua (core 0) over memif,
+# perf record -e cpu-clock on the server for SECONDS, report by symbol.
+#   bash bench/profile.sh [connections=32] [seconds=5] [lua]
+# lua: LuaJIT's own profiler (jit.p, as luajit -jp) on the server's Lua
+# state instead of perf: which Lua functions (and "[C]"/VM states) take the time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+conns=${1:-32}
+secs=${2:-5}
+dir=$(mktemp -d /tmp/dpdklua-bench.XXXXXX)
+export DPDKLUA_LOCK_DIR=$dir
+trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
+eal='"--no-huge","-m","256","--no-pci","--no-telemetry"'
+cfg() { # role core host
+    printf '{"dpdk_cores":[%d],"eal_args":[%s],"devices":[{"vdev":"net_memif_%s,role=%s,socket=%s/p.sock,id=0","mac":"02:db:09:00:00:%02x","addresses":["10.9.0.%d/24"]}]}' \
+        "$2" "$eal" "$1" "$1" "$dir" "$3" "$3" > "$dir/$1.json"
+}
+cfg server 1 2
+cfg client 0 3
+mode=${3:-perf}
+if [ "$mode" = lua ]; then
+    DPDK_ENV_CONFIG=$dir/server.json ./dpdklua bench/jitp.lua "$dir/jitp.txt" examples/http.lua 8080 1 \
+        > "$dir/server.out" 2>&1 &
+else
+    DPDK_ENV_CONFIG=$dir/server.json ./dpdklua examples/http.lua 8080 1 > "$dir/server.out" 2>&1 &
+fi
+server=$!
+for _ in $(seq 100); do grep -q "http server" "$dir/server.out" && break; sleep 0.1; done
+./dpdklua bench/httpload.lua "$dir/client.json" 10.9.0.2 8080 "$conns" $((secs + 2)) > "$dir/load.out" 2>&1 &
+load=$!
+sleep 2
+if [ "$mode" = lua ]; then
+    wait $load || true
+    cat "$dir/load.out"
+    kill $server
+    wait $server || true
+    head -40 "$dir/jitp.txt"
+    exit 0
+fi
+perf record -q -e cpu-clock -F 4999 -g -p "$server" -o "$dir/perf.data" -- sleep "$secs" 2>/dev/null
+wait $load || true
+cat "$dir/load.out"
+kill $server 2>/dev/null || { echo "the server ended early:"; cat "$dir/server.out"; }
+perf report -q -i "$dir/perf.data" --no-children -g none --sort dso,symbol 2>/dev/null \
+    | grep -v '^$' > "$dir/report.txt"
+head -30 "$dir/report.txt"
+echo "--- by part (docs/performance.md) ---"
+awk '{
+    pct = $1; sub("%", "", pct); dso = $2; sym = $4
+    if (dso ~ /memif|ethdev|mbuf|mempool|ring/ || sym ~ /^rte_/) part = "driver (memif rx/tx, mbufs)"
+    else if (sym ~ /^(dl_now|now_ms|clock_ms|sys_now|sys_check_timeouts|clock_gettime)/ || dso ~ /vdso/) part = "clock and lwIP timers"
+    else if (sym ~ /^(tcp_|ip4_|ip6_|ip_|etharp|ethernet_|pbuf_|mem_|memp_|inet_|lwip_|netif_|icmp|nd6|ethip6)/) part = "lwIP input/output"
+    else if (sym ~ /^(glue_|st_|inst_|tc_)/) part = "stack glue (host <-> lwIP)"
+    else if (sym ~ /^(dl_|poll_io|worker_|take_forwarded|steer_)/) part = "host loop (dl_poll, FFI entry points)"
+    else if (dso ~ /luajit|JIT/ || sym ~ /^lj_/) part = "Lua (interpreter, JIT code, GC)"
+    else if (dso ~ /libc/) part = "libc (memcpy, malloc)"
+    else if (dso ~ /kernel/) part = "kernel"
+    else part = "other"
+    sum[part] += pct
+} END { for (p in sum) printf "%6.1f%%  %s\n", sum[p], p }' "$dir/report.txt" | sort -rn

@@ -1,0 +1,596 @@
+-- The benchmark driver (make bench; bench/README.md, docs/performance.md).
+-- Runs each row's figure and its anchor in the same run, BENCH_RUNS times
+-- each, prints one table of medians and ratios and writes
+-- bench/results/<row>.json (median, min, max of every metric, the machine).
+-- Cores: the server side on core 1, the client / load generator on core 0.
+local ffi = require "ffi"
+
+pcall(ffi.cdef, [[
+int usleep(unsigned int usec);
+int kill(int pid, int sig);
+]])
+
+local QUICK = (os.getenv("BENCH_QUICK") or "") ~= ""
+local RUNS = QUICK and 1 or tonumber(os.getenv("BENCH_RUNS") or "5")
+local BIN = os.getenv("BENCH_BIN") or "build/bench"
+local TMP = assert(os.getenv("BENCH_TMP"), "run through bench/run.sh (make bench)")
+local DPDKLUA = os.getenv("DPDKLUA") or "./dpdklua"
+local RESULTS = os.getenv("BENCH_RESULTS") or "bench/results"
+local SERVER_CORE, CLIENT_CORE = 1, 0
+local EAL = { "--no-huge", "-m", "256", "--no-pci", "--no-telemetry" }
+
+-- ---- processes ----------------------------------------------------------
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function read(path)
+    local f = io.open(path)
+    if not f then return "" end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+local function write(path, s)
+    local f = assert(io.open(path, "w"))
+    f:write(s)
+    f:close()
+    return path
+end
+
+local function sleep(s) ffi.C.usleep(math.floor(s * 1e6)) end
+
+local seq = 0
+local function tmp(name)
+    seq = seq + 1
+    return ("%s/%d-%s"):format(TMP, seq, name)
+end
+
+-- Run a command to completion (bounded); its stdout, and stderr on failure.
+local function run(cmd, timeout)
+    local out, err = tmp("out"), tmp("err")
+    local rc = os.execute(("timeout -s KILL %d %s > %s 2> %s < /dev/null"):format(
+        timeout or 120, cmd, out, err))
+    local ok = rc == 0 or rc == true
+    if not ok then
+        error(("bench: `%s` failed (%s)\nstdout:\n%s\nstderr:\n%s"):format(cmd, tostring(rc),
+            read(out), read(err)), 2)
+    end
+    return read(out)
+end
+
+local Proc = {}
+Proc.__index = Proc
+local running = {} -- every background process a row started: stopped after the row
+
+-- A background command in its own process group; its output in files.
+local function start(cmd)
+    local out, err = tmp("out"), tmp("err")
+    local p = io.popen(("setsid sh -c %s > /dev/null 2>&1 & echo $!"):format(
+        q(("exec %s > %s 2> %s < /dev/null"):format(cmd, out, err))))
+    local pid = tonumber(p:read("*l"))
+    p:close()
+    local proc = setmetatable({ pid = pid, out = out, err = err, cmd = cmd }, Proc)
+    running[#running + 1] = proc
+    return proc
+end
+
+function Proc:alive() return ffi.C.kill(self.pid, 0) == 0 and
+    not read("/proc/" .. self.pid .. "/stat"):match("^%d+ %b() Z") end
+function Proc:stdout() return read(self.out) end
+
+function Proc:wait_output(pattern, timeout)
+    local deadline = os.time() + (timeout or 30)
+    while os.time() <= deadline do
+        if self:stdout():find(pattern, 1, true) then return self end
+        if not self:alive() then break end
+        sleep(0.02)
+    end
+    error(("bench: `%s` did not print %s\nstdout:\n%s\nstderr:\n%s"):format(self.cmd, pattern,
+        self:stdout(), read(self.err)), 2)
+end
+
+function Proc:stop()
+    ffi.C.kill(-self.pid, 15)
+    for _ = 1, 100 do
+        if not self:alive() then return end
+        sleep(0.02)
+    end
+    ffi.C.kill(-self.pid, 9)
+    for _ = 1, 100 do
+        if not self:alive() then return end
+        sleep(0.02)
+    end
+end
+
+-- key=value pairs of a tool's last line that has them.
+local function kv(s)
+    local t = {}
+    for k, v in s:gmatch("([%w_]+)=([%-%d%.e]+)") do t[k] = tonumber(v) end
+    return t
+end
+
+-- ---- configs ------------------------------------------------------------
+
+local function json(v)
+    local t = type(v)
+    if t == "table" then
+        if #v > 0 then
+            local parts = {}
+            for i = 1, #v do parts[i] = json(v[i]) end
+            return "[" .. table.concat(parts, ",") .. "]"
+        end
+        local keys = {}
+        for k in pairs(v) do keys[#keys + 1] = k end
+        table.sort(keys)
+        local parts = {}
+        for i, k in ipairs(keys) do parts[i] = json(tostring(k)) .. ":" .. json(v[k]) end
+        return "{" .. table.concat(parts, ",") .. "}"
+    elseif t == "string" then
+        return '"' .. v:gsub('[%c"\\]', function(c) return ("\\u%04x"):format(c:byte()) end) .. '"'
+    elseif t == "number" then
+        return v ~= v and "null" or (math.floor(v) == v and ("%d"):format(v) or ("%.6g"):format(v))
+    else
+        return tostring(v)
+    end
+end
+
+-- A memif pair of dpdklua configs on 10.<net>.0.0/24: the server (.2, core 1)
+-- and the client (.3, core 0).
+local function memif_configs(tag, net, mtu)
+    local sock = ("%s/%s.sock"):format(TMP, tag)
+    local function cfg(role, core, host)
+        return write(tmp(tag .. "-" .. role .. ".json"), json{
+            dpdk_cores = { core },
+            eal_args = EAL,
+            devices = { {
+                vdev = ("net_memif_%s%s,role=%s,socket=%s,id=0"):format(role:sub(1, 1), tag,
+                    role, sock),
+                mac = ("02:db:%02x:00:00:%02x"):format(net, host),
+                addresses = { ("10.%d.0.%d/24"):format(net, host) },
+                mtu = mtu,
+            } },
+        })
+    end
+    return cfg("server", SERVER_CORE, 2), cfg("client", CLIENT_CORE, 3), ("10.%d.0.2"):format(net)
+end
+
+-- The raw memif reflector (C, no stack) and its client's EAL arguments.
+local function memif_raw(tag)
+    local sock = ("%s/%s.sock"):format(TMP, tag)
+    local eal = table.concat(EAL, " ")
+    local server = ("%s/memif_pp -l %d %s --file-prefix=%s-s --vdev=net_memif0,role=server,"
+        .. "socket=%s,id=0 -- reflect"):format(BIN, SERVER_CORE, eal, tag, sock)
+    local client = ("%s/memif_pp -l %d %s --file-prefix=%s-c --vdev=net_memif0,role=client,"
+        .. "socket=%s,id=0 --"):format(BIN, CLIENT_CORE, eal, tag, sock)
+    return server, client
+end
+
+local function dpdklua(script, ...)
+    local args = { DPDKLUA, q(script) }
+    for _, a in ipairs({ ... }) do args[#args + 1] = q(a) end
+    return table.concat(args, " ")
+end
+
+-- ---- statistics and output ----------------------------------------------
+
+local function summary(values)
+    local t = {}
+    for i, v in ipairs(values) do t[i] = v end
+    table.sort(t)
+    local n = #t
+    local median = n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
+    return { median = median, min = t[1], max = t[n], runs = n, values = values }
+end
+
+local function machine()
+    local model = read("/proc/cpuinfo"):match("model name%s*:%s*([^\n]+)") or "?"
+    local nproc = tonumber((io.popen("nproc"):read("*l"))) or 0
+    local kernel = io.popen("uname -r"):read("*l")
+    return { cpu = model, nproc = nproc, kernel = kernel,
+        load = read("/proc/loadavg"):match("^(%S+ %S+ %S+)") }
+end
+
+local function fmt(v)
+    if v == nil then return "-" end
+    if v >= 1e6 then return ("%.2f M"):format(v / 1e6) end
+    if v >= 1e4 then return ("%.1f k"):format(v / 1e3) end
+    if v >= 100 then return ("%.0f"):format(v) end
+    return ("%.2f"):format(v)
+end
+
+local table_lines = {}
+local function line(s)
+    table_lines[#table_lines + 1] = s
+    print(s)
+    io.stdout:flush()
+end
+
+-- Record a row: metrics = { name = {values...} }, lines = table rows printed.
+local function record(row, metrics, lines, extra)
+    local out = { row = row, date = os.date("!%Y-%m-%dT%H:%M:%SZ"), machine = machine(),
+        quick = QUICK, metrics = {} }
+    for k, v in pairs(extra or {}) do out[k] = v end
+    for name, values in pairs(metrics) do out.metrics[name] = summary(values) end
+    os.execute("mkdir -p " .. q(RESULTS))
+    write(("%s/%s.json"):format(RESULTS, row), json(out) .. "\n")
+    for _, l in ipairs(lines(out.metrics)) do line(l) end
+end
+
+local function med(m, name) return m[name] and m[name].median end
+local function ratio(a, b)
+    if not a or not b or b == 0 then return "-" end
+    return ("%.2f"):format(a / b)
+end
+
+-- ---- rows ---------------------------------------------------------------
+
+local rows, order = {}, {}
+local function row(name, fn) rows[name] = fn; order[#order + 1] = name end
+
+row("pingpong", function()
+    local n = QUICK and 5000 or 100000
+    local m = { raw_p50 = {}, raw_p99 = {}, ours_p50 = {}, ours_p99 = {}, kernel_p50 = {},
+        kernel_p99 = {} }
+    -- (a) raw memif reflect, C, no stack
+    local rs, rc = memif_raw("ppraw")
+    for _ = 1, RUNS do -- a fresh reflector each run: memif reconnects are not what we time
+        local reflector = start(rs):wait_output("READY")
+        local ok, out = pcall(run, rc .. " ping " .. n)
+        reflector:stop()
+        if not ok then error(out .. "\nreflector stderr:\n" .. read(reflector.err), 0) end
+        local r = kv(out)
+        table.insert(m.raw_p50, r.p50_us); table.insert(m.raw_p99, r.p99_us)
+    end
+    -- ours: dpdklua ↔ dpdklua
+    local scfg, ccfg, ip = memif_configs("pp", 2)
+    local server = start(dpdklua("bench/pingpong.lua", "server", scfg, ip, 9000))
+        :wait_output("READY")
+    for _ = 1, RUNS do
+        local r = kv(run(dpdklua("bench/pingpong.lua", "client", ccfg, ip, 9000, n)))
+        table.insert(m.ours_p50, r.p50_us); table.insert(m.ours_p99, r.p99_us)
+    end
+    server:stop()
+    -- (b) kernel loopback TCP, C
+    for _ = 1, RUNS do
+        local r = kv(run(("%s/tcp_pp ping %d 64 %d %d"):format(BIN, n, SERVER_CORE, CLIENT_CORE)))
+        table.insert(m.kernel_p50, r.p50_us); table.insert(m.kernel_p99, r.p99_us)
+    end
+    record("pingpong", m, function(s)
+        return {
+            ("pingpong 64 B   p50 us  ours %-9s raw memif %-9s kernel %-9s ours/raw %s  kernel/ours %s  (target p50<=3, >=8x kernel)")
+                :format(fmt(med(s, "ours_p50")), fmt(med(s, "raw_p50")), fmt(med(s, "kernel_p50")),
+                    ratio(med(s, "ours_p50"), med(s, "raw_p50")),
+                    ratio(med(s, "kernel_p50"), med(s, "ours_p50"))),
+            ("pingpong 64 B   p99 us  ours %-9s raw memif %-9s kernel %-9s ours/raw %s  kernel/ours %s  (target p99<=8)")
+                :format(fmt(med(s, "ours_p99")), fmt(med(s, "raw_p99")), fmt(med(s, "kernel_p99")),
+                    ratio(med(s, "ours_p99"), med(s, "raw_p99")),
+                    ratio(med(s, "kernel_p99"), med(s, "ours_p99"))),
+        }
+    end, { round_trips = n, unit = "microseconds" })
+end)
+
+-- nginx + lua module on 127.0.0.1:<port>, 1 worker pinned to the server
+-- core, answering with the same body as examples/http.lua.
+local MODULES = "/usr/lib/nginx/modules"
+local function nginx(port)
+    local dir = tmp("nginx")
+    os.execute("mkdir -p " .. q(dir .. "/logs"))
+    local conf = write(dir .. "/nginx.conf", ([[
+load_module %s/ndk_http_module.so;
+load_module %s/ngx_http_lua_module.so;
+daemon off;
+master_process off;
+worker_processes 1;
+pid %s/nginx.pid;
+error_log %s/logs/error.log error;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    client_body_temp_path %s/body;
+    keepalive_requests 100000000;
+    server {
+        listen 127.0.0.1:%d backlog=4096;
+        location / {
+            default_type text/plain;
+            content_by_lua_block {
+                ngx.print("Hello from nginx (worker 0, core 1): ", ngx.req.get_method(), " ",
+                    ngx.var.uri, "\n")
+            }
+        }
+    }
+}
+]]):format(MODULES, MODULES, dir, dir, dir, port))
+    local p = start(("taskset -c %d nginx -p %s -c %s -e %s"):format(SERVER_CORE, q(dir), q(conf),
+        q(dir .. "/logs/error.log")))
+    for _ = 1, 250 do
+        if os.execute(("curl -s -o /dev/null http://127.0.0.1:%d/"):format(port)) == 0 then
+            return p
+        end
+        sleep(0.02)
+    end
+    p:stop()
+    error("nginx did not start: " .. read(dir .. "/logs/error.log"))
+end
+
+-- wrk on the client core; req/s, p50, p99 (µs), errors.
+local function us(v, unit)
+    v = tonumber(v)
+    if unit == "us" then return v elseif unit == "ms" then return v * 1e3 else return v * 1e6 end
+end
+local function wrk(url, conns, seconds, extra)
+    seconds = math.max(1, math.ceil(seconds)) -- wrk counts whole seconds
+    local out = run(("taskset -c %d wrk -t1 -c%d -d%ds --latency %s %s"):format(CLIENT_CORE,
+        conns, seconds, extra or "", url), seconds + 60)
+    local r = { req_s = tonumber(out:match("Requests/sec:%s*([%d%.]+)")) }
+    local v, u = out:match("\n%s*50%%%s*([%d%.]+)(%a+)")
+    r.p50_us = v and us(v, u)
+    v, u = out:match("\n%s*99%%%s*([%d%.]+)(%a+)")
+    r.p99_us = v and us(v, u)
+    local e = 0
+    for k in out:gmatch("Non%-2xx or 3xx responses:%s*(%d+)") do e = e + tonumber(k) end
+    for k in out:gmatch("Socket errors:[^\n]*") do
+        for x in k:gmatch("(%d+)") do e = e + tonumber(x) end
+    end
+    r.errors = e
+    r.out = out
+    return r
+end
+
+local HTTP_SECONDS = tonumber(os.getenv("BENCH_SECONDS") or "") or (QUICK and 1 or 5)
+
+-- examples/http.lua on a memif config, with its server core.
+local function http_server(cfg, port)
+    return start(("env DPDK_ENV_CONFIG=%s %s"):format(q(cfg), dpdklua("examples/http.lua", port, 1)))
+        :wait_output("http server on port")
+end
+
+local function load(ccfg, ip, port, conns, seconds, mode)
+    local r = kv(run(dpdklua("bench/httpload.lua", ccfg, ip, port, conns, seconds, mode or "ka"),
+        seconds + 120))
+    if not r.req_s or r.requests == 0 then error("load generator: no requests") end
+    return r
+end
+
+local function add(m, name, v)
+    m[name] = m[name] or {}
+    table.insert(m[name], v)
+end
+
+row("http", function()
+    local levels = QUICK and { 32 } or { 1, 32, 256 }
+    if os.getenv("BENCH_LEVELS") then -- e.g. BENCH_LEVELS=32 while tuning
+        levels = {}
+        for c in os.getenv("BENCH_LEVELS"):gmatch("%d+") do levels[#levels + 1] = tonumber(c) end
+    end
+    local m = {}
+    local scfg, ccfg, ip = memif_configs("http", 3)
+    -- the load generator's ceiling: against a null server (no parsing)
+    local null = os.getenv("BENCH_NO_NGINX") and { stop = function() end } or start(dpdklua("bench/nullhttp.lua", scfg, ip, 8081)):wait_output("READY")
+    for _ = 1, os.getenv("BENCH_NO_NGINX") and 0 or RUNS do
+        local r = load(ccfg, ip, 8081, 32, HTTP_SECONDS)
+        add(m, "null_req_s_c32", r.req_s)
+    end
+    null:stop()
+    local server = http_server(scfg, 8080)
+    for _, c in ipairs(levels) do
+        for _ = 1, RUNS do
+            local r = load(ccfg, ip, 8080, c, HTTP_SECONDS)
+            add(m, "ours_req_s_c" .. c, r.req_s)
+            add(m, "ours_p50_us_c" .. c, r.p50_us)
+            add(m, "ours_p99_us_c" .. c, r.p99_us)
+            add(m, "ours_errors_c" .. c, r.errors)
+        end
+    end
+    server:stop()
+    local ngx = os.getenv("BENCH_NO_NGINX") and { stop = function() end } or nginx(18080)
+    for _, c in ipairs(os.getenv("BENCH_NO_NGINX") and {} or levels) do
+        for _ = 1, RUNS do
+            local r = wrk("http://127.0.0.1:18080/", c, HTTP_SECONDS)
+            add(m, "nginx_req_s_c" .. c, r.req_s)
+            add(m, "nginx_p50_us_c" .. c, r.p50_us)
+            add(m, "nginx_p99_us_c" .. c, r.p99_us)
+            add(m, "nginx_errors_c" .. c, r.errors)
+        end
+    end
+    ngx:stop()
+    record("http", m, function(s)
+        local out = {}
+        for _, c in ipairs(levels) do
+            out[#out + 1] = ("http keep-alive c=%-4d req/s ours %-9s nginx+lua %-9s ratio %-5s  p50/p99 us ours %s/%s nginx %s/%s  errors %s/%s%s")
+                :format(c, fmt(med(s, "ours_req_s_c" .. c)), fmt(med(s, "nginx_req_s_c" .. c)),
+                    ratio(med(s, "ours_req_s_c" .. c), med(s, "nginx_req_s_c" .. c)),
+                    fmt(med(s, "ours_p50_us_c" .. c)), fmt(med(s, "ours_p99_us_c" .. c)),
+                    fmt(med(s, "nginx_p50_us_c" .. c)), fmt(med(s, "nginx_p99_us_c" .. c)),
+                    fmt(med(s, "ours_errors_c" .. c)), fmt(med(s, "nginx_errors_c" .. c)),
+                    c == 32 and "  (target >=300k, >=4x)" or "")
+        end
+        out[#out + 1] = ("http load generator ceiling (null server, c=32): %s req/s")
+            :format(fmt(med(s, "null_req_s_c32")))
+        return out
+    end, { seconds = HTTP_SECONDS })
+end)
+
+row("cps", function()
+    local m = {}
+    local scfg, ccfg, ip = memif_configs("cps", 4)
+    -- A fresh server each run: lwIP keeps the server side of each closed
+    -- connection in TIME_WAIT and answers a SYN that reuses its port pair with
+    -- an ACK, not a new connection (no RFC 6191 reuse), so a second client
+    -- process whose random ports overlap the first's would stall in connect.
+    for _ = 1, RUNS do
+        local server = http_server(scfg, 8080)
+        local r = load(ccfg, ip, 8080, 32, HTTP_SECONDS, "close")
+        server:stop()
+        add(m, "ours_conn_s", r.req_s)
+        add(m, "ours_p50_us", r.p50_us)
+        add(m, "ours_errors", r.errors)
+    end
+    local ngx = nginx(18081)
+    for _ = 1, RUNS do
+        local r = wrk("http://127.0.0.1:18081/", 32, HTTP_SECONDS, '-H "Connection: close"')
+        add(m, "nginx_conn_s", r.req_s)
+        add(m, "nginx_p50_us", r.p50_us)
+        add(m, "nginx_errors", r.errors)
+    end
+    ngx:stop()
+    record("cps", m, function(s)
+        return { ("connections/s (1 request, close), 32 at a time: ours %-9s nginx+lua %-9s ratio %-5s  p50 us ours %s nginx %s  errors %s/%s  (target >=50k)")
+            :format(fmt(med(s, "ours_conn_s")), fmt(med(s, "nginx_conn_s")),
+                ratio(med(s, "ours_conn_s"), med(s, "nginx_conn_s")), fmt(med(s, "ours_p50_us")),
+                fmt(med(s, "nginx_p50_us")), fmt(med(s, "ours_errors")), fmt(med(s, "nginx_errors"))) }
+    end, { seconds = HTTP_SECONDS, concurrency = 32 })
+end)
+
+row("bulk", function()
+    local m = {}
+    local secs = QUICK and 1 or 3
+    local scfg, ccfg, ip = memif_configs("bulk", 5, 1500)
+    for _ = 1, RUNS do -- a fresh pair each run: the server's stream ends with its client
+        local server = start(dpdklua("bench/bulk.lua", "server", scfg, ip, 9001)):wait_output("READY")
+        local ok, out = pcall(run, dpdklua("bench/bulk.lua", "client", ccfg, ip, 9001, secs), secs + 60)
+        server:stop()
+        if not ok then error(out, 0) end
+        add(m, "ours_gbps", kv(out).gbps)
+    end
+    for _ = 1, RUNS do
+        local r = kv(run(("%s/tcp_pp bulk %g %d %d"):format(BIN, secs, SERVER_CORE, CLIENT_CORE)))
+        add(m, "kernel_gbps", r.gbps)
+    end
+    record("bulk", m, function(s)
+        return { ("bulk one stream Gbit/s: ours (memif, MTU 1500) %-6s kernel loopback (MTU 65536) %-6s ratio %s  (target >=5)")
+            :format(fmt(med(s, "ours_gbps")), fmt(med(s, "kernel_gbps")),
+                ratio(med(s, "ours_gbps"), med(s, "kernel_gbps"))) }
+    end, { seconds = secs, mtu = 1500 })
+end)
+
+local function rss_kb(pid)
+    return tonumber(read("/proc/" .. pid .. "/status"):match("VmRSS:%s*(%d+)")) or 0
+end
+
+-- Keep-alive rate at 100 and at many connections, and the server's memory
+-- per idle connection. Many = 1000: lwIP's PCB pool (MEMP_NUM_TCP_PCB, 1100
+-- in stack/lwipopts.h) caps a worker's connections below the 10 000 asked.
+row("conns", function()
+    local m = {}
+    local many = tonumber(os.getenv("BENCH_MANY") or "") or (QUICK and 200 or 1000)
+    local scfg, ccfg, ip = memif_configs("conns", 6)
+    for _ = 1, RUNS do
+        local server = http_server(scfg, 8080)
+        local ok, err = pcall(function()
+            local r = load(ccfg, ip, 8080, 100, HTTP_SECONDS)
+            add(m, "ours_req_s_c100", r.req_s)
+            local before = rss_kb(server.pid)
+            local gen = start(dpdklua("bench/httpload.lua", ccfg, ip, 8080, many, HTTP_SECONDS, "idle"))
+            gen:wait_output("IDLE", 120)
+            local during = rss_kb(server.pid)
+            add(m, "idle_bytes_per_conn", (during - before) * 1024 / many)
+            while gen:alive() do sleep(0.1) end
+            local r2 = kv(gen:stdout())
+            if not r2.req_s then error("load generator: " .. gen:stdout() .. read(gen.err)) end
+            add(m, "ours_req_s_many", r2.req_s)
+            add(m, "ours_errors_many", r2.errors)
+        end)
+        server:stop()
+        if not ok then error(err, 0) end
+    end
+    record("conns", m, function(s)
+        return { ("keep-alive at %d connections: %-9s req/s vs %-9s at 100: %s of it  (target >=80%%, 10 000 asked); server memory per idle connection %s B")
+            :format(many, fmt(med(s, "ours_req_s_many")), fmt(med(s, "ours_req_s_c100")),
+                med(s, "ours_req_s_c100") and ("%.0f%%"):format(100 * med(s, "ours_req_s_many")
+                    / med(s, "ours_req_s_c100")) or "-",
+                fmt(med(s, "idle_bytes_per_conn"))) }
+    end, { connections = many, seconds = HTTP_SECONDS })
+end)
+
+-- A real kernel client: wrk → tap dlb1 → examples/http.lua, against wrk →
+-- loopback → nginx+lua in the same run.
+row("tap", function()
+    local m = {}
+    local cfg = write(tmp("tap.json"), json{
+        dpdk_cores = { SERVER_CORE },
+        eal_args = EAL,
+        devices = { {
+            vdev = "net_tap_dlb1,iface=dlb1",
+            mac = "02:db:07:00:00:02",
+            addresses = { "10.7.0.2/24" },
+            peer_addresses = { "10.7.0.1/24" },
+        } },
+    })
+    local server = http_server(cfg, 8080)
+    for _ = 1, RUNS do
+        local r = wrk("http://10.7.0.2:8080/", 32, HTTP_SECONDS)
+        add(m, "ours_req_s", r.req_s)
+        add(m, "ours_p50_us", r.p50_us)
+        add(m, "ours_p99_us", r.p99_us)
+        add(m, "ours_errors", r.errors)
+    end
+    server:stop()
+    local ngx = nginx(18082)
+    for _ = 1, RUNS do
+        local r = wrk("http://127.0.0.1:18082/", 32, HTTP_SECONDS)
+        add(m, "nginx_req_s", r.req_s)
+        add(m, "nginx_p50_us", r.p50_us)
+        add(m, "nginx_p99_us", r.p99_us)
+    end
+    ngx:stop()
+    record("tap", m, function(s)
+        return { ("wrk c=32 req/s: -> tap -> examples/http.lua %-9s -> loopback -> nginx+lua %-9s ratio %-5s  p50/p99 us %s/%s vs %s/%s")
+            :format(fmt(med(s, "ours_req_s")), fmt(med(s, "nginx_req_s")),
+                ratio(med(s, "ours_req_s"), med(s, "nginx_req_s")), fmt(med(s, "ours_p50_us")),
+                fmt(med(s, "ours_p99_us")), fmt(med(s, "nginx_p50_us")), fmt(med(s, "nginx_p99_us"))) }
+    end, { seconds = HTTP_SECONDS, connections = 32 })
+end)
+
+-- The cost of an idle turn of the loop (CPU ns per dl_poll turn, a memif
+-- port whose peer, the raw reflector, sends nothing, one pending timer):
+-- what every wake-up waits for at worst, and the tuning's first target.
+row("turn", function()
+    local m = {}
+    local secs = QUICK and 0.5 or 2
+    local scfg, _, _ = memif_configs("turn", 9)
+    local sock = ("%s/turn.sock"):format(TMP)
+    local peer = ("%s/memif_pp -l %d %s --file-prefix=turn-c --vdev=net_memif0,role=client,"
+        .. "socket=%s,id=0 -- reflect"):format(BIN, CLIENT_CORE, table.concat(EAL, " "), sock)
+    for _ = 1, RUNS do
+        local worker = start(dpdklua("bench/idle.lua", scfg, secs))
+        local reflector = start(peer)
+        while worker:alive() do sleep(0.05) end
+        reflector:stop()
+        local r = kv(worker:stdout())
+        if not r.ns_per_turn then error("idle.lua: " .. worker:stdout() .. read(worker.err), 0) end
+        add(m, "ns_per_turn", r.ns_per_turn)
+    end
+    record("turn", m, function(s)
+        return { ("idle turn of the loop: %s ns of CPU per turn (memif port, one pending timer)")
+            :format(fmt(med(s, "ns_per_turn"))) }
+    end, { seconds = secs })
+end)
+
+-- ---- main ---------------------------------------------------------------
+
+local wanted = {}
+for i = 1, #arg do wanted[#wanted + 1] = arg[i] end
+if #wanted == 0 then wanted = order end
+local m = machine()
+print(("dpdklua bench %s: %s, nproc %d, runs %d%s, server core %d, client core %d, load %s")
+    :format(os.date("!%Y-%m-%d %H:%M UTC"), m.cpu, m.nproc, RUNS, QUICK and " (QUICK)" or "",
+        SERVER_CORE, CLIENT_CORE, m.load))
+local failed = 0
+for _, name in ipairs(wanted) do
+    local fn = rows[name]
+    if not fn then
+        io.stderr:write(("bench: no row %q (rows: %s)\n"):format(name, table.concat(order, ", ")))
+        os.exit(2)
+    end
+    local ok, err = xpcall(fn, debug.traceback)
+    for _, p in ipairs(running) do -- what a failed row left running
+        if p:alive() then p:stop() end
+    end
+    running = {}
+    if not ok then
+        failed = failed + 1
+        line(("%s: FAILED: %s"):format(name, err))
+    end
+end
+os.exit(failed == 0 and 0 or 1)
