@@ -79,6 +79,9 @@ void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out)
     out->forwarded_out = __atomic_load_n(&w->stats.forwarded_out, __ATOMIC_RELAXED);
     out->forwarded_in = __atomic_load_n(&w->stats.forwarded_in, __ATOMIC_RELAXED);
     out->forward_drops = __atomic_load_n(&w->stats.forward_drops, __ATOMIC_RELAXED);
+    out->syncookies_sent = __atomic_load_n(&w->stats.syncookies_sent, __ATOMIC_RELAXED);
+    out->syncookies_ok = __atomic_load_n(&w->stats.syncookies_ok, __ATOMIC_RELAXED);
+    out->syncookies_bad = __atomic_load_n(&w->stats.syncookies_bad, __ATOMIC_RELAXED);
 }
 
 /* Called by the stack's callbacks (inside dl_poll): remember the wake; dl_poll
@@ -370,6 +373,9 @@ static void poll_io(dl_worker *w)
             __atomic_store_n(&w->stats.rx_dropped, c.rx_dropped, __ATOMIC_RELAXED);
             __atomic_store_n(&w->stats.tx_dropped, c.tx_dropped, __ATOMIC_RELAXED);
             __atomic_store_n(&w->stats.rx_copied, c.rx_copied, __ATOMIC_RELAXED);
+            __atomic_store_n(&w->stats.syncookies_sent, c.syncookies_sent, __ATOMIC_RELAXED);
+            __atomic_store_n(&w->stats.syncookies_ok, c.syncookies_ok, __ATOMIC_RELAXED);
+            __atomic_store_n(&w->stats.syncookies_bad, c.syncookies_bad, __ATOMIC_RELAXED);
         }
     }
     stat_add(&w->stats.loops, 1);

@@ -414,6 +414,9 @@ static void inst_counters(stack_counters *out)
         out->tx_dropped += port->tx_dropped + port->tx_nombuf + port->tx_too_big;
         out->rx_copied += port->rx_copied;
     }
+    out->syncookies_sent = st_inst.cookies_sent;
+    out->syncookies_ok = st_inst.cookies_ok;
+    out->syncookies_bad = st_inst.cookies_bad;
 }
 
 static void inst_shutdown(void)

@@ -58,6 +58,8 @@ typedef struct st_instance {
     uint32_t last_now;
     uint64_t rand_state;
     uint64_t isn_key;
+    uint32_t cookie_last_ms; /* sys_now() of the last SYN cookie sent (syncookie.c) */
+    uint64_t cookies_sent, cookies_ok, cookies_bad;
     st_port ports[DL_MAX_DEVICES];
     struct netif *gw6_netif; /* where unbound pcbs send to off-link IPv6 destinations */
 } st_instance;

@@ -138,5 +138,13 @@
 #define LWIP_HOOK_ND6_GET_GW(netif, dest) st_hook_nd6_gw(netif, dest)
 /* RFC 6528 initial sequence numbers: lwIP's default is predictable. */
 #define LWIP_HOOK_TCP_ISN(lip, lport, rip, rport) st_hook_tcp_isn(lip, lport, rip, rport)
+/* SYN cookies (stack/patches/syncookies.patch, stack/syncookie.c): a listener
+ * whose backlog is full answers SYNs statelessly, so a SYN flood from
+ * addresses that never answer cannot keep real clients out. */
+#define LWIP_TCP_SYNCOOKIES 1
+#define LWIP_HOOK_TCP_SYNCOOKIE_MAKE(lip, lport, rip, rport, isn, data)                            \
+    st_hook_syncookie_make(lip, lport, rip, rport, isn, data)
+#define LWIP_HOOK_TCP_SYNCOOKIE_CHECK(lip, lport, rip, rport, isn, cookie, data)                   \
+    st_hook_syncookie_check(lip, lport, rip, rport, isn, cookie, data)
 
 #endif

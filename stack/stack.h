@@ -95,6 +95,7 @@ typedef struct stack_counters {
     uint64_t rx_dropped; /* frames not for us, bad checksums, no buffer */
     uint64_t tx_dropped; /* frames lost before the NIC: queue full, no mbuf, too big */
     uint64_t rx_copied;  /* frames copied out of their mbuf (the port's pool ran low) */
+    uint64_t syncookies_sent, syncookies_ok, syncookies_bad; /* stack/syncookie.c */
 } stack_counters;
 
 typedef struct stack_ops {

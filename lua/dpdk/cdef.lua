@@ -128,10 +128,17 @@ typedef struct dl_event {
  * Flow steering: forwarded_out: frames this worker received for flows
  * another worker owns (and copies of ARP / neighbour discovery frames) handed
  * to that worker; forwarded_in: frames it took from the others; forward_drops:
- * frames it could not hand over (the owner's ring full, no mbuf for a copy). */
+ * frames it could not hand over (the owner's ring full, no mbuf for a copy).
+ * SYN cookies: syncookies_sent: SYN|ACKs answered statelessly (a listener's
+ * backlog was full); syncookies_ok: connections made from a returned cookie;
+ * syncookies_bad: ACKs whose cookie did not check.
+ * Fault injector (a device's "faults", host/fault.c): frames it dropped,
+ * duplicated, reordered, corrupted and truncated, both directions. */
 typedef struct dl_worker_stats {
     uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_dropped, tx_dropped, rx_copied, loops;
     uint64_t forwarded_out, forwarded_in, forward_drops;
+    uint64_t syncookies_sent, syncookies_ok, syncookies_bad;
+    uint64_t fault_dropped, fault_duplicated, fault_reordered, fault_corrupted, fault_truncated;
 } dl_worker_stats;
 
 /* Pin the calling thread to the worker's core and make it the worker's

@@ -111,6 +111,9 @@ function M.stats()
             loops = tonumber(ws.loops),
             forwarded_out = tonumber(ws.forwarded_out), forwarded_in = tonumber(ws.forwarded_in),
             forward_drops = tonumber(ws.forward_drops),
+            syncookies_sent = tonumber(ws.syncookies_sent),
+            syncookies_ok = tonumber(ws.syncookies_ok),
+            syncookies_bad = tonumber(ws.syncookies_bad),
         }
     end
     local info = ffi.new("dl_port_info")
