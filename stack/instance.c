@@ -303,6 +303,8 @@ static int inst_add_port(const stack_port *sp)
     port->tx_ip_cksum = sp->tx_ip_cksum;
     port->tx_tcp_cksum = sp->tx_tcp_cksum;
     port->rx_cksum = sp->rx_cksum;
+    port->tx_hook = sp->tx_hook;
+    port->tx_hook_arg = sp->tx_hook_arg;
     port->has_gw6 = dev->has_gateway_v6 != 0;
     port->nifs = calloc((size_t)n_nifs, sizeof *port->nifs);
     if (!port->nifs) {

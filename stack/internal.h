@@ -37,6 +37,8 @@ struct st_port {
     bool tx_ip_cksum, tx_tcp_cksum, rx_cksum;
     bool has_gw6;
     bool quiet; /* input of a copy another worker answers: drop ARP replies / NAs sent now */
+    uint16_t (*tx_hook)(void *arg, struct rte_mbuf **pkts, uint16_t n); /* stack_port's */
+    void *tx_hook_arg;
     int n_nifs;
     st_nif *nifs; /* n_nifs, allocated by add_port */
     uint16_t n_tx;

@@ -64,6 +64,10 @@ typedef struct stack_port {
     int mtu;
     bool tx_ip_cksum, tx_tcp_cksum, rx_cksum; /* offloads the port offers */
     const dl_device_config *dev;              /* addresses, gateways */
+    /* The fault injector (host/fault.c), NULL when off: takes every frame
+     * the port would send and sends what is due itself; returns n. */
+    uint16_t (*tx_hook)(void *arg, struct rte_mbuf **pkts, uint16_t n);
+    void *tx_hook_arg;
 } stack_port;
 
 /*

@@ -31,6 +31,17 @@ typedef struct dl_cidr {
     uint8_t addr[16];
 } dl_cidr;
 
+/* A device's "faults" (or DPDKLUA_FAULTS): the fault injector (host/fault.c).
+ * Probabilities per frame, 0..1; direction: DL_FAULT_RX | DL_FAULT_TX. */
+enum { DL_FAULT_RX = 1, DL_FAULT_TX = 2, DL_FAULT_MAX_DEPTH = 64 };
+typedef struct dl_fault_config {
+    int enabled;
+    int direction;
+    int reorder_depth; /* a reordered frame is overtaken by 1..depth frames (4) */
+    double seed;       /* an integer 0..2^53 */
+    double drop, duplicate, reorder, corrupt, truncate;
+} dl_fault_config;
+
 typedef struct dl_device_config {
     char pci_address[64];   /* "" when the device is a vdev */
     char vdev[DL_NAME_LEN]; /* e.g. "net_tap0,iface=dl0"; "" for PCI devices */
@@ -47,6 +58,7 @@ typedef struct dl_device_config {
     dl_cidr addresses[DL_MAX_ADDRS];
     int n_peer_addresses; /* tap only: put on the kernel side of the tap */
     dl_cidr peer_addresses[DL_MAX_ADDRS];
+    dl_fault_config faults;
 } dl_device_config;
 
 typedef struct dl_config {
