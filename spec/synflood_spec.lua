@@ -1,7 +1,7 @@
 -- A SYN flood from an address that never answers (issue 11, item 3): before
 -- SYN cookies, 5 000 spoofed SYNs filled the listener's backlog with half-open
 -- connections for 20 s and kept real clients out. Now a listener whose backlog
--- is full answers statelessly (stack/patches/syncookies.patch), and a kernel
+-- is full answers statelessly (stack/patches/10-syncookies.patch), and a kernel
 -- client gets in at once while the flood goes on.
 local net = require "spec.helpers.net"
 

@@ -138,7 +138,7 @@
 #define LWIP_HOOK_ND6_GET_GW(netif, dest) st_hook_nd6_gw(netif, dest)
 /* RFC 6528 initial sequence numbers: lwIP's default is predictable. */
 #define LWIP_HOOK_TCP_ISN(lip, lport, rip, rport) st_hook_tcp_isn(lip, lport, rip, rport)
-/* SYN cookies (stack/patches/syncookies.patch, stack/syncookie.c): a listener
+/* SYN cookies (stack/patches/10-syncookies.patch, stack/syncookie.c): a listener
  * whose backlog is full answers SYNs statelessly, so a SYN flood from
  * addresses that never answer cannot keep real clients out. */
 #define LWIP_TCP_SYNCOOKIES 1

@@ -1,5 +1,5 @@
 /*
- * syncookie.c — SYN cookies for the lwIP patch stack/patches/syncookies.patch
+ * syncookie.c — SYN cookies for the lwIP patch stack/patches/10-syncookies.patch
  * (LWIP_HOOK_TCP_SYNCOOKIE_MAKE / _CHECK in lwipopts.h).
  *
  * When a listener's backlog is full lwIP answers a SYN with a SYN|ACK whose
