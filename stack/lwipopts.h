@@ -112,6 +112,10 @@
 #define TCP_QUEUE_OOSEQ 1
 #define TCP_OOSEQ_MAX_PBUFS 128
 #define TCP_OOSEQ_MAX_BYTES (192 * 1024)
+/* NewReno fast recovery (stack/patches/20-fast-recovery.patch): a partial ACK
+ * resends the next lost segment at once, so a window that lost several
+ * segments does not wait for a retransmission timeout per loss. */
+#define LWIP_TCP_NEWRENO 1
 /* Tell peers what we hold out of order (SACK), so a loss in a 1 MiB window
  * is repaired without resending what already arrived. */
 #define LWIP_TCP_SACK_OUT 1
