@@ -132,7 +132,7 @@ rt:block_on(function()
     while true do
         local data = assert(c:receiveany(65536))
         n = n + #data
-        if n >= (8 << 20) and n - #data < (8 << 20) then print("READING") io.stdout:flush() end
+        if n >= 8388608 and n - #data < 8388608 then print("READING") io.stdout:flush() end
         if data:find("hello again", 1, true) then print("GOT hello again") break end
     end
 end)
