@@ -315,6 +315,65 @@ static int check_unique_device(const char *origin, const dl_config *cfg, int ind
     return DL_OK;
 }
 
+/* A device's "faults" (the fault injector, host/fault.c): off unless present.
+ * Unknown keys are errors here: a misspelt fault would silently not happen. */
+static int parse_faults(const char *origin, const char *field, const cJSON *json,
+                        dl_fault_config *fc)
+{
+    static const char *const prob[] = {"drop", "duplicate", "reorder", "corrupt", "truncate"};
+    double *slot[] = {&fc->drop, &fc->duplicate, &fc->reorder, &fc->corrupt, &fc->truncate};
+    char sub[FIELD_LEN + 32];
+    if (!cJSON_IsObject(json))
+        return fail_type(origin, field, "an object like {\"seed\": 1, \"drop\": 0.01}", json);
+    *fc = (dl_fault_config){
+        .enabled = 1, .direction = DL_FAULT_RX | DL_FAULT_TX, .reorder_depth = 4, .seed = 1};
+    const cJSON *item;
+    cJSON_ArrayForEach(item, json)
+    {
+        const char *key = item->string;
+        snprintf(sub, sizeof sub, "%s.%s", field, key);
+        size_t i = 0;
+        while (i < sizeof prob / sizeof prob[0] && strcmp(key, prob[i]) != 0)
+            i++;
+        if (i < sizeof prob / sizeof prob[0]) {
+            if (!cJSON_IsNumber(item))
+                return fail_type(origin, sub, "a probability 0..1", item);
+            if (!(item->valuedouble >= 0 && item->valuedouble <= 1))
+                return fail_value(origin, sub, "a probability 0..1", item);
+            *slot[i] = item->valuedouble;
+        } else if (strcmp(key, "seed") == 0) {
+            double v = item->valuedouble;
+            if (!cJSON_IsNumber(item))
+                return fail_type(origin, sub, "an integer seed", item);
+            if (!(v >= 0 && v <= 9007199254740992.0) || v != (double)(long long)v)
+                return fail_value(origin, sub, "an integer seed 0..2^53", item);
+            fc->seed = v;
+        } else if (strcmp(key, "reorder_depth") == 0) {
+            if (get_int(origin, sub, item, "a depth", 1, DL_FAULT_MAX_DEPTH, &fc->reorder_depth) !=
+                DL_OK)
+                return DL_ERROR;
+        } else if (strcmp(key, "direction") == 0) {
+            const char *expected = "a direction \"rx\", \"tx\" or \"both\"";
+            if (!cJSON_IsString(item))
+                return fail_type(origin, sub, expected, item);
+            const char *d = item->valuestring;
+            if (strcmp(d, "rx") == 0)
+                fc->direction = DL_FAULT_RX;
+            else if (strcmp(d, "tx") == 0)
+                fc->direction = DL_FAULT_TX;
+            else if (strcmp(d, "both") == 0)
+                fc->direction = DL_FAULT_RX | DL_FAULT_TX;
+            else
+                return fail_value(origin, sub, expected, item);
+        } else {
+            return dl_fail("%s: %s: unknown fault \"%.40s\": expected seed, drop, duplicate, "
+                           "reorder, reorder_depth, corrupt, truncate or direction",
+                           origin, sub, key);
+        }
+    }
+    return DL_OK;
+}
+
 static int parse_device(const char *origin, int index, const cJSON *json, dl_device_config *dev)
 {
     char base[FIELD_LEN], field[FIELD_LEN];
@@ -424,6 +483,9 @@ static int parse_device(const char *origin, int index, const cJSON *json, dl_dev
                           &dev->n_peer_addresses) != DL_OK)
             return DL_ERROR;
     }
+    if ((item = optional_field(json, "faults")) &&
+        parse_faults(origin, FIELD("faults"), item, &dev->faults) != DL_OK)
+        return DL_ERROR;
 #undef FIELD
     return DL_OK;
 }

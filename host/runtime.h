@@ -78,6 +78,7 @@ struct dl_worker {
     struct rte_mbuf *mine[DL_RX_BURST];
     struct rte_mbuf **steer_out; /* n_workers rows of DL_RX_BURST: this burst's frames per owner */
     uint16_t *n_steer_out;
+    struct dl_fault *fault_rx[DL_MAX_DEVICES], *fault_tx[DL_MAX_DEVICES]; /* host/fault.c */
 };
 
 typedef struct dl_pool dl_pool;

@@ -26,6 +26,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "fault.h"
 #include "runtime.h"
 
 static _Thread_local dl_worker *self;
@@ -80,6 +81,12 @@ void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out)
     out->forwarded_in = __atomic_load_n(&w->stats.forwarded_in, __ATOMIC_RELAXED);
     out->forward_drops = __atomic_load_n(&w->stats.forward_drops, __ATOMIC_RELAXED);
     dl_tcp_stats_get(w, out);
+    out->syncookies_sent = __atomic_load_n(&w->stats.syncookies_sent, __ATOMIC_RELAXED);
+    out->syncookies_ok = __atomic_load_n(&w->stats.syncookies_ok, __ATOMIC_RELAXED);
+    out->syncookies_bad = __atomic_load_n(&w->stats.syncookies_bad, __ATOMIC_RELAXED);
+    out->fault_dropped = out->fault_duplicated = out->fault_reordered = 0;
+    out->fault_corrupted = out->fault_truncated = 0;
+    dl_fault_stats(w, out);
 }
 
 /* Called by the stack's callbacks (inside dl_poll): remember the wake; dl_poll
@@ -155,6 +162,8 @@ static int init_stack(dl_worker *w)
                        "logged just before)",
                        w->index);
     w->stack_up = true;
+    if (dl_fault_setup(w) != DL_OK)
+        return DL_ERROR;
     for (int p = 0; p < rt->n_ports; p++) {
         const dl_port *port = &rt->ports[p];
         stack_port sp = {
@@ -167,6 +176,8 @@ static int init_stack(dl_worker *w)
             .tx_tcp_cksum = port->tx_tcp_cksum,
             .rx_cksum = port->rx_cksum,
             .dev = port->dev,
+            .tx_hook = w->fault_tx[p] ? dl_fault_tx : NULL,
+            .tx_hook_arg = w->fault_tx[p],
         };
         memcpy(sp.mac, port->mac, 6);
         if (w->stack->add_port(&sp) != DL_OK) /* the stack logs its reason */
@@ -212,7 +223,8 @@ void dl_worker_destroy(dl_worker *w)
         dl_wd_online(w->index, false);
         w->stack_up = false;
     }
-    if (w->steer_in) { /* frames forwarded after this worker's last turn */
+    dl_fault_teardown(w); /* after the stack's last flush through it */
+    if (w->steer_in) {    /* frames forwarded after this worker's last turn */
         struct rte_mbuf *m;
         while (rte_ring_dequeue(w->steer_in, (void **)&m) == 0)
             rte_pktmbuf_free(m);
@@ -372,17 +384,20 @@ static void poll_io(dl_worker *w)
     bool busy = w->steer_in && take_forwarded(w);
     for (int p = 0; p < rt->n_ports; p++) {
         uint16_t nb = rte_eth_rx_burst(rt->ports[p].port_id, queue, w->rx, DL_RX_BURST);
+        struct rte_mbuf **rx = w->rx;
+        if (__builtin_expect(w->fault_rx[p] != NULL, 0)) /* the fault injector (fault.c) */
+            nb = dl_fault_rx(w->fault_rx[p], w->rx, nb, &rx);
         if (nb == 0)
             continue;
         uint64_t bytes = 0;
         for (uint16_t i = 0; i < nb; i++)
-            bytes += rte_pktmbuf_pkt_len(w->rx[i]);
+            bytes += rte_pktmbuf_pkt_len(rx[i]);
         stat_add(&w->stats.rx_packets, nb);
         stat_add(&w->stats.rx_bytes, bytes);
         if (rt->ports[p].steer_mode == DL_STEER_NONE)
-            w->stack->input(p, w->rx, nb); /* the mbufs are the stack's now */
+            w->stack->input(p, rx, nb); /* the mbufs are the stack's now */
         else
-            steer_burst(w, p, w->rx, nb);
+            steer_burst(w, p, rx, nb);
         busy = true;
     }
     if (w->stack_up) {
@@ -401,6 +416,9 @@ static void poll_io(dl_worker *w)
             __atomic_store_n(&w->stats.tx_dropped, c.tx_dropped, __ATOMIC_RELAXED);
             __atomic_store_n(&w->stats.rx_copied, c.rx_copied, __ATOMIC_RELAXED);
             dl_tcp_stats_publish(w, &c);
+            __atomic_store_n(&w->stats.syncookies_sent, c.syncookies_sent, __ATOMIC_RELAXED);
+            __atomic_store_n(&w->stats.syncookies_ok, c.syncookies_ok, __ATOMIC_RELAXED);
+            __atomic_store_n(&w->stats.syncookies_bad, c.syncookies_bad, __ATOMIC_RELAXED);
         }
     }
     stat_add(&w->stats.loops, 1);

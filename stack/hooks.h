@@ -22,4 +22,13 @@ const ip6_addr_t *st_hook_nd6_gw(struct netif *netif, const ip6_addr_t *dest);
 u32_t st_hook_tcp_isn(const ip_addr_t *local_ip, u16_t local_port, const ip_addr_t *remote_ip,
                       u16_t remote_port);
 
+/* SYN cookies (stack/syncookie.c, stack/patches/10-syncookies.patch): the
+ * cookie for a SYN from rip:rport with sequence number peer_isn, carrying
+ * lwIP's data byte; check: 1 and *data if cookie is one we made (and is
+ * recent), else 0. */
+u32_t st_hook_syncookie_make(const ip_addr_t *lip, u16_t lport, const ip_addr_t *rip, u16_t rport,
+                             u32_t peer_isn, u8_t data);
+int st_hook_syncookie_check(const ip_addr_t *lip, u16_t lport, const ip_addr_t *rip, u16_t rport,
+                            u32_t peer_isn, u32_t cookie, u8_t *data);
+
 #endif

@@ -304,6 +304,8 @@ static int inst_add_port(const stack_port *sp)
     port->tx_ip_cksum = sp->tx_ip_cksum;
     port->tx_tcp_cksum = sp->tx_tcp_cksum;
     port->rx_cksum = sp->rx_cksum;
+    port->tx_hook = sp->tx_hook;
+    port->tx_hook_arg = sp->tx_hook_arg;
     port->has_gw6 = dev->has_gateway_v6 != 0;
     port->nifs = calloc((size_t)n_nifs, sizeof *port->nifs);
     if (!port->nifs) {
@@ -417,6 +419,9 @@ static void inst_counters(stack_counters *out)
         out->rx_copied += port->rx_copied;
     }
     glue_counters(out);
+    out->syncookies_sent = st_inst.cookies_sent;
+    out->syncookies_ok = st_inst.cookies_ok;
+    out->syncookies_bad = st_inst.cookies_bad;
 }
 
 static void inst_shutdown(void)

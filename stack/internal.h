@@ -37,6 +37,8 @@ struct st_port {
     bool tx_ip_cksum, tx_tcp_cksum, rx_cksum;
     bool has_gw6;
     bool quiet; /* input of a copy another worker answers: drop ARP replies / NAs sent now */
+    uint16_t (*tx_hook)(void *arg, struct rte_mbuf **pkts, uint16_t n); /* stack_port's */
+    void *tx_hook_arg;
     int n_nifs;
     st_nif *nifs; /* n_nifs, allocated by add_port */
     uint16_t n_tx;
@@ -58,6 +60,8 @@ typedef struct st_instance {
     uint32_t last_now;
     uint64_t rand_state;
     uint64_t isn_key;
+    uint32_t cookie_last_ms; /* sys_now() of the last SYN cookie sent (syncookie.c) */
+    uint64_t cookies_sent, cookies_ok, cookies_bad;
     st_port ports[DL_MAX_DEVICES];
     struct netif *gw6_netif; /* where unbound pcbs send to off-link IPv6 destinations */
     bool rx_pool_low;        /* the last input burst's pool was below half free (tcp_conn.c) */

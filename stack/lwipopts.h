@@ -129,6 +129,10 @@
 #define TCP_QUEUE_OOSEQ 1
 #define TCP_OOSEQ_MAX_PBUFS 128
 #define TCP_OOSEQ_MAX_BYTES (192 * 1024)
+/* NewReno fast recovery (stack/patches/20-fast-recovery.patch): a partial ACK
+ * resends the next lost segment at once, so a window that lost several
+ * segments does not wait for a retransmission timeout per loss. */
+#define LWIP_TCP_NEWRENO 1
 /* Tell peers what we hold out of order (SACK), so a loss in a 1 MiB window
  * is repaired without resending what already arrived. */
 #define LWIP_TCP_SACK_OUT 1
@@ -155,5 +159,13 @@
 #define LWIP_HOOK_ND6_GET_GW(netif, dest) st_hook_nd6_gw(netif, dest)
 /* RFC 6528 initial sequence numbers: lwIP's default is predictable. */
 #define LWIP_HOOK_TCP_ISN(lip, lport, rip, rport) st_hook_tcp_isn(lip, lport, rip, rport)
+/* SYN cookies (stack/patches/10-syncookies.patch, stack/syncookie.c): a listener
+ * whose backlog is full answers SYNs statelessly, so a SYN flood from
+ * addresses that never answer cannot keep real clients out. */
+#define LWIP_TCP_SYNCOOKIES 1
+#define LWIP_HOOK_TCP_SYNCOOKIE_MAKE(lip, lport, rip, rport, isn, data)                            \
+    st_hook_syncookie_make(lip, lport, rip, rport, isn, data)
+#define LWIP_HOOK_TCP_SYNCOOKIE_CHECK(lip, lport, rip, rport, isn, cookie, data)                   \
+    st_hook_syncookie_check(lip, lport, rip, rport, isn, cookie, data)
 
 #endif

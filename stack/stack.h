@@ -67,6 +67,10 @@ typedef struct stack_port {
     int mtu;
     bool tx_ip_cksum, tx_tcp_cksum, rx_cksum; /* offloads the port offers */
     const dl_device_config *dev;              /* addresses, gateways */
+    /* The fault injector (host/fault.c), NULL when off: takes every frame
+     * the port would send and sends what is due itself; returns n. */
+    uint16_t (*tx_hook)(void *arg, struct rte_mbuf **pkts, uint16_t n);
+    void *tx_hook_arg;
 } stack_port;
 
 /*
@@ -107,6 +111,7 @@ typedef struct stack_counters {
     uint64_t tcp_segment_waits;   /* sends parked because segments ran short */
     uint64_t tcp_rx_compacted;    /* received data moved off the port's buffers (slow reader) */
     uint64_t tcp_rx_unread;       /* received bytes the application has not read */
+    uint64_t syncookies_sent, syncookies_ok, syncookies_bad; /* stack/syncookie.c */
 } stack_counters;
 
 typedef struct stack_ops {

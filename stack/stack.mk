@@ -33,7 +33,7 @@ LWIP_FILES := \
 LWIP_OBJS := $(LWIP_FILES:%.c=$(STACK_DIR)/lwip/%.o)
 STACK_GLUE_OBJS := $(STACK_DIR)/instance.o $(STACK_DIR)/netif_dpdk.o $(STACK_DIR)/port_io.o \
 	$(STACK_DIR)/tcp_conn.o \
-	$(STACK_DIR)/tcp_glue.o $(STACK_DIR)/steer_port.o
+	$(STACK_DIR)/tcp_glue.o $(STACK_DIR)/steer_port.o $(STACK_DIR)/syncookie.o
 
 STACK_IDS := $(shell seq 0 $$(($(MAX_WORKERS) - 1)))
 STACK_OBJS := $(STACK_IDS:%=$(STACK_DIR)/stack_inst_%.o) $(STACK_DIR)/instances.o

@@ -31,6 +31,17 @@ typedef struct dl_cidr {
     uint8_t addr[16];
 } dl_cidr;
 
+/* A device's "faults" (or DPDKLUA_FAULTS): the fault injector (host/fault.c).
+ * Probabilities per frame, 0..1; direction: DL_FAULT_RX | DL_FAULT_TX. */
+enum { DL_FAULT_RX = 1, DL_FAULT_TX = 2, DL_FAULT_MAX_DEPTH = 64 };
+typedef struct dl_fault_config {
+    int enabled;
+    int direction;
+    int reorder_depth; /* a reordered frame is overtaken by 1..depth frames (4) */
+    double seed;       /* an integer 0..2^53 */
+    double drop, duplicate, reorder, corrupt, truncate;
+} dl_fault_config;
+
 typedef struct dl_device_config {
     char pci_address[64];   /* "" when the device is a vdev */
     char vdev[DL_NAME_LEN]; /* e.g. "net_tap0,iface=dl0"; "" for PCI devices */
@@ -47,6 +58,7 @@ typedef struct dl_device_config {
     dl_cidr addresses[DL_MAX_ADDRS];
     int n_peer_addresses; /* tap only: put on the kernel side of the tap */
     dl_cidr peer_addresses[DL_MAX_ADDRS];
+    dl_fault_config faults;
 } dl_device_config;
 
 typedef struct dl_config {
@@ -136,7 +148,12 @@ typedef struct dl_event {
  * Flow steering: forwarded_out: frames this worker received for flows
  * another worker owns (and copies of ARP / neighbour discovery frames) handed
  * to that worker; forwarded_in: frames it took from the others; forward_drops:
- * frames it could not hand over (the owner's ring full, no mbuf for a copy). */
+ * frames it could not hand over (the owner's ring full, no mbuf for a copy).
+ * SYN cookies: syncookies_sent: SYN|ACKs answered statelessly (a listener's
+ * backlog was full); syncookies_ok: connections made from a returned cookie;
+ * syncookies_bad: ACKs whose cookie did not check.
+ * Fault injector (a device's "faults", host/fault.c): frames it dropped,
+ * duplicated, reordered, corrupted and truncated, both directions. */
 typedef struct dl_worker_stats {
     uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_dropped, tx_dropped, rx_copied, loops;
     uint64_t forwarded_out, forwarded_in, forward_drops;
@@ -150,6 +167,8 @@ typedef struct dl_worker_stats {
      * not read yet. */
     uint64_t tcp_connections, tcp_max_connections, tcp_refused, tcp_orphans, tcp_orphans_aborted,
         tcp_segments, tcp_segment_waits, tcp_rx_compacted, tcp_rx_unread;
+    uint64_t syncookies_sent, syncookies_ok, syncookies_bad;
+    uint64_t fault_dropped, fault_duplicated, fault_reordered, fault_corrupted, fault_truncated;
 } dl_worker_stats;
 
 /* Pin the calling thread to the worker's core and make it the worker's

@@ -3,6 +3,7 @@
 -- Parsing and validation live in C (host/config.c), so that Lua and the
 -- runtime see one set of rules and one set of error texts; this module only
 -- turns the C struct into a table with addresses written back as text.
+local bit = require "bit"
 local ffi = require "ffi"
 require "dpdk.cdef"
 
@@ -83,6 +84,17 @@ local function cidr_list(cidrs, count)
     return out
 end
 
+-- A device's "faults" (the fault injector), nil when absent.
+local function faults_table(f)
+    if f.enabled == 0 then return nil end
+    local rx, tx = bit.band(f.direction, C.DL_FAULT_RX) ~= 0, bit.band(f.direction, C.DL_FAULT_TX) ~= 0
+    return {
+        seed = f.seed, drop = f.drop, duplicate = f.duplicate, reorder = f.reorder,
+        reorder_depth = f.reorder_depth, corrupt = f.corrupt, truncate = f.truncate,
+        direction = rx and tx and "both" or rx and "rx" or "tx",
+    }
+end
+
 local function device_table(dev)
     return {
         pci_address = text_or_nil(dev.pci_address),
@@ -95,6 +107,7 @@ local function device_table(dev)
         gateway_v6 = dev.has_gateway_v6 ~= 0 and ipv6_text(dev.gateway_v6) or nil,
         addresses = cidr_list(dev.addresses, dev.n_addresses),
         peer_addresses = cidr_list(dev.peer_addresses, dev.n_peer_addresses),
+        faults = faults_table(dev.faults),
     }
 end
 

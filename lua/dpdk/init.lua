@@ -128,6 +128,14 @@ function M.stats()
                 rx_compacted = tonumber(ws.tcp_rx_compacted),
                 rx_unread = tonumber(ws.tcp_rx_unread),
             },
+            syncookies_sent = tonumber(ws.syncookies_sent),
+            syncookies_ok = tonumber(ws.syncookies_ok),
+            syncookies_bad = tonumber(ws.syncookies_bad),
+            fault_dropped = tonumber(ws.fault_dropped),
+            fault_duplicated = tonumber(ws.fault_duplicated),
+            fault_reordered = tonumber(ws.fault_reordered),
+            fault_corrupted = tonumber(ws.fault_corrupted),
+            fault_truncated = tonumber(ws.fault_truncated),
         }
     end
     local info = ffi.new("dl_port_info")
