@@ -52,6 +52,10 @@ typedef struct stack_env {
     uint32_t (*now_ms)(void); /* lwIP's sys_now() */
     void (*log)(int level, const char *msg);
     const stack_steer *steer; /* NULL: one worker, no steering */
+    /* Packet capture on (host/pcap.c): the TX burst goes through this, which
+     * records the frames the NIC took; NULL (capture off): rte_eth_tx_burst. */
+    uint16_t (*tx_burst_captured)(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts,
+                                  uint16_t n);
 } stack_env;
 
 /* One DPDK port (queue = worker index) as seen by one instance. */
@@ -95,7 +99,19 @@ typedef struct stack_counters {
     uint64_t rx_dropped; /* frames not for us, bad checksums, no buffer */
     uint64_t tx_dropped; /* frames lost before the NIC: queue full, no mbuf, too big */
     uint64_t rx_copied;  /* frames copied out of their mbuf (the port's pool ran low) */
+    /* the same drops by cause */
+    uint64_t rx_not_ours, rx_bad_cksum, rx_nobuf;
+    uint64_t tx_full, tx_nombuf, tx_too_big;
 } stack_counters;
+
+/* TCP as the instance sees it: connections per state (a walk of lwIP's pcb
+ * lists) and lwIP's MIB-2 / TCP counters since the copy was first used. */
+typedef struct stack_tcp_stats {
+    uint64_t listen, syn_sent, syn_rcvd, established, fin_wait_1, fin_wait_2, close_wait,
+        closing, last_ack, time_wait;
+    uint64_t active_opens, passive_opens, attempt_fails, estab_resets, in_segs, out_segs,
+        retrans_segs, in_errs, out_rsts, drops, mem_errs;
+} stack_tcp_stats;
 
 typedef struct stack_ops {
     /* Once per runtime: (re)initialise the instance. lwip_init() itself runs
@@ -119,6 +135,8 @@ typedef struct stack_ops {
      * stops keeps polling (within its timeout) until this is 0. */
     int (*busy)(void);
     void (*counters)(stack_counters *out);
+    /* Walks the pcb lists: call it now and then (stats), not per turn. */
+    void (*tcp_stats)(stack_tcp_stats *out);
 
     /* Before the drain of a stopping runtime: close (FIN) every connection
      * still open and every listener, whoever holds them. */
