@@ -10,11 +10,18 @@
 #   3. objcopy --localize-hidden: every other symbol becomes local;
 #   4. copy i: objcopy --redefine-sym stack_ops=stack_ops_<i>;
 #   5. instances.c lists &stack_ops_0 .. &stack_ops_<MAX_WORKERS-1>.
-# lwIP is built straight from $(LWIP_SRC) (never copied into the repository).
+# lwIP comes from $(LWIP_SRC) (Debian's source package, never committed). Our
+# changes to it are the patch files stack/patches/*.patch (diff -u of lwIP's
+# tree, applied with patch -p1 in name order); the build compiles a patched
+# copy in $(BUILD)/lwip-tree, so $(LWIP_SRC) itself stays pristine and each
+# build directory (normal, asan, fuzz, a worktree's) patches its own copy.
 
 LWIP_SRC ?= build/lwip
 STACK_OPT ?= -O2 -g
 STACK_DIR := $(BUILD)/stack
+LWIP_TREE := $(BUILD)/lwip-tree
+LWIP_PATCHES := $(sort $(wildcard stack/patches/*.patch))
+LWIP_STAMP := $(LWIP_TREE)/.patched
 
 LWIP_FILES := \
 	core/def.c core/inet_chksum.c core/init.c core/ip.c core/mem.c core/memp.c \
@@ -32,7 +39,7 @@ STACK_IDS := $(shell seq 0 $$(($(MAX_WORKERS) - 1)))
 STACK_OBJS := $(STACK_IDS:%=$(STACK_DIR)/stack_inst_%.o) $(STACK_DIR)/instances.o
 
 STACK_BASE_CFLAGS := -std=gnu11 $(STACK_OPT) -MMD -MP -D_GNU_SOURCE -DALLOW_EXPERIMENTAL_API \
-	-Istack -I$(LWIP_SRC)/src/include -Ihost $(SAN_CFLAGS)
+	-Istack -I$(LWIP_TREE)/src/include -Ihost $(SAN_CFLAGS)
 # lwIP's own sources: warnings shown but not fatal (LWIP_SRC may be another
 # version). nd6.c without router solicitations (lwipopts.h) leaves an unused
 # parameter and variable behind.
@@ -47,11 +54,25 @@ $(LWIP_SRC)/src/core/init.c:
 	@echo "lwIP source not found in $(LWIP_SRC): run scripts/deps.sh or set LWIP_SRC=/path/to/lwip" >&2
 	@exit 1
 
-$(STACK_DIR)/lwip/%.o: $(LWIP_SRC)/src/%.c $(STACK_HEADERS) | $(LWIP_SRC)/src/core/init.c
-	@mkdir -p $(@D)
-	$(CC) $(STACK_LWIP_CFLAGS) -c -o $@ $<
+# (A static pattern rule: a plain one would match any name, .d files too.)
+# The copy is made anew (fresh mtimes, so everything that includes it rebuilds)
+# whenever a patch is added, changed or removed. A patch that does not apply
+# stops the build with its name.
+$(LWIP_STAMP): $(LWIP_PATCHES) $(BUILD)/lwip-patches.list stack/stack.mk | $(LWIP_SRC)/src/core/init.c
+	@rm -rf $(LWIP_TREE) && mkdir -p $(LWIP_TREE)
+	@cp -R $(LWIP_SRC)/src $(LWIP_TREE)/src
+	@for p in $(LWIP_PATCHES); do \
+	  echo "lwIP: applying $$p"; \
+	  patch -p1 -s -N -d $(LWIP_TREE) < $$p || \
+	    { echo "lwIP patch $$p does not apply to $(LWIP_SRC) (lwIP 2.2.1 expected)" >&2; exit 1; }; \
+	done
+	@touch $@
 
-$(STACK_DIR)/%.o: stack/%.c $(STACK_HEADERS) | $(LWIP_SRC)/src/core/init.c
+$(LWIP_OBJS): $(STACK_DIR)/lwip/%.o: $(LWIP_STAMP) $(STACK_HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(STACK_LWIP_CFLAGS) -c -o $@ $(LWIP_TREE)/src/$*.c
+
+$(STACK_DIR)/%.o: stack/%.c $(STACK_HEADERS) | $(LWIP_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(STACK_OWN_CFLAGS) -c -o $@ $<
 
@@ -71,6 +92,13 @@ $(STACK_DIR)/stack_inst_%.o: $(STACK_DIR)/stack_inst.o
 	objcopy --redefine-sym stack_ops=stack_ops_$* \
 		--redefine-sym __odr_asan_gen_stack_ops=__odr_asan_gen_stack_ops_$* \
 		--redefine-sym __odr_asan.stack_ops=__odr_asan.stack_ops_$* $< $@
+
+# The list of patches, rewritten only when it changes (a removed patch too
+# must remake the copy).
+$(BUILD)/lwip-patches.list: stack-force
+	@mkdir -p $(@D)
+	@echo '$(LWIP_PATCHES)' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 # Rewritten only when MAX_WORKERS changes, so that a rebuild relinks.
 $(STACK_DIR)/instances.c: stack-force
