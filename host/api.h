@@ -127,9 +127,9 @@ int dl_runtime_port_info(dl_runtime *rt, int index, dl_port_info *out);
 
 /* host/worker.c */
 enum {
-    DL_EV_WAKE = 1, /* token: a coroutine's wait ended */
-    DL_EV_MAIL = 2, /* messages wait in the mailbox: dl_mail_take */
-    DL_EV_STOP = 3, /* the runtime is stopping: leave the loop */
+    DL_EV_WAKE = 1,  /* token: a coroutine's wait ended */
+    DL_EV_MAIL = 2,  /* messages wait in the mailbox: dl_mail_take */
+    DL_EV_STOP = 3,  /* the runtime is stopping: leave the loop */
     DL_EV_STATS = 4, /* publish the Lua state's size: dl_stats_set_lua */
 };
 
@@ -156,9 +156,8 @@ typedef struct dl_worker_stats {
     uint64_t tcp_listen, tcp_syn_sent, tcp_syn_rcvd, tcp_established, tcp_fin_wait_1,
         tcp_fin_wait_2, tcp_close_wait, tcp_closing, tcp_last_ack, tcp_time_wait;
     /* TCP counters (lwIP's MIB-2 group), published with the states */
-    uint64_t tcp_active_opens, tcp_passive_opens, tcp_attempt_fails, tcp_estab_resets,
-        tcp_in_segs, tcp_out_segs, tcp_retrans_segs, tcp_in_errs, tcp_out_rsts, tcp_drops,
-        tcp_mem_errs;
+    uint64_t tcp_active_opens, tcp_passive_opens, tcp_attempt_fails, tcp_estab_resets, tcp_in_segs,
+        tcp_out_segs, tcp_retrans_segs, tcp_in_errs, tcp_out_rsts, tcp_drops, tcp_mem_errs;
     /* the worker's Lua state (its loop publishes it with the TCP figures) */
     uint64_t lua_bytes;
     /* packet capture (host/pcap.c) */

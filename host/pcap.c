@@ -56,9 +56,9 @@ int dl_pcap_open(dl_runtime *rt)
     char name[RTE_MEMPOOL_NAMESIZE];
     snprintf(name, sizeof name, "dl%d_pcap", rt->seq);
     uint32_t room = rte_pcapng_mbuf_size(pc->snaplen);
-    pc->pool = rte_pktmbuf_pool_create(name, PCAP_POOL_SIZE, PCAP_POOL_CACHE, 0,
-                                       (uint16_t)(room > UINT16_MAX ? UINT16_MAX : room),
-                                       SOCKET_ID_ANY);
+    pc->pool =
+        rte_pktmbuf_pool_create(name, PCAP_POOL_SIZE, PCAP_POOL_CACHE, 0,
+                                (uint16_t)(room > UINT16_MAX ? UINT16_MAX : room), SOCKET_ID_ANY);
     if (!pc->pool) {
         free(pc);
         return dl_fail("DPDKLUA_PCAP=%s: cannot create the capture pool (%d mbufs of %u bytes): "
@@ -70,8 +70,7 @@ int dl_pcap_open(dl_runtime *rt)
         int err = errno;
         rte_mempool_free(pc->pool);
         free(pc);
-        return dl_fail("DPDKLUA_PCAP=%s: cannot create the capture file: %s", path,
-                       strerror(err));
+        return dl_fail("DPDKLUA_PCAP=%s: cannot create the capture file: %s", path, strerror(err));
     }
     struct utsname u;
     char os[256] = "Linux", app[64];
@@ -120,9 +119,8 @@ void dl_pcap_rx(dl_runtime *rt, uint16_t port_id, uint16_t queue, struct rte_mbu
     uint64_t now = rte_get_tsc_cycles(), drops = 0;
     uint16_t nb = 0;
     for (uint16_t i = 0; i < n && i < DL_RX_BURST; i++) {
-        struct rte_mbuf *c =
-            rte_pcapng_copy(port_id, queue, pkts[i], pc->pool, pc->snaplen, now,
-                            RTE_PCAPNG_DIRECTION_IN);
+        struct rte_mbuf *c = rte_pcapng_copy(port_id, queue, pkts[i], pc->pool, pc->snaplen, now,
+                                             RTE_PCAPNG_DIRECTION_IN);
         if (c)
             copies[nb++] = c;
         else
@@ -155,8 +153,8 @@ uint16_t dl_pcap_tx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pk
         uint16_t nb = 0;
         uint64_t now = rte_get_tsc_cycles(), drops = 0;
         for (uint16_t i = 0; i < k; i++) {
-            copies[i] = rte_pcapng_copy(port_id, queue, pkts[done + i], pc->pool, pc->snaplen,
-                                        now, RTE_PCAPNG_DIRECTION_OUT);
+            copies[i] = rte_pcapng_copy(port_id, queue, pkts[done + i], pc->pool, pc->snaplen, now,
+                                        RTE_PCAPNG_DIRECTION_OUT);
         }
         /* ownership: the frames the NIC took are its own now; the copies ours */
         uint16_t sent = rte_eth_tx_burst(port_id, queue, pkts + done, k);

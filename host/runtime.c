@@ -168,6 +168,7 @@ static int open_ports(dl_runtime *rt)
 
 static void release(dl_runtime *rt)
 {
+    dl_telemetry_detach(rt);                  /* the telemetry thread reads no more of it */
     for (int i = 0; i < rt->n_workers; i++) { /* stacks first: they hold mbufs of the ports */
         dl_worker_destroy(&rt->workers[i]);
         dl_lock_release(rt->workers[i].lock_fd);
@@ -240,6 +241,7 @@ dl_runtime *dl_runtime_start(const dl_runtime_opts *o)
             return NULL;
         }
     active = rt;
+    dl_telemetry_attach(rt);
     DL_INFO("runtime", "started: %d worker(s), %d port(s), config %s", rt->n_workers, rt->n_ports,
             rt->cfg->path);
     return rt;

@@ -166,6 +166,11 @@ void dl_pcap_rx(dl_runtime *rt, uint16_t port_id, uint16_t queue, struct rte_mbu
                 uint16_t n);
 uint16_t dl_pcap_tx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
 
+/* host/telemetry.c: the /dpdklua/... telemetry commands read this runtime
+ * (attach once it runs; detach before it is freed). */
+void dl_telemetry_attach(dl_runtime *rt);
+void dl_telemetry_detach(dl_runtime *rt);
+
 /* host/stats.c: on the worker's thread only. All the published figures
  * (TCP walk included); the driver's counters alone (cheap, per busy turn). */
 void dl_stats_start(dl_worker *w); /* after the stack is up */

@@ -19,6 +19,9 @@ packages=(
   # real peers and compare with nginx + lua module (which needs luajit2, above)
   libpcre2-8-0 libssl3 zlib1g redis-server memcached python3-websockets
   nginx-light libnginx-mod-http-lua
+  # observability and examples: tshark reads DPDKLUA_PCAP captures, dpdk-dev has
+  # dpdk-telemetry.py, redis-tools drives examples/redis.lua (docs/observability.md)
+  tshark dpdk-dev redis-tools
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

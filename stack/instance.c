@@ -428,16 +428,35 @@ static void count_states(const struct tcp_pcb *list, stack_tcp_stats *out)
 {
     for (const struct tcp_pcb *pcb = list; pcb; pcb = pcb->next) {
         switch (pcb->state) {
-        case SYN_SENT: out->syn_sent++; break;
-        case SYN_RCVD: out->syn_rcvd++; break;
-        case ESTABLISHED: out->established++; break;
-        case FIN_WAIT_1: out->fin_wait_1++; break;
-        case FIN_WAIT_2: out->fin_wait_2++; break;
-        case CLOSE_WAIT: out->close_wait++; break;
-        case CLOSING: out->closing++; break;
-        case LAST_ACK: out->last_ack++; break;
-        case TIME_WAIT: out->time_wait++; break;
-        default: break; /* CLOSED / LISTEN are on other lists */
+        case SYN_SENT:
+            out->syn_sent++;
+            break;
+        case SYN_RCVD:
+            out->syn_rcvd++;
+            break;
+        case ESTABLISHED:
+            out->established++;
+            break;
+        case FIN_WAIT_1:
+            out->fin_wait_1++;
+            break;
+        case FIN_WAIT_2:
+            out->fin_wait_2++;
+            break;
+        case CLOSE_WAIT:
+            out->close_wait++;
+            break;
+        case CLOSING:
+            out->closing++;
+            break;
+        case LAST_ACK:
+            out->last_ack++;
+            break;
+        case TIME_WAIT:
+            out->time_wait++;
+            break;
+        default:
+            break; /* CLOSED / LISTEN are on other lists */
         }
     }
 }

@@ -171,10 +171,10 @@ int st_netif_flush(st_port *port)
     for (uint16_t i = 0; i < port->n_tx; i++)
         bytes += rte_pktmbuf_pkt_len(port->tx[i]);
     /* ownership: the mbufs the NIC took are the driver's now */
-    uint16_t sent = st_inst.env.tx_burst_captured
-                        ? st_inst.env.tx_burst_captured(port->port_id, port->queue, port->tx,
-                                                        port->n_tx)
-                        : st_io_tx_burst(port->port_id, port->queue, port->tx, port->n_tx);
+    uint16_t sent =
+        st_inst.env.tx_burst_captured
+            ? st_inst.env.tx_burst_captured(port->port_id, port->queue, port->tx, port->n_tx)
+            : st_io_tx_burst(port->port_id, port->queue, port->tx, port->n_tx);
     if (sent < port->n_tx) {
         memmove(port->tx, port->tx + sent, (size_t)(port->n_tx - sent) * sizeof port->tx[0]);
         for (uint16_t i = 0; i < port->n_tx - sent; i++)

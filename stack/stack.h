@@ -107,8 +107,8 @@ typedef struct stack_counters {
 /* TCP as the instance sees it: connections per state (a walk of lwIP's pcb
  * lists) and lwIP's MIB-2 / TCP counters since the copy was first used. */
 typedef struct stack_tcp_stats {
-    uint64_t listen, syn_sent, syn_rcvd, established, fin_wait_1, fin_wait_2, close_wait,
-        closing, last_ack, time_wait;
+    uint64_t listen, syn_sent, syn_rcvd, established, fin_wait_1, fin_wait_2, close_wait, closing,
+        last_ack, time_wait;
     uint64_t active_opens, passive_opens, attempt_fails, estab_resets, in_segs, out_segs,
         retrans_segs, in_errs, out_rsts, drops, mem_errs;
 } stack_tcp_stats;
