@@ -79,6 +79,19 @@ def stats(s):
 ]]
 
 describe("dpdk.stats()", function()
+    it("names every word of dl_worker_stats, in order (host/stats.c's list against api.h)",
+        function()
+        local ffi = require "ffi"
+        local C = require "dpdk.cdef"
+        local n = 0
+        while C.dl_stats_field(n) ~= nil do
+            local name = ffi.string(C.dl_stats_field(n))
+            assert.are.equal(n * 8, ffi.offsetof("dl_worker_stats", name), name)
+            n = n + 1
+        end
+        assert.are.equal(ffi.sizeof("dl_worker_stats"), n * 8)
+    end)
+
     it("counts packets, bytes, connections by state, Lua memory and mbufs per worker and port",
         function()
         local svc = start("dlv0", 15, 1)

@@ -103,7 +103,7 @@ describe("DPDK telemetry", function()
         assert.matches("conns 1 3 3\n", out, 1, true)
         assert.matches("workers 1 [0] [3] True\n", out, 1, true)
         assert.matches("port net_tap_dlv3 8192 True\n", out, 1, true)
-        assert.matches('bad {"/dpdklua/stats": null}\n', out, 1, true)
+        assert.matches('bad {"/dpdklua/stats":null}\n', out, 1, true)
         assert.matches("dpdk-telemetry.py 0 True\n", out, 1, true)
     end)
 
