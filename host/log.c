@@ -17,6 +17,14 @@
 enum { MAX_MODULE_LEVELS = 16, ERRMSG_LEN = 1024 };
 
 static _Thread_local char errmsg[ERRMSG_LEN];
+/* The worker this thread runs (dl_log_set_worker), -1: none. Kept here, not
+ * read from worker.c, so that log.c links alone (the fuzz harnesses). */
+static _Thread_local int log_worker = -1;
+
+void dl_log_set_worker(int index)
+{
+    log_worker = index;
+}
 
 static int default_level = DL_LOG_WARN;
 static struct {
@@ -113,9 +121,8 @@ void dl_log_write(int level, const char *module, const char *msg)
     /* Which worker speaks: "[w1]"; other threads (main outside the loop,
      * the blocking pool, EAL threads) have no tag. */
     char who[16] = "";
-    const dl_worker *w = dl_self();
-    if (w)
-        snprintf(who, sizeof who, "[w%d] ", dl_worker_index(w));
+    if (log_worker >= 0)
+        snprintf(who, sizeof who, "[w%d] ", log_worker);
     /* One fprintf per line keeps lines from different workers whole. */
     fprintf(stderr, "%02d:%02d:%02d.%03ld %s[%s] %s: %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
             ts.tv_nsec / 1000000, who, tags[level], module ? module : "dpdklua", msg);

@@ -217,6 +217,7 @@ int dl_worker_enter(dl_worker *w)
     if (rc != 0)
         return dl_fail("worker %d: cannot pin to core %d: %s", w->index, w->core, strerror(rc));
     self = w;
+    dl_log_set_worker(w->index);
     if (!w->has_thread)
         atomic_store(&main_loop_active, 1);
     return DL_OK;
@@ -227,6 +228,7 @@ void dl_worker_leave(dl_worker *w)
     if (self != w)
         return;
     self = NULL;
+    dl_log_set_worker(-1);
     if (!w->has_thread) {
         pthread_setaffinity_np(pthread_self(), sizeof w->saved_affinity, &w->saved_affinity);
         atomic_store(&main_loop_active, 0);
