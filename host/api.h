@@ -141,14 +141,16 @@ typedef struct dl_port_info {
     char name[DL_NAME_LEN]; /* the DPDK device name */
     char ifname[64];        /* kernel side of a tap, else "" */
     uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors, rx_nombuf;
+    uint64_t mbufs_total, mbufs_in_use, mbufs_avail; /* the port's mempool */
 } dl_port_info;
 int dl_runtime_port_info(dl_runtime *rt, int index, dl_port_info *out);
 
 /* host/worker.c */
 enum {
-    DL_EV_WAKE = 1, /* token: a coroutine's wait ended */
-    DL_EV_MAIL = 2, /* messages wait in the mailbox: dl_mail_take */
-    DL_EV_STOP = 3, /* the runtime is stopping: leave the loop */
+    DL_EV_WAKE = 1,  /* token: a coroutine's wait ended */
+    DL_EV_MAIL = 2,  /* messages wait in the mailbox: dl_mail_take */
+    DL_EV_STOP = 3,  /* the runtime is stopping: leave the loop */
+    DL_EV_STATS = 4, /* publish the Lua state's size: dl_stats_set_lua */
 };
 
 typedef struct dl_event {
@@ -157,35 +159,53 @@ typedef struct dl_event {
     int64_t arg;
 } dl_event;
 
-/* rx: frames taken from the worker's queues; tx: frames the NICs took;
- * rx_dropped: frames the stack dropped (not ours, bad checksum, no buffer);
- * tx_dropped: frames lost before a NIC (queue full, no mbuf); rx_copied:
- * frames copied out of their mbuf because the port's pool ran low.
- * Flow steering: forwarded_out: frames this worker received for flows
- * another worker owns (and copies of ARP / neighbour discovery frames) handed
- * to that worker; forwarded_in: frames it took from the others; forward_drops:
- * frames it could not hand over (the owner's ring full, no mbuf for a copy).
- * SYN cookies: syncookies_sent: SYN|ACKs answered statelessly (a listener's
- * backlog was full); syncookies_ok: connections made from a returned cookie;
- * syncookies_bad: ACKs whose cookie did not check.
- * Fault injector (a device's "faults", host/fault.c): frames it dropped,
- * duplicated, reordered, corrupted and truncated, both directions. */
+/* ---- statistics (host/stats.c; docs/observability.md says what each field
+ * counts). Every field is a uint64_t: readers copy the struct word by word
+ * and dl_stats_field names word i (telemetry and dpdk.stats use the same
+ * list). A new field goes at the end of its group, its name at the same place
+ * in host/stats.c's list. ---- */
 typedef struct dl_worker_stats {
-    uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, rx_dropped, tx_dropped, rx_copied, loops;
+    /* traffic, live (host/worker.c) */
+    uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, loops;
+    /* drops, by cause (the stack's driver; moves when packets do) */
+    uint64_t rx_dropped, rx_not_ours, rx_bad_cksum, rx_nobuf, rx_copied;
+    uint64_t tx_dropped, tx_full, tx_nombuf, tx_too_big;
+    /* flow steering (host/worker.c, live) */
     uint64_t forwarded_out, forwarded_in, forward_drops;
-    /* TCP resources: tcp_connections pcbs in use (of max_connections);
-     * tcp_refused SYNs reset because none was left; tcp_orphans closed
-     * connections still finishing, tcp_orphans_aborted those reset after
-     * linger_timeout_ms; tcp_segments send segments queued (of
-     * DL_TCP_SEGMENTS), tcp_segment_waits sends parked until some freed;
-     * tcp_rx_compacted received segments moved to the heap so that unread
-     * data does not pin the port's buffers; tcp_rx_unread received bytes
-     * not read yet. */
+    /* TCP connections by state, published every DL_STATS_PERIOD_MS */
+    uint64_t tcp_listen, tcp_syn_sent, tcp_syn_rcvd, tcp_established, tcp_fin_wait_1,
+        tcp_fin_wait_2, tcp_close_wait, tcp_closing, tcp_last_ack, tcp_time_wait;
+    /* TCP counters (lwIP's MIB-2 group), published with the states */
+    uint64_t tcp_active_opens, tcp_passive_opens, tcp_attempt_fails, tcp_estab_resets, tcp_in_segs,
+        tcp_out_segs, tcp_retrans_segs, tcp_in_errs, tcp_out_rsts, tcp_drops, tcp_mem_errs;
+    /* the worker's Lua state (its loop publishes it with the TCP figures) */
+    uint64_t lua_bytes;
+    /* packet capture (host/pcap.c) */
+    uint64_t pcap_packets, pcap_drops;
+    /* TCP resources (host/tcp.c, stack/tcp_glue.c), published with the driver's
+     * counters: connections (pcbs) in use of max_connections, SYNs refused,
+     * orphans (closed, still finishing) and those reset after linger_timeout_ms,
+     * send segments queued and sends parked for want of them, received data
+     * moved off the port's buffers, bytes received and not read yet */
     uint64_t tcp_connections, tcp_max_connections, tcp_refused, tcp_orphans, tcp_orphans_aborted,
         tcp_segments, tcp_segment_waits, tcp_rx_compacted, tcp_rx_unread;
+    /* SYN cookies (stack/syncookie.c): sent, accepted, rejected */
     uint64_t syncookies_sent, syncookies_ok, syncookies_bad;
+    /* the fault injector (host/fault.c), both directions, read live */
     uint64_t fault_dropped, fault_duplicated, fault_reordered, fault_corrupted, fault_truncated;
+    /* when the published part was taken: dl_now() in microseconds */
+    uint64_t published_us;
 } dl_worker_stats;
+
+enum { DL_STATS_PERIOD_MS = 100 };
+
+/* The name of word i of dl_worker_stats, NULL past the last. */
+const char *dl_stats_field(int i);
+/* One worker's figures into out (no allocation; any thread). On the worker's
+ * own thread the published part is taken afresh first. */
+void dl_worker_stats_get(dl_worker *w, dl_worker_stats *out);
+/* The worker's Lua state reports its size (collectgarbage("count") * 1024). */
+void dl_stats_set_lua(dl_worker *w, double bytes);
 
 /* Pin the calling thread to the worker's core and make it the worker's
  * thread (dl_self). Worker 0 is entered by block_on on the main thread. */
@@ -201,7 +221,6 @@ const double *dl_worker_clock(const dl_worker *w);
 /* One loop turn: rx burst on every port, stack input and timers, tx flush.
  * Fills at most max events; returns their number. */
 int dl_poll(dl_worker *w, dl_event *events, int max);
-void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out);
 /* host/watchdog.c: what the worker runs now, for the watchdog's report. The
  * scheduler stores the task's number and name at each resume (id 0: no task);
  * name points into a Lua string the scheduler keeps alive while the task

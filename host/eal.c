@@ -239,6 +239,18 @@ int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts)
         main_lcore_mapping(lcores_arg, sizeof lcores_arg);
         argv[argc++] = lcores_arg;
     }
+    /* DPDKLUA_TELEMETRY=1 opens the telemetry socket even when eal_args say
+     * --no-telemetry (the default config does); =0 closes it. */
+    const char *tel = getenv("DPDKLUA_TELEMETRY");
+    if (tel && *tel && strcmp(tel, "0") != 0) {
+        int kept = 0;
+        for (int i = 0; i < argc; i++)
+            if (strcmp(argv[i], "--no-telemetry") != 0)
+                argv[kept++] = argv[i];
+        argc = kept;
+    } else if (tel && strcmp(tel, "0") == 0 && !has_arg(argv, argc, "--no-telemetry")) {
+        argv[argc++] = "--no-telemetry";
+    }
     if (!has_arg(argv, argc, "--log-level")) {
         const char *dbg = getenv("DPDK_DEBUG");
         argv[argc++] =

@@ -21,6 +21,8 @@ int dl_fail_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void dl_log(int level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void dl_log_init(void);
+/* The worker index log lines of this thread carry ("[w1]"), -1: none. */
+void dl_log_set_worker(int index);
 #define DL_ERR(mod, ...) dl_log(DL_LOG_ERROR, mod, __VA_ARGS__)
 #define DL_WARN(mod, ...) dl_log(DL_LOG_WARN, mod, __VA_ARGS__)
 #define DL_INFO(mod, ...) dl_log(DL_LOG_INFO, mod, __VA_ARGS__)

@@ -3,6 +3,8 @@
  *
  * DPDKLUA_LOG sets the level: "debug", or a default plus per-module levels,
  * e.g. "warn,port=debug,sched=info". DPDK_DEBUG=1 makes the default "debug".
+ * A line says when, how bad, which worker (on a worker's thread) and which
+ * module: "12:00:01.234 [w1] [warn] port: ...".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,14 @@
 enum { MAX_MODULE_LEVELS = 16, ERRMSG_LEN = 1024 };
 
 static _Thread_local char errmsg[ERRMSG_LEN];
+/* The worker this thread runs (dl_log_set_worker), -1: none. Kept here, not
+ * read from worker.c, so that log.c links alone (the fuzz harnesses). */
+static _Thread_local int log_worker = -1;
+
+void dl_log_set_worker(int index)
+{
+    log_worker = index;
+}
 
 static int default_level = DL_LOG_WARN;
 static struct {
@@ -108,9 +118,14 @@ void dl_log_write(int level, const char *module, const char *msg)
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     localtime_r(&ts.tv_sec, &tm);
+    /* Which worker speaks: "[w1]"; other threads (main outside the loop,
+     * the blocking pool, EAL threads) have no tag. */
+    char who[16] = "";
+    if (log_worker >= 0)
+        snprintf(who, sizeof who, "[w%d] ", log_worker);
     /* One fprintf per line keeps lines from different workers whole. */
-    fprintf(stderr, "%02d:%02d:%02d.%03ld [%s] %s: %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
-            ts.tv_nsec / 1000000, tags[level], module ? module : "dpdklua", msg);
+    fprintf(stderr, "%02d:%02d:%02d.%03ld %s[%s] %s: %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+            ts.tv_nsec / 1000000, who, tags[level], module ? module : "dpdklua", msg);
 }
 
 void dl_log(int level, const char *module, const char *fmt, ...)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <rte_ethdev.h>
+#include <rte_mempool.h>
 
 #include <rte_cycles.h>
 
@@ -56,6 +57,11 @@ int dl_runtime_port_info(dl_runtime *rt, int index, dl_port_info *out)
         out->ierrors = st.ierrors;
         out->oerrors = st.oerrors;
         out->rx_nombuf = st.rx_nombuf;
+    }
+    if (p->pool) { /* any thread: sums the per-core caches */
+        out->mbufs_total = p->pool->size;
+        out->mbufs_in_use = rte_mempool_in_use_count(p->pool);
+        out->mbufs_avail = rte_mempool_avail_count(p->pool);
     }
     return DL_OK;
 }
@@ -164,10 +170,12 @@ static int open_ports(dl_runtime *rt)
 
 static void release(dl_runtime *rt)
 {
+    dl_telemetry_detach(rt);                  /* the telemetry thread reads no more of it */
     for (int i = 0; i < rt->n_workers; i++) { /* stacks first: they hold mbufs of the ports */
         dl_worker_destroy(&rt->workers[i]);
         dl_lock_release(rt->workers[i].lock_fd);
     }
+    dl_pcap_close(rt);
     dl_channels_free(rt); /* after the workers: nobody waits on them any more */
     dl_blocking_free(rt);
     for (int i = 0; i < rt->n_ports; i++) {
@@ -233,7 +241,7 @@ dl_runtime *dl_runtime_start(const dl_runtime_opts *o)
     int rc = open_ports(rt);
     rt->opts.n_devices = 0;
     rt->opts.devices = NULL;
-    if (rc != DL_OK)
+    if (rc != DL_OK || dl_pcap_open(rt) != DL_OK)
         goto fail;
     for (int i = 0; i < rt->n_workers; i++)
         if (dl_worker_init(&rt->workers[i], rt, i) != DL_OK)
@@ -254,6 +262,7 @@ dl_runtime *dl_runtime_start(const dl_runtime_opts *o)
         return NULL;
     }
     active = rt;
+    dl_telemetry_attach(rt);
     DL_INFO("runtime", "started: %d worker(s), %d port(s), config %s", rt->n_workers, rt->n_ports,
             rt->cfg->path);
     return rt;

@@ -62,6 +62,9 @@ struct dl_worker {
     struct rte_ring *mailbox;
     cpu_set_t saved_affinity; /* worker 0: the caller's affinity, restored on leave */
     dl_worker_stats stats;    /* written by the owner only; read with relaxed loads */
+    uint64_t stats_next_tsc;  /* when to publish the TCP / Lua figures (host/stats.c) */
+    bool stats_lua_due;       /* dl_poll asks Lua for its size (DL_EV_STATS) */
+    stack_tcp_stats tcp_base; /* lwIP's counters at the start: they count from lwip_init */
     const stack_ops *stack;   /* this worker's private lwIP copy */
     bool stack_up;            /* init()ed for this runtime: shutdown() due */
     stack_env env;
@@ -82,6 +85,7 @@ struct dl_worker {
 };
 
 typedef struct dl_pool dl_pool;
+typedef struct dl_pcap dl_pcap;
 /* host/steer.c: the flow → worker function (see there). */
 typedef struct dl_steer {
     int n_workers;
@@ -105,6 +109,7 @@ struct rte_mbuf *dl_steer_copy(const struct rte_mbuf *m, struct rte_mempool *poo
 struct dl_runtime {
     dl_config *cfg;
     dl_pool *blocking;    /* host/blocking.c */
+    dl_pcap *pcap;        /* host/pcap.c: NULL unless DPDKLUA_PCAP is set */
     dl_runtime_opts opts; /* scalar options; string lists are not kept */
     char lua_path[4096];
     char lua_cpath[4096];
@@ -200,13 +205,32 @@ int dl_interrupt_signal(void);
 int dl_ktcp_poll(dl_worker *w, dl_event *events, int n, int max);
 void dl_ktcp_worker_free(dl_worker *w); /* closes what is left; finalizers free it later */
 
+/* host/pcap.c: DPDKLUA_PCAP (after the ports are up; close after the
+ * workers are gone). RX: a worker's burst; TX: the stack's burst while
+ * capturing (stack_env.tx_burst_captured). */
+int dl_pcap_open(dl_runtime *rt);
+void dl_pcap_close(dl_runtime *rt);
+void dl_pcap_rx(dl_runtime *rt, uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts,
+                uint16_t n);
+uint16_t dl_pcap_tx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
+
+/* host/telemetry.c: the /dpdklua/... telemetry commands read this runtime
+ * (attach once it runs; detach before it is freed). */
+void dl_telemetry_attach(dl_runtime *rt);
+void dl_telemetry_detach(dl_runtime *rt);
+
+/* host/stats.c: on the worker's thread only. All the published figures
+ * (TCP walk included); the driver's counters alone (cheap, per busy turn). */
+void dl_stats_start(dl_worker *w); /* after the stack is up */
+void dl_stats_publish(dl_worker *w);
+void dl_stats_publish_counters(dl_worker *w);
+
 /* host/worker.c */
 int dl_runtime_loop_active(void); /* a worker loop runs on the main thread */
 
 /* tcp.c: the TCP resource counters of dl_worker_stats (the owner publishes
  * them with the driver's; any thread reads them) */
 void dl_tcp_stats_publish(dl_worker *w, const stack_counters *c);
-void dl_tcp_stats_get(const dl_worker *w, dl_worker_stats *out);
 /* host/runtime.c */
 void dl_host_shutdown(void); /* at exit: stop a live runtime, clean up EAL */
 

@@ -300,6 +300,9 @@ int dl_tcp_core(dl_conn *c)
 void dl_tcp_stats_publish(dl_worker *w, const stack_counters *c)
 {
     dl_worker_stats *s = &w->stats;
+    int limit = w->rt->opts.max_connections;
+    __atomic_store_n(&s->tcp_max_connections, (uint64_t)(limit ? limit : DL_TCP_MAX_CONNECTIONS),
+                     __ATOMIC_RELAXED);
     __atomic_store_n(&s->tcp_connections, c->tcp_connections, __ATOMIC_RELAXED);
     __atomic_store_n(&s->tcp_refused, c->tcp_refused, __ATOMIC_RELAXED);
     __atomic_store_n(&s->tcp_orphans, c->tcp_orphans, __ATOMIC_RELAXED);
@@ -308,19 +311,4 @@ void dl_tcp_stats_publish(dl_worker *w, const stack_counters *c)
     __atomic_store_n(&s->tcp_segment_waits, c->tcp_segment_waits, __ATOMIC_RELAXED);
     __atomic_store_n(&s->tcp_rx_compacted, c->tcp_rx_compacted, __ATOMIC_RELAXED);
     __atomic_store_n(&s->tcp_rx_unread, c->tcp_rx_unread, __ATOMIC_RELAXED);
-}
-
-void dl_tcp_stats_get(const dl_worker *w, dl_worker_stats *out)
-{
-    const dl_worker_stats *s = &w->stats;
-    int limit = w->rt->opts.max_connections;
-    out->tcp_max_connections = (uint64_t)(limit ? limit : DL_TCP_MAX_CONNECTIONS);
-    out->tcp_connections = __atomic_load_n(&s->tcp_connections, __ATOMIC_RELAXED);
-    out->tcp_refused = __atomic_load_n(&s->tcp_refused, __ATOMIC_RELAXED);
-    out->tcp_orphans = __atomic_load_n(&s->tcp_orphans, __ATOMIC_RELAXED);
-    out->tcp_orphans_aborted = __atomic_load_n(&s->tcp_orphans_aborted, __ATOMIC_RELAXED);
-    out->tcp_segments = __atomic_load_n(&s->tcp_segments, __ATOMIC_RELAXED);
-    out->tcp_segment_waits = __atomic_load_n(&s->tcp_segment_waits, __ATOMIC_RELAXED);
-    out->tcp_rx_compacted = __atomic_load_n(&s->tcp_rx_compacted, __ATOMIC_RELAXED);
-    out->tcp_rx_unread = __atomic_load_n(&s->tcp_rx_unread, __ATOMIC_RELAXED);
 }

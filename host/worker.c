@@ -21,6 +21,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -65,28 +66,6 @@ dl_runtime *dl_worker_runtime(dl_worker *w)
 static inline void stat_add(uint64_t *counter, uint64_t n)
 {
     __atomic_store_n(counter, *counter + n, __ATOMIC_RELAXED); /* single writer */
-}
-
-void dl_worker_stats_get(const dl_worker *w, dl_worker_stats *out)
-{
-    out->rx_packets = __atomic_load_n(&w->stats.rx_packets, __ATOMIC_RELAXED);
-    out->rx_bytes = __atomic_load_n(&w->stats.rx_bytes, __ATOMIC_RELAXED);
-    out->tx_packets = __atomic_load_n(&w->stats.tx_packets, __ATOMIC_RELAXED);
-    out->tx_bytes = __atomic_load_n(&w->stats.tx_bytes, __ATOMIC_RELAXED);
-    out->rx_dropped = __atomic_load_n(&w->stats.rx_dropped, __ATOMIC_RELAXED);
-    out->tx_dropped = __atomic_load_n(&w->stats.tx_dropped, __ATOMIC_RELAXED);
-    out->rx_copied = __atomic_load_n(&w->stats.rx_copied, __ATOMIC_RELAXED);
-    out->loops = __atomic_load_n(&w->stats.loops, __ATOMIC_RELAXED);
-    out->forwarded_out = __atomic_load_n(&w->stats.forwarded_out, __ATOMIC_RELAXED);
-    out->forwarded_in = __atomic_load_n(&w->stats.forwarded_in, __ATOMIC_RELAXED);
-    out->forward_drops = __atomic_load_n(&w->stats.forward_drops, __ATOMIC_RELAXED);
-    dl_tcp_stats_get(w, out);
-    out->syncookies_sent = __atomic_load_n(&w->stats.syncookies_sent, __ATOMIC_RELAXED);
-    out->syncookies_ok = __atomic_load_n(&w->stats.syncookies_ok, __ATOMIC_RELAXED);
-    out->syncookies_bad = __atomic_load_n(&w->stats.syncookies_bad, __ATOMIC_RELAXED);
-    out->fault_dropped = out->fault_duplicated = out->fault_reordered = 0;
-    out->fault_corrupted = out->fault_truncated = 0;
-    dl_fault_stats(w, out);
 }
 
 /* Called by the stack's callbacks (inside dl_poll): remember the wake; dl_poll
@@ -156,7 +135,8 @@ static int init_stack(dl_worker *w)
                          .log = stack_log,
                          .steer = rt->n_workers > 1 ? &rt->steer.pub : NULL,
                          .max_connections = rt->opts.max_connections,
-                         .linger_ms = (uint32_t)rt->opts.linger_timeout_ms};
+                         .linger_ms = (uint32_t)rt->opts.linger_timeout_ms,
+                         .tx_burst_captured = rt->pcap ? dl_pcap_tx_burst : NULL};
     if (w->stack->init(&w->env) != DL_OK)
         return dl_fail("worker %d: the TCP stack failed to start (see the \"lwip\" error "
                        "logged just before)",
@@ -210,8 +190,9 @@ int dl_worker_init(dl_worker *w, dl_runtime *rt, int index)
         if (!w->steer_out || !w->n_steer_out)
             return dl_fail("worker %d: out of memory for its steering buffers", index);
     }
-    if (rt->n_ports > 0)
-        return init_stack(w);
+    if (rt->n_ports > 0 && init_stack(w) != DL_OK)
+        return DL_ERROR;
+    dl_stats_start(w);
     return DL_OK;
 }
 
@@ -268,6 +249,7 @@ int dl_worker_enter(dl_worker *w)
     turn_clock(w);
     self = w;
     dl_wd_online(w->index, true); /* before any burst: the memif guard waits for it */
+    dl_log_set_worker(w->index);
     if (!w->has_thread)
         atomic_store(&main_loop_active, 1);
     return DL_OK;
@@ -279,6 +261,7 @@ void dl_worker_leave(dl_worker *w)
         return;
     self = NULL;
     dl_wd_online(w->index, false); /* after its last burst */
+    dl_log_set_worker(-1);
     if (!w->has_thread) {
         pthread_setaffinity_np(pthread_self(), sizeof w->saved_affinity, &w->saved_affinity);
         atomic_store(&main_loop_active, 0);
@@ -389,6 +372,8 @@ static void poll_io(dl_worker *w)
             nb = dl_fault_rx(w->fault_rx[p], w->rx, nb, &rx);
         if (nb == 0)
             continue;
+        if (__builtin_expect(rt->pcap != NULL, 0)) /* DPDKLUA_PCAP */
+            dl_pcap_rx(rt, rt->ports[p].port_id, queue, rx, nb);
         uint64_t bytes = 0;
         for (uint16_t i = 0; i < nb; i++)
             bytes += rte_pktmbuf_pkt_len(rx[i]);
@@ -406,22 +391,13 @@ static void poll_io(dl_worker *w)
             stat_add(&w->stats.tx_packets, (uint64_t)sent);
             busy = true;
         }
-        /* the driver's counters move only when packets do; the TCP ones
-         * (timers: orphans reset) are looked at every 1024 turns too */
-        if (busy || (w->stats.loops & 1023) == 0) {
-            stack_counters c;
-            w->stack->counters(&c);
-            __atomic_store_n(&w->stats.tx_bytes, c.tx_bytes, __ATOMIC_RELAXED);
-            __atomic_store_n(&w->stats.rx_dropped, c.rx_dropped, __ATOMIC_RELAXED);
-            __atomic_store_n(&w->stats.tx_dropped, c.tx_dropped, __ATOMIC_RELAXED);
-            __atomic_store_n(&w->stats.rx_copied, c.rx_copied, __ATOMIC_RELAXED);
-            dl_tcp_stats_publish(w, &c);
-            __atomic_store_n(&w->stats.syncookies_sent, c.syncookies_sent, __ATOMIC_RELAXED);
-            __atomic_store_n(&w->stats.syncookies_ok, c.syncookies_ok, __ATOMIC_RELAXED);
-            __atomic_store_n(&w->stats.syncookies_bad, c.syncookies_bad, __ATOMIC_RELAXED);
-        }
+        if (busy) /* the driver's counters move only when packets do */
+            dl_stats_publish_counters(w);
     }
     stat_add(&w->stats.loops, 1);
+    /* the clock only every 1024 turns: TCP and Lua figures every period */
+    if ((w->stats.loops & 1023) == 0 && rte_rdtsc() >= w->stats_next_tsc)
+        dl_stats_publish(w);
 }
 
 int dl_poll(dl_worker *w, dl_event *events, int max)
@@ -447,6 +423,10 @@ int dl_poll(dl_worker *w, dl_event *events, int max)
     if (w->ktcp_waits > 0) /* kernel sockets (host/ktcp.c): only while one waits */
         n = dl_ktcp_poll(w, events, n, max);
     n = dl_blocking_poll(w, events, n, max);
+    if (w->stats_lua_due && n < max) {
+        events[n++] = (dl_event){.kind = DL_EV_STATS};
+        w->stats_lua_due = false;
+    }
     if (n < max && !rte_ring_empty(w->mailbox))
         events[n++] = (dl_event){.kind = DL_EV_MAIL, .arg = rte_ring_count(w->mailbox)};
     return n;

@@ -21,6 +21,9 @@ packages=(
   nginx-light libnginx-mod-http-lua
   # make bench: the kernel anchors' load generator
   wrk
+  # observability and examples: tshark reads DPDKLUA_PCAP captures, dpdk-dev has
+  # dpdk-telemetry.py, redis-tools drives examples/redis.lua (docs/observability.md)
+  tshark dpdk-dev redis-tools
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

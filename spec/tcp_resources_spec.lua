@@ -9,10 +9,10 @@ local STATS = [[
 local function report_stats()
     local last
     while true do
-        local t = dpdk.stats().workers[1].tcp
+        local t = dpdk.stats().workers[1]
         local line = ("STATS connections=%d max=%d refused=%d orphans=%d aborted=%d segments=%d waits=%d")
-            :format(t.connections, t.max_connections, t.refused, t.orphans, t.orphans_aborted,
-                t.segments, t.segment_waits)
+            :format(t.tcp_connections, t.tcp_max_connections, t.tcp_refused, t.tcp_orphans,
+                t.tcp_orphans_aborted, t.tcp_segments, t.tcp_segment_waits)
         if line ~= last then print(line) io.stdout:flush() last = line end
         dpdk.sleep(0.02)
     end
@@ -261,7 +261,7 @@ rt:block_on(function()
     print("READY") io.stdout:flush()
     local g = assert(go:accept())
     g:close()
-    print(("UNREAD %d"):format(dpdk.stats().workers[1].tcp.rx_unread)) io.stdout:flush()
+    print(("UNREAD %d"):format(dpdk.stats().workers[1].tcp_rx_unread)) io.stdout:flush()
     -- now read what the slow connections were sent, and check every byte
     for _, c in ipairs(held) do
         c:settimeout(10000)
@@ -272,7 +272,7 @@ rt:block_on(function()
         io.stdout:flush()
         c:close()
     end
-    print(("COMPACTED %d"):format(dpdk.stats().workers[1].tcp.rx_compacted)) io.stdout:flush()
+    print(("COMPACTED %d"):format(dpdk.stats().workers[1].tcp_rx_compacted)) io.stdout:flush()
 end)
 ]])
         finally(svc.stop)

@@ -17,6 +17,8 @@
 #include "lwip/init.h"
 #include "lwip/ip6_addr.h"
 #include "lwip/nd6.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/stats.h"
 #include "lwip/netif.h"
 #include "lwip/timeouts.h"
 #include "netif/ethernet.h"
@@ -417,11 +419,76 @@ static void inst_counters(stack_counters *out)
         out->rx_dropped += port->rx_dropped;
         out->tx_dropped += port->tx_dropped + port->tx_nombuf + port->tx_too_big;
         out->rx_copied += port->rx_copied;
+        out->rx_not_ours += port->rx_not_ours;
+        out->rx_bad_cksum += port->rx_bad_cksum;
+        out->rx_nobuf += port->rx_nobuf;
+        out->tx_full += port->tx_dropped;
+        out->tx_nombuf += port->tx_nombuf;
+        out->tx_too_big += port->tx_too_big;
     }
     glue_counters(out);
     out->syncookies_sent = st_inst.cookies_sent;
     out->syncookies_ok = st_inst.cookies_ok;
     out->syncookies_bad = st_inst.cookies_bad;
+}
+
+static void count_states(const struct tcp_pcb *list, stack_tcp_stats *out)
+{
+    for (const struct tcp_pcb *pcb = list; pcb; pcb = pcb->next) {
+        switch (pcb->state) {
+        case SYN_SENT:
+            out->syn_sent++;
+            break;
+        case SYN_RCVD:
+            out->syn_rcvd++;
+            break;
+        case ESTABLISHED:
+            out->established++;
+            break;
+        case FIN_WAIT_1:
+            out->fin_wait_1++;
+            break;
+        case FIN_WAIT_2:
+            out->fin_wait_2++;
+            break;
+        case CLOSE_WAIT:
+            out->close_wait++;
+            break;
+        case CLOSING:
+            out->closing++;
+            break;
+        case LAST_ACK:
+            out->last_ack++;
+            break;
+        case TIME_WAIT:
+            out->time_wait++;
+            break;
+        default:
+            break; /* CLOSED / LISTEN are on other lists */
+        }
+    }
+}
+
+static void inst_tcp_stats(stack_tcp_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!st_inst.lwip_ready)
+        return;
+    for (const struct tcp_pcb_listen *l = tcp_listen_pcbs.listen_pcbs; l; l = l->next)
+        out->listen++;
+    count_states(tcp_active_pcbs, out);
+    count_states(tcp_tw_pcbs, out);
+    out->active_opens = lwip_stats.mib2.tcpactiveopens;
+    out->passive_opens = lwip_stats.mib2.tcppassiveopens;
+    out->attempt_fails = lwip_stats.mib2.tcpattemptfails;
+    out->estab_resets = lwip_stats.mib2.tcpestabresets;
+    out->in_segs = lwip_stats.mib2.tcpinsegs;
+    out->out_segs = lwip_stats.mib2.tcpoutsegs;
+    out->retrans_segs = lwip_stats.mib2.tcpretranssegs;
+    out->in_errs = lwip_stats.mib2.tcpinerrs;
+    out->out_rsts = lwip_stats.mib2.tcpoutrsts;
+    out->drops = lwip_stats.tcp.drop;
+    out->mem_errs = lwip_stats.tcp.memerr;
 }
 
 static void inst_shutdown(void)
@@ -457,6 +524,7 @@ __attribute__((visibility("default"))) const stack_ops st_ops __asm__("stack_ops
     .busy = glue_busy,
     .close_all = glue_close_all,
     .counters = inst_counters,
+    .tcp_stats = inst_tcp_stats,
     .conn_new = glue_conn_new,
     .conn_free = glue_conn_free,
     .bind = glue_bind,

@@ -46,7 +46,8 @@ struct st_port {
     /* counters, reported at shutdown (debug log) */
     uint64_t tx_bytes;   /* bytes of the frames the NIC took */
     uint64_t rx_copied;  /* frames copied out of their mbuf: mempool running low */
-    uint64_t rx_dropped; /* not for our MAC, bad checksum, no buffer */
+    uint64_t rx_dropped; /* not for our MAC, bad checksum, no buffer (the sum of the next 3) */
+    uint64_t rx_not_ours, rx_bad_cksum, rx_nobuf;
     uint64_t tx_nombuf;  /* no mbuf for a frame (lwIP retransmits) */
     uint64_t tx_dropped; /* TX queue full even after a burst */
     uint64_t tx_too_big; /* frame larger than the mbuf data room */

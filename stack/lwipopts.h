@@ -20,20 +20,30 @@
 #define LWIP_UDP 0
 /* IPv4 multicast is not offered to services. */
 #define LWIP_IGMP 0
-/* Counters cost cycles on every packet; the driver keeps the few we report.
- * Only the pools' use counts are on (one increment per allocation): the glue
- * reads the segment and pcb counts to share them out (tcp_glue.c). */
+/* Statistics: TCP's own and the MIB-2 TCP group (retransmissions, opens,
+ * resets for dpdk.stats, docs/observability.md): a few increments of this
+ * copy's own counters per segment; and the pools' use counts (one increment
+ * per allocation), which the glue reads to share segments and pcbs out
+ * (tcp_glue.c). The other groups stay off (per-packet increments nobody
+ * reads). 32-bit counters: 16-bit ones wrap in a second. */
 #define LWIP_STATS 1
-#define MEMP_STATS 1
+#define LWIP_STATS_LARGE 1
+#define LWIP_STATS_DISPLAY 0
+#define TCP_STATS 1
+#define MIB2_STATS 1
 #define LINK_STATS 0
 #define ETHARP_STATS 0
 #define IP_STATS 0
+#define IPFRAG_STATS 0
 #define ICMP_STATS 0
-#define TCP_STATS 0
+#define IGMP_STATS 0
+#define UDP_STATS 0
 #define MEM_STATS 0
+#define MEMP_STATS 1
 #define SYS_STATS 0
 #define IP6_STATS 0
 #define ICMP6_STATS 0
+#define IP6_FRAG_STATS 0
 #define MLD6_STATS 0
 #define ND6_STATS 0
 

@@ -134,10 +134,16 @@ void st_netif_input(st_port *port, struct rte_mbuf **pkts, int n)
         struct rte_mbuf *m = pkts[i]; /* ownership: ours, from the host */
         const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
         /* The port is promiscuous: keep only frames for our MAC or a group. */
-        if (m->data_len < ETH_HLEN || (!(f[0] & 1) && memcmp(f, port->mac, 6) != 0) ||
-            (port->rx_cksum && !st_io_rx_cksum_ok(m))) {
+        if (m->data_len < ETH_HLEN || (!(f[0] & 1) && memcmp(f, port->mac, 6) != 0)) {
             rte_pktmbuf_free(m);
             port->rx_dropped++;
+            port->rx_not_ours++;
+            continue;
+        }
+        if (port->rx_cksum && !st_io_rx_cksum_ok(m)) {
+            rte_pktmbuf_free(m);
+            port->rx_dropped++;
+            port->rx_bad_cksum++;
             continue;
         }
         struct netif *nif = demux(port, f, m->data_len);
@@ -147,6 +153,7 @@ void st_netif_input(st_port *port, struct rte_mbuf **pkts, int n)
             port->rx_copied++;
             if (!p) {
                 port->rx_dropped++;
+                port->rx_nobuf++;
                 continue;
             }
         } else {
@@ -166,9 +173,13 @@ int st_netif_flush(st_port *port)
     for (uint16_t i = 0; i < port->n_tx; i++)
         bytes += rte_pktmbuf_pkt_len(port->tx[i]);
     /* ownership: the mbufs the NIC took are the driver's now */
-    uint16_t sent = port->tx_hook
-                        ? port->tx_hook(port->tx_hook_arg, port->tx, port->n_tx)
-                        : st_io_tx_burst(port->port_id, port->queue, port->tx, port->n_tx);
+    /* the fault injector's hook sends what it lets through itself, so frames
+     * are captured (DPDKLUA_PCAP) only when no tx faults are on */
+    uint16_t sent =
+        port->tx_hook ? port->tx_hook(port->tx_hook_arg, port->tx, port->n_tx)
+        : st_inst.env.tx_burst_captured
+            ? st_inst.env.tx_burst_captured(port->port_id, port->queue, port->tx, port->n_tx)
+            : st_io_tx_burst(port->port_id, port->queue, port->tx, port->n_tx);
     if (sent < port->n_tx) {
         memmove(port->tx, port->tx + sent, (size_t)(port->n_tx - sent) * sizeof port->tx[0]);
         for (uint16_t i = 0; i < port->n_tx - sent; i++)

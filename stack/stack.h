@@ -55,6 +55,10 @@ typedef struct stack_env {
     /* TCP resource limits (runtime options, checked by the host) */
     int max_connections; /* pcbs, 1..DL_TCP_MAX_CONNECTIONS */
     uint32_t linger_ms;  /* a closed connection still finishing is aborted after this */
+    /* Packet capture on (host/pcap.c): the TX burst goes through this, which
+     * records the frames the NIC took; NULL (capture off): rte_eth_tx_burst. */
+    uint16_t (*tx_burst_captured)(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts,
+                                  uint16_t n);
 } stack_env;
 
 /* One DPDK port (queue = worker index) as seen by one instance. */
@@ -112,7 +116,19 @@ typedef struct stack_counters {
     uint64_t tcp_rx_compacted;    /* received data moved off the port's buffers (slow reader) */
     uint64_t tcp_rx_unread;       /* received bytes the application has not read */
     uint64_t syncookies_sent, syncookies_ok, syncookies_bad; /* stack/syncookie.c */
+    /* the same drops by cause */
+    uint64_t rx_not_ours, rx_bad_cksum, rx_nobuf;
+    uint64_t tx_full, tx_nombuf, tx_too_big;
 } stack_counters;
+
+/* TCP as the instance sees it: connections per state (a walk of lwIP's pcb
+ * lists) and lwIP's MIB-2 / TCP counters since the copy was first used. */
+typedef struct stack_tcp_stats {
+    uint64_t listen, syn_sent, syn_rcvd, established, fin_wait_1, fin_wait_2, close_wait, closing,
+        last_ack, time_wait;
+    uint64_t active_opens, passive_opens, attempt_fails, estab_resets, in_segs, out_segs,
+        retrans_segs, in_errs, out_rsts, drops, mem_errs;
+} stack_tcp_stats;
 
 typedef struct stack_ops {
     /* Once per runtime: (re)initialise the instance. lwip_init() itself runs
@@ -136,6 +152,8 @@ typedef struct stack_ops {
      * stops keeps polling (within its timeout) until this is 0. */
     int (*busy)(void);
     void (*counters)(stack_counters *out);
+    /* Walks the pcb lists: call it now and then (stats), not per turn. */
+    void (*tcp_stats)(stack_tcp_stats *out);
 
     /* Before the drain of a stopping runtime: close (FIN) every connection
      * still open and every listener, whoever holds them. */

@@ -98,47 +98,41 @@ local function mac_text(mac)
     return ("%02x:%02x:%02x:%02x:%02x:%02x"):format(mac[0], mac[1], mac[2], mac[3], mac[4], mac[5])
 end
 
--- Counters of the running runtime: { workers = { {rx_packets=…}, … }, ports = { {name=…}, … } }
--- (1-based lists; workers[1] is worker 0). nil when no runtime runs.
+-- The names of dl_worker_stats's words, in order (host/stats.c keeps the list).
+local STAT_FIELDS = {}
+do
+    local i = 0
+    while C.dl_stats_field(i) ~= nil do
+        STAT_FIELDS[i + 1] = ffi.string(C.dl_stats_field(i))
+        i = i + 1
+    end
+end
+local stats_buf = ffi.new("dl_worker_stats")
+local stats_words = ffi.cast("const uint64_t *", stats_buf)
+local port_buf = ffi.new("dl_port_info")
+
+-- dpdk.stats() → { workers = { {worker=0, core=, rx_packets=, ..., tcp_established=,
+-- tcp_retrans_segs=, lua_bytes=, ...}, ... }, ports = { {name=, ipackets=,
+-- imissed=, mbufs_in_use=, ...}, ... } } (1-based lists; workers[1] is worker
+-- 0), nil when no runtime runs. Every field: docs/observability.md.
 function M.stats()
     local p = current_runtime_ptr()
     if not p then return nil end
+    local self = C.dl_self()
+    if self ~= nil then -- this worker's own Lua size, now (the others publish theirs)
+        C.dl_stats_set_lua(self, collectgarbage("count") * 1024)
+    end
     local out = { workers = {}, ports = {} }
-    local ws = ffi.new("dl_worker_stats")
     for i = 0, C.dl_runtime_worker_count(p) - 1 do
         local w = C.dl_runtime_worker(p, i)
-        C.dl_worker_stats_get(w, ws)
-        out.workers[i + 1] = {
-            worker = i, core = C.dl_worker_core(w),
-            rx_packets = tonumber(ws.rx_packets), rx_bytes = tonumber(ws.rx_bytes),
-            tx_packets = tonumber(ws.tx_packets), tx_bytes = tonumber(ws.tx_bytes),
-            rx_dropped = tonumber(ws.rx_dropped), tx_dropped = tonumber(ws.tx_dropped),
-            rx_copied = tonumber(ws.rx_copied),
-            loops = tonumber(ws.loops),
-            forwarded_out = tonumber(ws.forwarded_out), forwarded_in = tonumber(ws.forwarded_in),
-            forward_drops = tonumber(ws.forward_drops),
-            tcp = { -- shared TCP resources (docs/design.md)
-                connections = tonumber(ws.tcp_connections),
-                max_connections = tonumber(ws.tcp_max_connections),
-                refused = tonumber(ws.tcp_refused),
-                orphans = tonumber(ws.tcp_orphans),
-                orphans_aborted = tonumber(ws.tcp_orphans_aborted),
-                segments = tonumber(ws.tcp_segments),
-                segment_waits = tonumber(ws.tcp_segment_waits),
-                rx_compacted = tonumber(ws.tcp_rx_compacted),
-                rx_unread = tonumber(ws.tcp_rx_unread),
-            },
-            syncookies_sent = tonumber(ws.syncookies_sent),
-            syncookies_ok = tonumber(ws.syncookies_ok),
-            syncookies_bad = tonumber(ws.syncookies_bad),
-            fault_dropped = tonumber(ws.fault_dropped),
-            fault_duplicated = tonumber(ws.fault_duplicated),
-            fault_reordered = tonumber(ws.fault_reordered),
-            fault_corrupted = tonumber(ws.fault_corrupted),
-            fault_truncated = tonumber(ws.fault_truncated),
-        }
+        C.dl_worker_stats_get(w, stats_buf)
+        local t = { worker = i, core = C.dl_worker_core(w) }
+        for k = 1, #STAT_FIELDS do
+            t[STAT_FIELDS[k]] = tonumber(stats_words[k - 1])
+        end
+        out.workers[i + 1] = t
     end
-    local info = ffi.new("dl_port_info")
+    local info = port_buf
     for i = 0, C.dl_runtime_port_count(p) - 1 do
         if C.dl_runtime_port_info(p, i, info) == C.DL_OK then
             out.ports[i + 1] = {
@@ -149,6 +143,9 @@ function M.stats()
                 ibytes = tonumber(info.ibytes), obytes = tonumber(info.obytes),
                 imissed = tonumber(info.imissed), ierrors = tonumber(info.ierrors),
                 oerrors = tonumber(info.oerrors), rx_nombuf = tonumber(info.rx_nombuf),
+                mbufs_total = tonumber(info.mbufs_total),
+                mbufs_in_use = tonumber(info.mbufs_in_use),
+                mbufs_avail = tonumber(info.mbufs_avail),
             }
         end
     end

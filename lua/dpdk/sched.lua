@@ -19,6 +19,7 @@ local select, unpack, type, error, xpcall, pcall, setmetatable, getmetatable, to
     select, unpack, type, error, xpcall, pcall, setmetatable, getmetatable, tostring
 
 local EV_WAKE, EV_MAIL, EV_STOP = C.DL_EV_WAKE, C.DL_EV_MAIL, C.DL_EV_STOP
+local EV_STATS = C.DL_EV_STATS
 local MAX_EVENTS = 256
 
 local M = {}
@@ -611,6 +612,8 @@ function M.turn()
             if mail_handler then mail_handler() end
         elseif kind == EV_STOP then
             stopping = true
+        elseif kind == EV_STATS then -- every DL_STATS_PERIOD_MS (dpdk.stats: lua_bytes)
+            C.dl_stats_set_lua(worker, collectgarbage("count") * 1024)
         end
     end
     run_timers()

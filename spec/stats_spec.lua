@@ -1,0 +1,215 @@
+-- dpdk.stats(): per worker and per port figures, checked against what real
+-- kernel peers did through the tap (python sockets), and log lines that name
+-- the worker. docs/observability.md documents every field.
+local child = require "spec.helpers.child"
+local net = require "spec.helpers.net"
+
+-- A service on worker(s) that answers "stats" with its dpdk.stats() as
+-- "name=value" lines, "hold" by keeping the connection open, anything else
+-- by echoing it.
+local SERVICE = [[
+local rt = assert(dpdk.runtime{ workers = WORKERS, config = CONFIG })
+rt:run(function(ip)
+    local dpdk = require "dpdk"
+    local tcp = require "dpdk.tcp"
+    local armed
+    local function dump(s)
+    local out = {}
+    for i, w in ipairs(s.workers) do
+        for k, v in pairs(w) do out[#out + 1] = ("w%d.%s=%s"):format(i - 1, k, tostring(v)) end
+    end
+    for i, p in ipairs(s.ports) do
+        for k, v in pairs(p) do out[#out + 1] = ("p%d.%s=%s"):format(i - 1, k, tostring(v)) end
+    end
+    table.sort(out)
+    return table.concat(out, "\n")
+    end
+    local l = assert(tcp.listen(ip, 7015))
+    if dpdk.worker_id() == 0 then print("READY") io.stdout:flush() end
+    dpdk.log("warn", "listening on worker", dpdk.worker_id())
+    while true do
+        local c = assert(l:accept())
+        dpdk.spawn(function()
+            c:settimeout(20000)
+            while true do
+                local line = c:receive("*l")
+                if not line then break end
+                if line == "stats" then
+                    -- a string that stays alive while the figures are taken
+                    local ballast = string.rep("x", 3 * 1024 * 1024)
+                    local s = require("dpdk").stats()
+                    c:send(dump(s) .. "\nballast=" .. #ballast .. "\nEND\n")
+                elseif line == "arm" then -- "go" on another connection sends to this one
+                    armed = c
+                elseif line == "go" then
+                    armed:send(string.rep("y", 200000))
+                    c:send("sent\n")
+                elseif line ~= "hold" then
+                    c:send(line .. "\n")
+                end
+            end
+            c:close()
+        end)
+    end
+end, IP)
+]]
+
+local function start(ifname, net_no, workers, device)
+    local code = SERVICE:gsub("WORKERS", tostring(workers)):gsub("IP", ("%q"):format(("10.%d.0.2")
+        :format(net_no)))
+    return net.service(ifname, net_no, code,
+        { cores = workers == 2 and { 0, 1 } or { 0 }, device = device })
+end
+
+-- Parse the "stats" answer into { ["w0.rx_packets"] = n, ... }.
+local PARSE = [[
+def stats(s):
+    s.sendall(b"stats\n")
+    buf = b""
+    while not buf.endswith(b"\nEND\n"):
+        b = s.recv(65536)
+        if not b: raise Exception("closed: %r" % buf)
+        buf += b
+    body = buf.split(b"END\n")[0].decode()
+    out = {}
+    for line in body.splitlines():
+        k, _, v = line.partition("=")
+        out[k] = int(v) if v.lstrip("-").isdigit() else v
+    return out
+]]
+
+describe("dpdk.stats()", function()
+    it("names every word of dl_worker_stats, in order (host/stats.c's list against api.h)",
+        function()
+        local ffi = require "ffi"
+        local C = require "dpdk.cdef"
+        local n = 0
+        while C.dl_stats_field(n) ~= nil do
+            local name = ffi.string(C.dl_stats_field(n))
+            assert.are.equal(n * 8, ffi.offsetof("dl_worker_stats", name), name)
+            n = n + 1
+        end
+        assert.are.equal(ffi.sizeof("dl_worker_stats"), n * 8)
+    end)
+
+    it("counts packets, bytes, connections by state, Lua memory and mbufs per worker and port",
+        function()
+        local svc = start("dlv0", 15, 1)
+        finally(function() svc.stop() end)
+        local rc, out = net.python(PARSE .. ([[
+import socket, time
+IP = "%s"
+held = []
+for i in range(3):
+    s = socket.create_connection((IP, 7015), timeout=10)
+    s.sendall(b"hold\n")
+    held.append(s)
+c = socket.create_connection((IP, 7015), timeout=10)
+c.sendall(b"hello\n")
+assert c.recv(100) == b"hello\n"
+# a closed one: its pcb leaves through the stack's FIN handshake
+x = socket.create_connection((IP, 7015), timeout=10)
+x.close()
+# the published TCP part lags by at most DL_STATS_PERIOD_MS: the caller's own
+# worker takes it afresh, so one call sees all of it
+deadline = time.time() + 10
+while True:
+    st = stats(c)
+    if st["w0.tcp_established"] >= 4 or time.time() > deadline: break
+    time.sleep(0.05)
+for k in ("w0.tcp_listen", "w0.tcp_established", "w0.tcp_passive_opens", "w0.tcp_active_opens"):
+    print(k, st[k])
+print("rx", st["w0.rx_packets"] > 10, st["w0.rx_bytes"] > 500)
+print("tx", st["w0.tx_packets"] >= 8, st["w0.tx_bytes"] > 400)
+print("segs", st["w0.tcp_in_segs"] >= 10, st["w0.tcp_out_segs"] >= 6)
+print("lua", 3 * 1024 * 1024 < st["w0.lua_bytes"] < 512 * 1024 * 1024)
+print("drops", st["w0.rx_dropped"] == st["w0.rx_not_ours"] + st["w0.rx_bad_cksum"] + st["w0.rx_nobuf"],
+      st["w0.tx_dropped"] == st["w0.tx_full"] + st["w0.tx_nombuf"] + st["w0.tx_too_big"])
+print("published", st["w0.published_us"] > 0)
+print("port", st["p0.name"], st["p0.mbufs_total"], st["p0.mbufs_in_use"] + st["p0.mbufs_avail"] == st["p0.mbufs_total"],
+      st["p0.mbufs_in_use"] > 0, st["p0.ipackets"] >= st["w0.rx_packets"])
+for s in held: s.close()
+c.close()
+]]):format(svc.ip))
+        assert.are.equal(0, rc, out .. svc.proc:stderr())
+        assert.matches("w0.tcp_listen 1\n", out, 1, true)
+        assert.matches("w0.tcp_established 4\n", out, 1, true)
+        assert.matches("w0.tcp_passive_opens 5\n", out, 1, true)
+        assert.matches("w0.tcp_active_opens 0\n", out, 1, true)
+        assert.matches("rx True True\ntx True True\nsegs True True\nlua True\n", out, 1, true)
+        assert.matches("drops True True\npublished True\n", out, 1, true)
+        assert.matches("port net_tap_dlv0 8192 True True True\n", out, 1, true)
+    end)
+
+    it("counts retransmissions while the peer cannot hear, and the frames not for us", function()
+        local svc = start("dlv1", 16, 1, -- .3 first: the primary, which stays when the secondary .1 goes
+            { peer_addresses = { "10.16.0.3/24", "10.16.0.1/24" } })
+        finally(function() svc.stop() end)
+        local rc, out = net.python(PARSE .. ([[
+import socket, subprocess, time
+IP = "%s"
+def connect(src):
+    s = socket.socket()
+    s.bind((src, 0))
+    s.settimeout(20)
+    s.connect((IP, 7015))
+    return s
+c = connect("10.16.0.1")
+ctl = connect("10.16.0.3")
+c.sendall(b"arm\n")
+before = stats(c)  # an exchange with data both ways: the stack has measured the RTT
+# 10.16.0.1 goes away: what the stack sends to it now is lost, so it retransmits
+subprocess.check_call(["ip", "addr", "del", "10.16.0.1/24", "dev", "dlv1"])
+ctl.sendall(b"go\n")
+assert ctl.recv(100) == b"sent\n"
+time.sleep(0.5)
+subprocess.check_call(["ip", "addr", "add", "10.16.0.1/24", "dev", "dlv1"])
+got = 0
+while got < 200000:  # only a retransmission brings the lost segments
+    b = c.recv(65536)
+    assert b, "closed after %%d bytes" %% got
+    got += len(b)
+# a frame for another MAC (the stack's port is promiscuous): dropped, counted
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("dlv1", 0))
+s.send(bytes.fromhex("02aabbccddee") + bytes.fromhex("020000000001") + b"\x08\x00" + bytes(46))
+s.close()
+deadline = time.time() + 10
+while True:
+    after = stats(c)
+    if after["w0.rx_not_ours"] > before["w0.rx_not_ours"] or time.time() > deadline: break
+    time.sleep(0.05)
+print("retrans", after["w0.tcp_retrans_segs"] > before["w0.tcp_retrans_segs"])
+print("not ours", after["w0.rx_not_ours"] > before["w0.rx_not_ours"])
+c.close()
+]]):format(svc.ip))
+        assert.are.equal(0, rc, out .. svc.proc:stderr())
+        assert.matches("retrans True\nnot ours True\n", out, 1, true)
+    end)
+
+    it("reports every worker, each with its own Lua state's size, and logs name the worker",
+        function()
+        local svc = start("dlv2", 17, 2)
+        finally(function() svc.stop() end)
+        local rc, out = net.python(PARSE .. ([[
+import socket, time
+IP = "%s"
+c = socket.create_connection((IP, 7015), timeout=20)
+deadline = time.time() + 10
+while True:
+    st = stats(c)
+    # worker 1 publishes its Lua size on its own every 100 ms
+    if st.get("w1.lua_bytes", 0) > 0 or time.time() > deadline: break
+    time.sleep(0.05)
+print("workers", st["w0.worker"], st["w1.worker"], st["w0.core"], st["w1.core"])
+print("listen", st["w0.tcp_listen"], st["w1.tcp_listen"])
+print("lua", st["w0.lua_bytes"] > 0, st["w1.lua_bytes"] > 0)
+c.close()
+]]):format(svc.ip))
+        assert.are.equal(0, rc, out .. svc.proc:stderr())
+        assert.matches("workers 0 1 0 1\nlisten 1 1\nlua True True\n", out, 1, true)
+        local err = svc.proc:stderr()
+        assert.matches("%d%d:%d%d:%d%d%.%d%d%d %[w0%] %[warn%] lua: listening on worker 0\n", err)
+        assert.matches("%d%d:%d%d:%d%d%.%d%d%d %[w1%] %[warn%] lua: listening on worker 1\n", err)
+    end)
+end)
