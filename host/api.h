@@ -120,7 +120,7 @@ typedef struct dl_runtime_opts {
      * reset after linger_timeout_ms (default 30000) */
     int max_connections;
     int linger_timeout_ms;
-    int watchdog_ms;      /* report a worker whose loop stops turning this long (<= 0: off) */
+    int watchdog_ms; /* report a worker whose loop stops turning this long (<= 0: off) */
 } dl_runtime_opts;
 
 /* host/runtime.c: build a runtime (EAL on first use, locks, ports, worker

@@ -163,28 +163,12 @@ const ip6_addr_t *st_hook_nd6_gw(struct netif *netif, const ip6_addr_t *dest)
     return nif->port->has_gw6 ? &nif->gw6 : NULL;
 }
 
-static uint64_t mix(uint64_t h, uint32_t v)
-{
-    h = (h ^ v) * 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 29);
-}
-
-static uint64_t mix_addr(uint64_t h, const ip_addr_t *a)
-{
-    if (IP_IS_V6(a)) {
-        for (int i = 0; i < 4; i++)
-            h = mix(h, ip_2_ip6(a)->addr[i]);
-        return h;
-    }
-    return mix(h, ip_2_ip4(a)->addr);
-}
-
 u32_t st_hook_tcp_isn(const ip_addr_t *local_ip, u16_t local_port, const ip_addr_t *remote_ip,
                       u16_t remote_port)
 {
-    uint64_t h = mix_addr(st_inst.isn_key, local_ip);
-    h = mix_addr(h, remote_ip);
-    h = mix(h, (uint32_t)local_port << 16 | remote_port);
+    uint64_t h = st_mix_addr(st_inst.isn_key, local_ip);
+    h = st_mix_addr(h, remote_ip);
+    h = st_mix(h, (uint32_t)local_port << 16 | remote_port);
     return (u32_t)(h ^ (h >> 32)) + sys_now() * 250u; /* + a 4 µs clock */
 }
 

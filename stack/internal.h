@@ -108,6 +108,24 @@ int glue_state(const dl_conn *c);
 int glue_shutdown_send(dl_conn *c, int *err);
 int glue_close(dl_conn *c, int *err);
 int glue_setopt(dl_conn *c, int opt, int value, int *err);
+/* Keyed hashing of a connection's addresses and ports: the ISNs (instance.c)
+ * and the SYN cookies (syncookie.c), keyed with st_inst.isn_key. */
+static inline uint64_t st_mix(uint64_t h, uint32_t v)
+{
+    h = (h ^ v) * 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 29);
+}
+
+static inline uint64_t st_mix_addr(uint64_t h, const ip_addr_t *a)
+{
+    if (IP_IS_V6(a)) {
+        for (int i = 0; i < 4; i++)
+            h = st_mix(h, ip_2_ip6(a)->addr[i]);
+        return h;
+    }
+    return st_mix(h, ip_2_ip4(a)->addr);
+}
+
 int glue_getopt(const dl_conn *c, int opt, int *value, int *err);
 int glue_local_addr(const dl_conn *c, int *family, uint8_t addr[16], uint16_t *port);
 int glue_peer_addr(const dl_conn *c, int *family, uint8_t addr[16], uint16_t *port);

@@ -24,32 +24,16 @@
 
 enum { SLOT_SHIFT = 16, HASH_MASK = 0x3FFFFF00u };
 
-static uint64_t mix(uint64_t h, uint32_t v)
-{
-    h = (h ^ v) * 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 29);
-}
-
-static uint64_t mix_addr(uint64_t h, const ip_addr_t *a)
-{
-    if (IP_IS_V6(a)) {
-        for (int i = 0; i < 4; i++)
-            h = mix(h, ip_2_ip6(a)->addr[i]);
-        return h;
-    }
-    return mix(h, ip_2_ip4(a)->addr);
-}
-
 static uint32_t cookie_hash(const ip_addr_t *lip, u16_t lport, const ip_addr_t *rip, u16_t rport,
                             u32_t peer_isn, uint32_t slot)
 {
     /* a key of its own: the ISN key's hash must not also be readable in cookies */
-    uint64_t h = mix(st_inst.isn_key ^ 0xC2B2AE3D27D4EB4FULL, slot);
-    h = mix_addr(h, lip);
-    h = mix_addr(h, rip);
-    h = mix(h, (uint32_t)lport << 16 | rport);
-    h = mix(h, peer_isn);
-    h = mix(h, (uint32_t)(h >> 32));
+    uint64_t h = st_mix(st_inst.isn_key ^ 0xC2B2AE3D27D4EB4FULL, slot);
+    h = st_mix_addr(h, lip);
+    h = st_mix_addr(h, rip);
+    h = st_mix(h, (uint32_t)lport << 16 | rport);
+    h = st_mix(h, peer_isn);
+    h = st_mix(h, (uint32_t)(h >> 32));
     return (uint32_t)h;
 }
 
