@@ -23,4 +23,5 @@ reap() {
     rm -rf "$BENCH_TMP"
 }
 trap reap EXIT
-./dpdklua bench/run.lua "$@"
+# the tap row's kernel clients must never reach the uplink (scripts/test-routes.sh)
+bash scripts/test-routes.sh run ./dpdklua bench/run.lua "$@"

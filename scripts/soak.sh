@@ -21,6 +21,11 @@
 # and 1 (memif clients) of its own lock directory.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# kernel clients must never reach the uplink while the tap is down
+# (scripts/test-routes.sh; under scripts/test.sh the routes are there already)
+if [ -z "${DPDKLUA_ROUTES_HELD:-}" ]; then
+    DPDKLUA_ROUTES_HELD=1 exec bash scripts/test-routes.sh run bash scripts/soak.sh "$@"
+fi
 
 SOAK_S=${SOAK_S:-600}
 SOAK_CYCLES=${SOAK_CYCLES:-8}

@@ -11,6 +11,9 @@
 #   scripts/test-routes.sh add      add the routes (idempotent)
 #   scripts/test-routes.sh del      remove the routes this script adds
 #   scripts/test-routes.sh list     print the prefixes it would protect
+#   scripts/test-routes.sh run CMD… run CMD with the routes in place (make bench,
+#                                   make soak): shared with other runs, removed
+#                                   by the last one to end
 #
 # A /16 that overlaps a route or address the machine already has (a LAN in
 # 10/8, the uplink's own prefix, a resolver) is left alone, so the suite never
@@ -49,21 +52,42 @@ for c in cands:
 EOF
 }
 
-case "${1:-}" in
-add)
+add_routes() {
     candidates | sed 's/^/route replace unreachable /' | ip -batch - 2>/dev/null ||
         candidates | while read -r p; do ip route replace unreachable "$p" || true; done
-    ;;
-del)
+}
+
+del_routes() {
     { ip -4 route show type unreachable; ip -6 route show type unreachable; } |
         awk '{print $2}' | grep -E '^(10\.[0-9]+\.0\.0/16|fd[0-9a-f]{2}::/16)$' |
         sed 's/^/route del unreachable /' | ip -batch - 2>/dev/null || true
+}
+
+case "${1:-}" in
+add)
+    add_routes
+    ;;
+del)
+    del_routes
     ;;
 list)
     candidates
     ;;
+run)
+    shift
+    # the lock scripts/test.sh holds the same way: shared while routes are
+    # needed, the last holder to end (an exclusive lock succeeds) removes them
+    exec {routes_fd}>/run/dpdklua-test-routes.lock
+    flock -s "$routes_fd"
+    add_routes
+    rc=0
+    "$@" {routes_fd}>&- || rc=$?
+    flock -u "$routes_fd"
+    if flock -xn "$routes_fd"; then del_routes; fi
+    exit "$rc"
+    ;;
 *)
-    echo "usage: $0 add|del|list" >&2
+    echo "usage: $0 add|del|list|run CMD..." >&2
     exit 2
     ;;
 esac
