@@ -129,7 +129,8 @@ end)
 describe("tcp.listen", function()
     it("refuses an address that is not configured", function()
         local out = run([[print(tcp.listen("192.0.2.1", 80))]])
-        assert.are.equal("nil\taddress not available\n", out)
+        assert.are.equal("nil\taddress not available: 192.0.2.1 is not an address of this runtime's devices "
+            .. "(env.json devices[].addresses)\n", out)
     end)
 
     it("refuses a port already listened on", function()

@@ -3,6 +3,7 @@
 local C = require "dpdk.cdef"
 local sched = require "dpdk.sched"
 local socket = require "dpdk.socket"
+local transport = require "dpdk.transport"
 
 local E_AGAIN = C.DL_E_AGAIN
 local new_token, wake, running_task = sched.token, sched.wake, sched.running_task
@@ -36,6 +37,9 @@ function M.listen(T, ip, port, opts, what)
     if rc == 0 then rc = T.listen(self.conn, backlog) end
     if rc ~= 0 then
         local err = err_text(rc, 3)
+        if rc == -C.DL_E_ADDRNOTAVAIL and T == transport.dpdk then
+            err = err .. ": " .. ip .. " is not an address of this runtime's devices (env.json devices[].addresses)"
+        end
         release(self)
         return nil, err
     end
