@@ -111,6 +111,14 @@ static int parse_addr(const dl_kconn *c, const char *ip, int port, struct sockad
     return 0;
 }
 
+/* check(c, what), then parse_addr: 0, or the first negated DL_E_* code. */
+static int check_addr(dl_kconn *c, const char *what, const char *ip, int port,
+                      struct sockaddr_storage *ss, socklen_t *len)
+{
+    int rc = check(c, what);
+    return rc ? rc : parse_addr(c, ip, port, ss, len);
+}
+
 dl_kconn *dl_ktcp_new(int family)
 {
     dl_worker *w = dl_self();
@@ -159,12 +167,10 @@ void dl_ktcp_free(dl_kconn *c)
 
 int dl_ktcp_bind(dl_kconn *c, const char *ip, int port)
 {
-    int rc = check(c, "bind");
-    if (rc)
-        return rc;
     struct sockaddr_storage ss;
     socklen_t len;
-    if ((rc = parse_addr(c, ip, port, &ss, &len)) != 0)
+    int rc = check_addr(c, "bind", ip, port, &ss, &len);
+    if (rc)
         return rc;
     if (bind(c->fd, (struct sockaddr *)&ss, len) != 0)
         return dl_ktcp_error(errno, "bind");
@@ -209,12 +215,10 @@ int dl_ktcp_accept(dl_kconn *l, dl_kconn **out, uint32_t token)
 
 int dl_ktcp_connect(dl_kconn *c, const char *ip, int port, uint32_t token)
 {
-    int rc = check(c, "connect");
-    if (rc)
-        return rc;
     struct sockaddr_storage ss;
     socklen_t len;
-    if ((rc = parse_addr(c, ip, port, &ss, &len)) != 0)
+    int rc = check_addr(c, "connect", ip, port, &ss, &len);
+    if (rc)
         return rc;
     if (port == 0)
         return MISUSE("connect: port 0 is not a destination");

@@ -286,6 +286,34 @@ function M.memif_configs(tag, net, opts)
     return config("server", 2), config("client", 3)
 end
 
+-- /etc/hosts lines of this run: each ends with `marker` (a comment unique to
+-- the run), and only lines with it are touched, so what another process
+-- writes meanwhile stays. The file is rewritten in place: it may be a bind
+-- mount. hosts_add(marker, { "10.1.2.3 name", ... }); hosts_remove(marker).
+local function hosts_without(marker)
+    local kept = {}
+    for line in io.lines("/etc/hosts") do
+        if not line:find(marker, 1, true) then kept[#kept + 1] = line end
+    end
+    return kept
+end
+
+local function write_hosts(lines)
+    local f = assert(io.open("/etc/hosts", "w"))
+    f:write(table.concat(lines, "\n"), "\n")
+    f:close()
+end
+
+function M.hosts_add(marker, entries)
+    local lines = hosts_without(marker)
+    for _, e in ipairs(entries) do lines[#lines + 1] = e .. " " .. marker end
+    write_hosts(lines)
+end
+
+function M.hosts_remove(marker)
+    write_hosts(hosts_without(marker))
+end
+
 function M.link_exists(ifname)
     return (M.sh("ip link show dev " .. shell_quote(ifname))) == 0
 end
