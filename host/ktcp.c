@@ -4,18 +4,9 @@
  * that dpdk.ktcp runs the same Lua cosocket code as dpdk.tcp.
  *
  * Every socket is non-blocking. A call that would block arms the caller's
- * token (one per direction per socket) and returns -DL_E_AGAIN. Each worker
- * that made a kernel socket has one epoll set; a socket joins it (edge
- * triggered) the first time it waits. dl_poll calls dl_ktcp_poll only while
- * a token is armed (or a closed socket's wake is due), and that calls
- * epoll_wait with a zero timeout: the worker never blocks, and a worker
- * whose kernel sockets do not wait pays one compare per turn.
- *
- * Edge triggering is enough because the Lua side always tries the call
- * before it waits: a token is armed only after the kernel said EAGAIN, and
- * a readiness edge after that comes out of the next epoll_wait. An edge
- * nobody waits for is dropped; a stale one is at worst a spurious wake, after
- * which Lua makes the same call again.
+ * token (one per direction per socket, host/ktcp_poll.c) and returns
+ * -DL_E_AGAIN; the worker's next polls hand the token back once the kernel
+ * says the socket is ready.
  *
  * Ownership: a dl_kconn is its worker's (F18: another thread's call is
  * -DL_E_MISUSE). Lua frees it (close, GC); when the worker goes, the sockets
@@ -30,63 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <rte_cycles.h>
-
-#include "runtime.h"
+#include "ktcp.h"
 
 #define MISUSE(...) (dl_fail(__VA_ARGS__), -DL_E_MISUSE)
-
-/* POLL_GAP_US: while kernel sockets wait but the last epoll_wait found
- * nothing, the next comes after this many microseconds rather than the next
- * turn: one epoll_wait costs ~1.5 us here, 30x an idle turn (docs/design.md,
- * "Kernel sockets"). DPDKLUA_KTCP_POLL_US overrides it (0: every turn). */
-enum { POLL_BATCH = 64, POLL_GAP_US = 10 };
-
-struct dl_kconn {
-    dl_kconn *prev, *next; /* the worker's sockets */
-    dl_worker *owner;      /* NULL once orphaned */
-    int fd;
-    int family;
-    uint32_t rd_token, wr_token; /* armed waits: recv/accept, send/connect */
-    bool in_epoll, connecting, orphaned;
-};
-
-/* A worker's kernel sockets, made with its first one. */
-struct dl_ktcp {
-    int epfd;
-    dl_kconn *conns;
-    uint32_t *woken; /* tokens of closed sockets, handed out by the next poll */
-    int n_woken, cap_woken;
-    uint64_t polls;          /* epoll_wait calls: read by dl_ktcp_polls on any thread */
-    uint64_t next_poll, gap; /* TSC: no epoll_wait before next_poll */
-};
-
-static dl_ktcp *state_of(dl_worker *w)
-{
-    if (w->ktcp)
-        return w->ktcp;
-    dl_ktcp *k = calloc(1, sizeof *k);
-    if (!k) {
-        dl_fail("kernel tcp socket: out of memory");
-        return NULL;
-    }
-    k->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (k->epfd < 0) {
-        dl_fail("kernel tcp socket: epoll_create1: %s", strerror(errno));
-        free(k);
-        return NULL;
-    }
-    const char *env = getenv("DPDKLUA_KTCP_POLL_US");
-    long us = env && *env ? strtol(env, NULL, 10) : POLL_GAP_US;
-    k->gap = us > 0 ? rte_get_tsc_hz() / 1000000 * (uint64_t)us : 0;
-    w->ktcp = k;
-    return k;
-}
 
 /* The caller must be c's worker, or the main thread between block_on calls
  * for worker 0's sockets (as host/tcp.c). 0, or a negated DL_E_* code. */
@@ -105,9 +46,7 @@ static int check(dl_kconn *c, const char *what)
                   c->owner->index);
 }
 
-/* A kernel error as a negated DL_E_* code; one without a code of its own
- * leaves its text ("what: permission denied") in dl_errmsg. */
-static int kerr(int e, const char *what)
+int dl_ktcp_error(int e, const char *what)
 {
     switch (e) {
     case ECONNREFUSED:
@@ -147,25 +86,6 @@ static int kerr(int e, const char *what)
     }
 }
 
-/* Arm token on slot (0: only a try) and put c in its worker's epoll set. */
-static int arm(dl_kconn *c, uint32_t *slot, uint32_t token)
-{
-    if (token == 0)
-        return -DL_E_AGAIN;
-    dl_worker *w = c->owner;
-    if (!c->in_epoll) {
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = c};
-        if (epoll_ctl(w->ktcp->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
-            return kerr(errno, "epoll_ctl");
-        c->in_epoll = true;
-    }
-    if (*slot == 0)
-        w->ktcp_waits++;
-    *slot = token;
-    return -DL_E_AGAIN;
-}
-
 static int parse_addr(const dl_kconn *c, const char *ip, int port, struct sockaddr_storage *ss,
                       socklen_t *len)
 {
@@ -191,31 +111,12 @@ static int parse_addr(const dl_kconn *c, const char *ip, int port, struct sockad
     return 0;
 }
 
-static dl_kconn *adopt(dl_worker *w, int fd, int family)
+/* check(c, what), then parse_addr: 0, or the first negated DL_E_* code. */
+static int check_addr(dl_kconn *c, const char *what, const char *ip, int port,
+                      struct sockaddr_storage *ss, socklen_t *len)
 {
-    dl_kconn *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->owner = w;
-    c->fd = fd;
-    c->family = family;
-    dl_ktcp *k = w->ktcp;
-    c->next = k->conns;
-    if (k->conns)
-        k->conns->prev = c;
-    k->conns = c;
-    return c;
-}
-
-static void unlink_conn(dl_ktcp *k, dl_kconn *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        k->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    int rc = check(c, what);
+    return rc ? rc : parse_addr(c, ip, port, ss, len);
 }
 
 dl_kconn *dl_ktcp_new(int family)
@@ -230,7 +131,7 @@ dl_kconn *dl_ktcp_new(int family)
         dl_fail("address family must be 4 or 6, got %d", family);
         return NULL;
     }
-    if (!state_of(w))
+    if (!dl_ktcp_setup(w))
         return NULL;
     int fd =
         socket(family == 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -238,34 +139,12 @@ dl_kconn *dl_ktcp_new(int family)
         dl_fail("kernel tcp socket: %s", strerror(errno));
         return NULL;
     }
-    dl_kconn *c = adopt(w, fd, family);
+    dl_kconn *c = dl_ktcp_adopt(w, fd, family);
     if (!c) {
         close(fd);
         dl_fail("kernel tcp socket: out of memory");
     }
     return c;
-}
-
-/* Hand the armed tokens of c to the next poll (its tasks see "closed"). */
-static void wake_closed(dl_ktcp *k, dl_kconn *c)
-{
-    uint32_t tokens[2] = {c->rd_token, c->wr_token};
-    for (int i = 0; i < 2; i++) {
-        if (!tokens[i])
-            continue;
-        if (k->n_woken == k->cap_woken) {
-            int cap = k->cap_woken ? k->cap_woken * 2 : 16;
-            uint32_t *grown = realloc(k->woken, (size_t)cap * sizeof *grown);
-            if (!grown) { /* the task's timeout ends its wait instead */
-                c->owner->ktcp_waits--;
-                continue;
-            }
-            k->woken = grown;
-            k->cap_woken = cap;
-        }
-        k->woken[k->n_woken++] = tokens[i]; /* still counted in ktcp_waits */
-    }
-    c->rd_token = c->wr_token = 0;
 }
 
 void dl_ktcp_free(dl_kconn *c)
@@ -281,26 +160,20 @@ void dl_ktcp_free(dl_kconn *c)
                 dl_errmsg());
         return;
     }
-    dl_ktcp *k = c->owner->ktcp;
-    if (c->in_epoll)
-        epoll_ctl(k->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    dl_ktcp_forget(c);
     close(c->fd); /* the kernel finishes a graceful close on its own */
-    wake_closed(k, c);
-    unlink_conn(k, c);
     free(c);
 }
 
 int dl_ktcp_bind(dl_kconn *c, const char *ip, int port)
 {
-    int rc = check(c, "bind");
-    if (rc)
-        return rc;
     struct sockaddr_storage ss;
     socklen_t len;
-    if ((rc = parse_addr(c, ip, port, &ss, &len)) != 0)
+    int rc = check_addr(c, "bind", ip, port, &ss, &len);
+    if (rc)
         return rc;
     if (bind(c->fd, (struct sockaddr *)&ss, len) != 0)
-        return kerr(errno, "bind");
+        return dl_ktcp_error(errno, "bind");
     return 0;
 }
 
@@ -312,7 +185,7 @@ int dl_ktcp_listen(dl_kconn *c, int backlog)
     if (backlog < 1 || backlog > 65535)
         return MISUSE("listen: backlog must be 1..65535, got %d", backlog);
     if (listen(c->fd, backlog) != 0)
-        return kerr(errno, "listen");
+        return dl_ktcp_error(errno, "listen");
     return 0;
 }
 
@@ -324,7 +197,7 @@ int dl_ktcp_accept(dl_kconn *l, dl_kconn **out, uint32_t token)
     for (;;) {
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            dl_kconn *c = adopt(l->owner, fd, l->family);
+            dl_kconn *c = dl_ktcp_adopt(l->owner, fd, l->family);
             if (!c) {
                 close(fd);
                 return -DL_E_NOMEM;
@@ -333,21 +206,19 @@ int dl_ktcp_accept(dl_kconn *l, dl_kconn **out, uint32_t token)
             return 0;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return arm(l, &l->rd_token, token);
+            return dl_ktcp_arm(l, &l->rd_token, token);
         /* a connection that went before we took it: take the next */
         if (errno != EINTR && errno != ECONNABORTED && errno != EPROTO)
-            return kerr(errno, "accept");
+            return dl_ktcp_error(errno, "accept");
     }
 }
 
 int dl_ktcp_connect(dl_kconn *c, const char *ip, int port, uint32_t token)
 {
-    int rc = check(c, "connect");
-    if (rc)
-        return rc;
     struct sockaddr_storage ss;
     socklen_t len;
-    if ((rc = parse_addr(c, ip, port, &ss, &len)) != 0)
+    int rc = check_addr(c, "connect", ip, port, &ss, &len);
+    if (rc)
         return rc;
     if (port == 0)
         return MISUSE("connect: port 0 is not a destination");
@@ -356,7 +227,7 @@ int dl_ktcp_connect(dl_kconn *c, const char *ip, int port, uint32_t token)
         socklen_t elen = sizeof err;
         if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen) == 0 && err != 0) {
             c->connecting = false;
-            return kerr(err, "connect");
+            return dl_ktcp_error(err, "connect");
         }
     }
     if (connect(c->fd, (struct sockaddr *)&ss, len) == 0 || errno == EISCONN) {
@@ -365,10 +236,10 @@ int dl_ktcp_connect(dl_kconn *c, const char *ip, int port, uint32_t token)
     }
     if (errno == EINPROGRESS || errno == EALREADY || errno == EINTR) {
         c->connecting = true;
-        return arm(c, &c->wr_token, token);
+        return dl_ktcp_arm(c, &c->wr_token, token);
     }
     c->connecting = false;
-    return kerr(errno, "connect");
+    return dl_ktcp_error(errno, "connect");
 }
 
 int dl_ktcp_send(dl_kconn *c, const char *data, size_t len, uint32_t token)
@@ -379,16 +250,16 @@ int dl_ktcp_send(dl_kconn *c, const char *data, size_t len, uint32_t token)
     if (len == 0) { /* only asks for send space */
         struct pollfd p = {.fd = c->fd, .events = POLLOUT};
         if (poll(&p, 1, 0) < 0)
-            return kerr(errno, "send");
+            return dl_ktcp_error(errno, "send");
         if (p.revents & POLLERR) {
             int err = 0;
             socklen_t elen = sizeof err;
             getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen);
-            return kerr(err ? err : EPIPE, "send");
+            return dl_ktcp_error(err ? err : EPIPE, "send");
         }
         if (p.revents & POLLOUT)
             return 0;
-        return arm(c, &c->wr_token, token);
+        return dl_ktcp_arm(c, &c->wr_token, token);
     }
     if (len > INT_MAX)
         len = INT_MAX; /* the caller sends the rest next */
@@ -397,9 +268,9 @@ int dl_ktcp_send(dl_kconn *c, const char *data, size_t len, uint32_t token)
         if (n >= 0)
             return (int)n;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return arm(c, &c->wr_token, token);
+            return dl_ktcp_arm(c, &c->wr_token, token);
         if (errno != EINTR)
-            return kerr(errno, "send");
+            return dl_ktcp_error(errno, "send");
     }
 }
 
@@ -415,9 +286,9 @@ int dl_ktcp_recv(dl_kconn *c, char *buf, size_t len, uint32_t token)
         if (n >= 0)
             return (int)n;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return arm(c, &c->rd_token, token);
+            return dl_ktcp_arm(c, &c->rd_token, token);
         if (errno != EINTR)
-            return kerr(errno, "receive");
+            return dl_ktcp_error(errno, "receive");
     }
 }
 
@@ -462,7 +333,7 @@ int dl_ktcp_shutdown_send(dl_kconn *c)
     if (rc)
         return rc;
     if (shutdown(c->fd, SHUT_WR) != 0)
-        return kerr(errno, "shutdown");
+        return dl_ktcp_error(errno, "shutdown");
     return 0;
 }
 
@@ -510,7 +381,7 @@ int dl_ktcp_setopt(dl_kconn *c, int opt, int value)
     if (!sockopt_of(c, opt, &level, &name))
         return MISUSE("setoption: unknown option %d", opt);
     if (setsockopt(c->fd, level, name, &value, sizeof value) != 0)
-        return kerr(errno, "setoption");
+        return dl_ktcp_error(errno, "setoption");
     return 0;
 }
 
@@ -524,7 +395,7 @@ int dl_ktcp_getopt(dl_kconn *c, int opt, int *value)
         return MISUSE("getoption: unknown option %d", opt);
     socklen_t len = sizeof *value;
     if (getsockopt(c->fd, level, name, value, &len) != 0)
-        return kerr(errno, "getoption");
+        return dl_ktcp_error(errno, "getoption");
     return 0;
 }
 
@@ -559,67 +430,4 @@ int dl_ktcp_worker(dl_kconn *c)
 int dl_ktcp_core(dl_kconn *c)
 {
     return c && !c->orphaned ? c->owner->core : -1;
-}
-
-int dl_ktcp_poll(dl_worker *w, dl_event *events, int n, int max)
-{
-    dl_ktcp *k = w->ktcp;
-    while (k->n_woken > 0 && n < max) {
-        events[n++] = (dl_event){.kind = DL_EV_WAKE, .token = k->woken[--k->n_woken]};
-        w->ktcp_waits--;
-    }
-    int room = (max - n) / 2; /* an event may wake both directions */
-    if (room > POLL_BATCH)
-        room = POLL_BATCH;
-    if (w->ktcp_waits == 0 || room == 0)
-        return n;
-    uint64_t now = k->gap ? rte_rdtsc() : 0;
-    if (now < k->next_poll)
-        return n;
-    struct epoll_event ev[POLL_BATCH];
-    int got = epoll_wait(k->epfd, ev, room, 0);
-    __atomic_store_n(&k->polls, k->polls + 1, __ATOMIC_RELAXED); /* single writer */
-    /* traffic: look again next turn; quiet: after the gap */
-    k->next_poll = got > 0 ? 0 : now + k->gap;
-    for (int i = 0; i < got; i++) {
-        dl_kconn *c = ev[i].data.ptr;
-        uint32_t e = ev[i].events;
-        if (c->rd_token && (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
-            events[n++] = (dl_event){.kind = DL_EV_WAKE, .token = c->rd_token};
-            c->rd_token = 0;
-            w->ktcp_waits--;
-        }
-        if (c->wr_token && (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))) {
-            events[n++] = (dl_event){.kind = DL_EV_WAKE, .token = c->wr_token};
-            c->wr_token = 0;
-            w->ktcp_waits--;
-        }
-    }
-    return n;
-}
-
-uint64_t dl_ktcp_polls(const dl_worker *w)
-{
-    const dl_ktcp *k = w->ktcp;
-    return k ? __atomic_load_n(&k->polls, __ATOMIC_RELAXED) : 0;
-}
-
-void dl_ktcp_worker_free(dl_worker *w)
-{
-    dl_ktcp *k = w->ktcp;
-    if (!k)
-        return;
-    while (k->conns) { /* only a pending finalizer still holds these */
-        dl_kconn *c = k->conns;
-        unlink_conn(k, c);
-        close(c->fd);
-        c->fd = -1;
-        c->owner = NULL;
-        c->orphaned = true;
-    }
-    close(k->epfd);
-    free(k->woken);
-    free(k);
-    w->ktcp = NULL;
-    w->ktcp_waits = 0;
 }

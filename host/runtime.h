@@ -26,7 +26,7 @@ enum { DL_STEER_HERE = -1, DL_STEER_ALL = -2 };
 enum { DL_STEER_NONE = 0, DL_STEER_SOFTWARE = 1, DL_STEER_RSS = 2 };
 
 /* A task of this worker waits on a channel (host/channel.c). */
-typedef struct dl_ktcp dl_ktcp; /* host/ktcp.c: a worker's kernel sockets */
+typedef struct dl_ktcp dl_ktcp; /* host/ktcp_poll.c: a worker's kernel sockets */
 
 typedef struct dl_chan_wait {
     dl_channel *ch;
@@ -200,7 +200,7 @@ void dl_blocking_free(dl_runtime *rt); /* the runtime's reference; threads keep 
 /* host/main.c: the first SIGINT/SIGTERM's number while it is pending, else 0 */
 int dl_interrupt_signal(void);
 
-/* host/ktcp.c */
+/* host/ktcp_poll.c */
 /* Add a DL_EV_WAKE to events[n..max) for each kernel socket wait of w that may go on. */
 int dl_ktcp_poll(dl_worker *w, dl_event *events, int n, int max);
 void dl_ktcp_worker_free(dl_worker *w); /* closes what is left; finalizers free it later */

@@ -15,6 +15,7 @@
  */
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,16 +38,17 @@ static int stats_word_index(const char *name)
     return -1;
 }
 
-/* The worker a parameter names, -1 for none (all), -2 for a bad one. */
-static int worker_param(const dl_runtime *rt, const char *params)
+/* A command's index parameter: -1 when there is none, -2 when it is not a
+ * whole number >= 0. */
+static int index_param(const char *params)
 {
     if (!params || !*params)
         return -1;
     char *end;
-    long w = strtol(params, &end, 10);
-    if (*end || w < 0 || w >= rt->n_workers)
+    long v = strtol(params, &end, 10);
+    if (*end || v < 0 || v > INT32_MAX)
         return -2;
-    return (int)w;
+    return (int)v;
 }
 
 /* Worker w's words, or the sum over all workers (published_us: the latest). */
@@ -65,16 +67,16 @@ static void gather(dl_runtime *rt, int w, uint64_t words[N_WORDS])
     }
 }
 
-static int cmd_stats(const char *cmd, const char *params, struct rte_tel_data *d)
+/*
+ * The commands' bodies: each fills d from rt, with the lock held and a
+ * runtime attached; arg is the parameter (-1: none given; -2: not an index,
+ * for the commands that take none). Returns 0, or -1 for a parameter that
+ * names nothing (the telemetry client then gets an error).
+ */
+static int fill_stats(dl_runtime *rt, int w, struct rte_tel_data *d)
 {
-    (void)cmd;
-    pthread_mutex_lock(&lock);
-    dl_runtime *rt = current;
-    int w = rt ? worker_param(rt, params) : -1;
-    if (!rt || w == -2) {
-        pthread_mutex_unlock(&lock);
+    if (w >= rt->n_workers)
         return -1;
-    }
     uint64_t words[N_WORDS];
     gather(rt, w, words);
     rte_tel_data_start_dict(d);
@@ -86,27 +88,20 @@ static int cmd_stats(const char *cmd, const char *params, struct rte_tel_data *d
     }
     for (int k = 0; k < (int)N_WORDS; k++)
         rte_tel_data_add_dict_u64(d, dl_stats_field(k), words[k]);
-    pthread_mutex_unlock(&lock);
     return 0;
 }
 
-static int cmd_conns(const char *cmd, const char *params, struct rte_tel_data *d)
+static int fill_conns(dl_runtime *rt, int w, struct rte_tel_data *d)
 {
-    (void)cmd;
-    pthread_mutex_lock(&lock);
-    dl_runtime *rt = current;
-    int w = rt ? worker_param(rt, params) : -1;
-    if (!rt || w == -2) {
-        pthread_mutex_unlock(&lock);
-        return -1;
-    }
-    uint64_t words[N_WORDS];
-    gather(rt, w, words);
-    rte_tel_data_start_dict(d);
     static const char *const states[] = {
         "tcp_listen",     "tcp_syn_sent",   "tcp_syn_rcvd", "tcp_established", "tcp_fin_wait_1",
         "tcp_fin_wait_2", "tcp_close_wait", "tcp_closing",  "tcp_last_ack",    "tcp_time_wait",
     };
+    if (w >= rt->n_workers)
+        return -1;
+    uint64_t words[N_WORDS];
+    gather(rt, w, words);
+    rte_tel_data_start_dict(d);
     uint64_t total = 0;
     for (size_t i = 0; i < DL_ARRAY_SIZE(states); i++) {
         int k = stats_word_index(states[i]);
@@ -115,23 +110,15 @@ static int cmd_conns(const char *cmd, const char *params, struct rte_tel_data *d
             total += words[k];
     }
     rte_tel_data_add_dict_u64(d, "total", total); /* connections, listeners aside */
-    pthread_mutex_unlock(&lock);
     return 0;
 }
 
-static int cmd_workers(const char *cmd, const char *params, struct rte_tel_data *d)
+static int fill_workers(dl_runtime *rt, int unused, struct rte_tel_data *d)
 {
-    (void)cmd;
-    (void)params;
     static const char *const keys[] = {
         "rx_packets", "tx_packets", "loops", "tcp_established", "tcp_retrans_segs", "lua_bytes",
     };
-    pthread_mutex_lock(&lock);
-    dl_runtime *rt = current;
-    if (!rt) {
-        pthread_mutex_unlock(&lock);
-        return -1;
-    }
+    (void)unused;
     rte_tel_data_start_dict(d);
     rte_tel_data_add_dict_int(d, "workers", rt->n_workers);
     struct rte_tel_data *cores = rte_tel_data_alloc();
@@ -154,28 +141,14 @@ static int cmd_workers(const char *cmd, const char *params, struct rte_tel_data 
         }
         rte_tel_data_add_dict_container(d, keys[k], a, 0);
     }
-    pthread_mutex_unlock(&lock);
     return 0;
 }
 
-static int cmd_ports(const char *cmd, const char *params, struct rte_tel_data *d)
+static int fill_ports(dl_runtime *rt, int p, struct rte_tel_data *d)
 {
-    (void)cmd;
-    pthread_mutex_lock(&lock);
-    dl_runtime *rt = current;
-    int p = 0;
-    if (rt && params && *params) {
-        char *end;
-        p = (int)strtol(params, &end, 10);
-        if (*end)
-            p = -1;
-    }
     dl_port_info info;
-    if (!rt || dl_runtime_port_info(rt, p, &info) != DL_OK) {
-        pthread_mutex_unlock(&lock);
+    if (dl_runtime_port_info(rt, p == -1 ? 0 : p, &info) != DL_OK)
         return -1;
-    }
-    pthread_mutex_unlock(&lock);
     rte_tel_data_start_dict(d);
     rte_tel_data_add_dict_int(d, "port_id", info.port_id);
     rte_tel_data_add_dict_string(d, "name", info.name);
@@ -198,24 +171,49 @@ static int cmd_ports(const char *cmd, const char *params, struct rte_tel_data *d
     return 0;
 }
 
+static const struct command {
+    const char *path;
+    int (*fill)(dl_runtime *rt, int arg, struct rte_tel_data *d);
+    bool indexed; /* takes an index parameter (else its parameter is ignored) */
+    const char *help;
+} commands[] = {
+    {"/dpdklua/stats", fill_stats, true,
+     "dpdklua: every figure of dpdk.stats() summed over the workers; parameter: a worker index "
+     "for that worker's"},
+    {"/dpdklua/workers", fill_workers, false,
+     "dpdklua: per worker (arrays indexed by worker): core, packets, loops, connections, "
+     "retransmissions, Lua memory"},
+    {"/dpdklua/conns", fill_conns, true,
+     "dpdklua: TCP connections by state; parameter: a worker index (default: all workers)"},
+    {"/dpdklua/ports", fill_ports, true,
+     "dpdklua: a port's counters and mbufs; parameter: the runtime's port index (default 0)"},
+};
+
+/* The one telemetry callback: the command's body under the lock, or -1 with
+ * no runtime attached (between runtimes) or a parameter that is not an index. */
+static int command(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+    const struct command *c = NULL;
+    for (size_t i = 0; i < DL_ARRAY_SIZE(commands); i++)
+        if (strcmp(commands[i].path, cmd) == 0)
+            c = &commands[i];
+    int arg = index_param(params);
+    if (!c || (c->indexed && arg == -2))
+        return -1;
+    pthread_mutex_lock(&lock);
+    int rc = current ? c->fill(current, arg, d) : -1;
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
 void dl_telemetry_attach(dl_runtime *rt)
 {
     pthread_mutex_lock(&lock);
     current = rt;
     if (!registered) { /* commands cannot be unregistered: once per process */
         registered = true;
-        rte_telemetry_register_cmd("/dpdklua/stats", cmd_stats,
-                                   "dpdklua: every figure of dpdk.stats() summed over the "
-                                   "workers; parameter: a worker index for that worker's");
-        rte_telemetry_register_cmd("/dpdklua/workers", cmd_workers,
-                                   "dpdklua: per worker (arrays indexed by worker): core, "
-                                   "packets, loops, connections, retransmissions, Lua memory");
-        rte_telemetry_register_cmd("/dpdklua/conns", cmd_conns,
-                                   "dpdklua: TCP connections by state; parameter: a worker "
-                                   "index (default: all workers)");
-        rte_telemetry_register_cmd("/dpdklua/ports", cmd_ports,
-                                   "dpdklua: a port's counters and mbufs; parameter: the "
-                                   "runtime's port index (default 0)");
+        for (size_t i = 0; i < DL_ARRAY_SIZE(commands); i++)
+            rte_telemetry_register_cmd(commands[i].path, command, commands[i].help);
     }
     pthread_mutex_unlock(&lock);
 }

@@ -23,9 +23,7 @@ package.path = DIR .. "/?.lua;" .. package.path
 local rt = assert(dpdk.runtime{ workers = 1, config = %q%s })
 %s
 ]]):format(cfg, opts.rt_opts or "", body)
-    local r = child.run(code, { timeout = 60 })
-    assert(r.status == 0, ("child exited %s\nstdout:\n%s\nstderr:\n%s"):format(
-        tostring(r.status), r.stdout, r.stderr))
+    local r = child.run_ok(code, { timeout = 60 })
     return r.stdout, r.stderr, dir
 end
 

@@ -13,10 +13,7 @@ local C = require "dpdk.cdef"
 local rt = assert(dpdk.runtime{ workers = 2, config = %q })
 %s
 ]]):format(cfg, body)
-    local r = child.run(code, opts)
-    assert(r.status == 0, ("child exited %s\nstdout:\n%s\nstderr:\n%s"):format(
-        tostring(r.status), r.stdout, r.stderr))
-    return r
+    return child.run_ok(code, opts)
 end
 
 describe("dpdk.channel", function()

@@ -4,18 +4,16 @@
 -- Most tests need no network (a device-less runtime); the socket ones talk
 -- to a python peer through the tap dll0 (10.145.0.0/24).
 local child = require "spec.helpers.child"
+local net = require "spec.helpers.net"
 
 local function run(body, opts)
     opts = opts or {}
     local cfg = child.config({ cores = { 0 } })
-    local r = child.run(([[
+    return child.run_ok(([[
 local dpdk = require "dpdk"
 local sched = require "dpdk.sched"
 local rt = assert(dpdk.runtime{ workers = 1, config = %q })
 ]]):format(cfg) .. body, opts)
-    assert(r.status == 0, ("child exited %s\nstdout:\n%s\nstderr:\n%s"):format(
-        tostring(r.status), r.stdout, r.stderr))
-    return r
 end
 
 describe("dpdk.spawn", function()
@@ -331,40 +329,20 @@ end)
 
 describe("light threads and sockets (tap dll0)", function()
     local NET, IFNAME = 145, "dll0"
-    local PEER = "10.145.0.1"
     -- 14500: waits for "go\n", then sends two lines and closes; 14501: echoes
-    local SERVER = [[
-import socket, threading
-def serve(port, handler):
-    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.setsockopt(socket.SOL_IP, getattr(socket, "IP_FREEBIND", 15), 1); l.bind(("10.145.0.1", port)); l.listen(16)
-    def loop():
-        while True:
-            c, addr = l.accept()
-            threading.Thread(target=handler, args=(c,), daemon=True).start()
-    threading.Thread(target=loop, daemon=True).start()
-def lines(c):
+    local HANDLERS = [[
+def lines(c, addr):
     buf = b""
     while not buf.endswith(b"go\n"):
         b = c.recv(100)
         if not b: return
         buf += b
     c.sendall(b"line1\nline2\n"); c.close()
-def echo(c):
-    while True:
-        b = c.recv(65536)
-        if not b: break
-        c.sendall(b)
-    c.close()
-serve(14500, lines); serve(14501, echo)
-print("LISTENING", flush=True)
-threading.Event().wait()
 ]]
     local server
 
     setup(function()
-        server = child.start_python(SERVER)
-        assert(server:wait_output("LISTENING"), server:stderr())
+        server = net.kernel_peers("10.145.0.1", { [14500] = "lines", [14501] = "echo" }, HANDLERS)
     end)
 
     teardown(function()
@@ -372,20 +350,7 @@ threading.Event().wait()
     end)
 
     local function run_net(body, after)
-        local cfg = child.config({ cores = { 0 }, devices = { child.tap_device(IFNAME, NET) } })
-        local r = child.run(([[
-local dpdk = require "dpdk"
-local tcp = require "dpdk.tcp"
-local PEER = %q
-local rt = assert(dpdk.runtime{ workers = 1, config = %q })
-rt:block_on(function()
-%s
-end)
-%s
-]]):format(PEER, cfg, body, after or ""), { timeout = 60 })
-        assert(r.status == 0, ("child exited %s\nstdout:\n%s\nstderr:\n%s"):format(
-            tostring(r.status), r.stdout, r.stderr))
-        return r.stdout
+        return (net.run_on_tap(IFNAME, NET, body, { cores = { 0 }, after = after }))
     end
 
     it("reads a socket inside coroutine.wrap: the wait reaches the scheduler", function()

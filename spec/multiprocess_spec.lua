@@ -4,16 +4,7 @@
 local child = require "spec.helpers.child"
 local ffi = require "ffi"
 
--- busted keeps only the last finally() of a test: collect the cleanups.
-local pending = {}
-local function defer(fn)
-    pending[#pending + 1] = fn
-    finally(function()
-        local list = pending
-        pending = {}
-        for i = #list, 1, -1 do pcall(list[i]) end
-    end)
-end
+local defer = child.deferrer(function(fn) finally(fn) end)
 
 local HOLD = [[
 local dpdk = require "dpdk"

@@ -10,20 +10,6 @@ local UPNAME = MARKER:match("dlo%-test%-proxy%-%d+%-%d+") .. ".internal"
 local KUPNAME = MARKER:match("dlo%-test%-proxy%-%d+%-%d+") .. "-loopback.internal"
 local PROXY = (os.getenv("DPDKLUA_ROOT") or ".") .. "/examples/proxy.lua"
 
-local function hosts_lines()
-    local kept = {}
-    for line in io.lines("/etc/hosts") do
-        if not line:find(MARKER, 1, true) then kept[#kept + 1] = line end
-    end
-    return kept
-end
-
-local function write_hosts(lines)
-    local f = assert(io.open("/etc/hosts", "w"))
-    f:write(table.concat(lines, "\n"), "\n")
-    f:close()
-end
-
 -- The upstream: BIND is where it listens (the tap's kernel side, or loopback).
 local UPSTREAM_CODE = [[
 import socket, threading, hashlib
@@ -71,12 +57,9 @@ for size in (1, 5000, 300000):
 
 describe("examples/proxy.lua", function()
     setup(function()
-        local lines = hosts_lines()
-        lines[#lines + 1] = "10.212.0.1 " .. UPNAME .. " " .. MARKER
-        lines[#lines + 1] = "127.0.0.1 " .. KUPNAME .. " " .. MARKER
-        write_hosts(lines)
+        child.hosts_add(MARKER, { "10.212.0.1 " .. UPNAME, "127.0.0.1 " .. KUPNAME })
     end)
-    teardown(function() write_hosts(hosts_lines()) end)
+    teardown(function() child.hosts_remove(MARKER) end)
 
     it("relays a client through the tap to an upstream given by name, both ways", function()
         local upstream, svc = child.start_python(UPSTREAM), nil

@@ -10,39 +10,19 @@ local TAG = MARKER:match("dlo%-test%-%d+%-%d+")
 local V4, V6, BOTH, GONE, PEERNAME = TAG .. "-v4.internal", TAG .. "-v6.internal",
     TAG .. "-both.internal", TAG .. "-gone.internal", TAG .. "-peer.internal"
 
--- Keep every line but ours (another process may edit the file meanwhile: only
--- our marked lines are touched).
-local function hosts_without_ours()
-    local kept = {}
-    for line in io.lines("/etc/hosts") do
-        if not line:find(MARKER, 1, true) then kept[#kept + 1] = line end
-    end
-    return kept
-end
-
-local function write_hosts(lines)
-    local f = assert(io.open("/etc/hosts", "w")) -- in place: the file may be a bind mount
-    f:write(table.concat(lines, "\n"), "\n")
-    f:close()
-end
-
 local function remove_ours()
-    write_hosts(hosts_without_ours())
+    child.hosts_remove(MARKER)
 end
 
 local function add_ours()
-    local lines = hosts_without_ours()
-    for _, l in ipairs({
+    child.hosts_add(MARKER, {
         "10.211.7.4 " .. V4,
         "fdd3::7:6 " .. V6,
         "10.211.7.5 " .. BOTH,
         "fdd3::7:5 " .. BOTH,
         "10.211.7.9 " .. GONE,
         PEER .. " " .. PEERNAME,
-    }) do
-        lines[#lines + 1] = l .. " " .. MARKER
-    end
-    write_hosts(lines)
+    })
 end
 
 local function run(body, opts)
@@ -53,7 +33,7 @@ local function run(body, opts)
     else
         cfg = child.config({ cores = { 0 } })
     end
-    local r = child.run(([[
+    local r = child.run_ok(([[
 local dpdk = require "dpdk"
 local tcp = require "dpdk.tcp"
 local resolve = require "dpdk.resolve"
@@ -63,8 +43,6 @@ rt:block_on(function()
 %s
 end)
 ]]):format(V4, V6, BOTH, GONE, PEERNAME, MARKER, cfg, body), { timeout = 60 })
-    assert(r.status == 0, ("child exited %s\nstdout:\n%s\nstderr:\n%s"):format(
-        tostring(r.status), r.stdout, r.stderr))
     return r.stdout
 end
 

@@ -11,11 +11,8 @@ local dpdk = require "dpdk"
 local rt = assert(dpdk.runtime{ workers = %d, config = %q })
 %s
 ]]):format(opts.workers or 1, cfg, body)
-    local r = child.run(code, opts)
-    if opts.expect_failure then return r end
-    assert(r.status == 0, ("child exited %s\nstdout:\n%s\nstderr:\n%s"):format(
-        tostring(r.status), r.stdout, r.stderr))
-    return r
+    if opts.expect_failure then return child.run(code, opts) end
+    return child.run_ok(code, opts)
 end
 
 describe("rt:block_on", function()

@@ -4,13 +4,10 @@ local child = require "spec.helpers.child"
 
 local function run(body)
     local cfg = child.config({ cores = { 0 } })
-    local r = child.run(([[
+    return child.run_ok(([[
 local dpdk = require "dpdk"
 local rt = assert(dpdk.runtime{ workers = 1, config = %q })
 ]]):format(cfg) .. body)
-    assert(r.status == 0, ("child exited %s\nstdout:\n%s\nstderr:\n%s"):format(
-        tostring(r.status), r.stdout, r.stderr))
-    return r
 end
 
 describe("dpdk.semaphore", function()

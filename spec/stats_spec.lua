@@ -4,79 +4,11 @@
 local child = require "spec.helpers.child"
 local net = require "spec.helpers.net"
 
--- A service on worker(s) that answers "stats" with its dpdk.stats() as
--- "name=value" lines, "hold" by keeping the connection open, anything else
--- by echoing it.
-local SERVICE = [[
-local rt = assert(dpdk.runtime{ workers = WORKERS, config = CONFIG })
-rt:run(function(ip)
-    local dpdk = require "dpdk"
-    local tcp = require "dpdk.tcp"
-    local armed
-    local function dump(s)
-    local out = {}
-    for i, w in ipairs(s.workers) do
-        for k, v in pairs(w) do out[#out + 1] = ("w%d.%s=%s"):format(i - 1, k, tostring(v)) end
-    end
-    for i, p in ipairs(s.ports) do
-        for k, v in pairs(p) do out[#out + 1] = ("p%d.%s=%s"):format(i - 1, k, tostring(v)) end
-    end
-    table.sort(out)
-    return table.concat(out, "\n")
-    end
-    local l = assert(tcp.listen(ip, 7015))
-    if dpdk.worker_id() == 0 then print("READY") io.stdout:flush() end
-    dpdk.log("warn", "listening on worker", dpdk.worker_id())
-    while true do
-        local c = assert(l:accept())
-        dpdk.spawn(function()
-            c:settimeout(20000)
-            while true do
-                local line = c:receive("*l")
-                if not line then break end
-                if line == "stats" then
-                    -- a string that stays alive while the figures are taken
-                    local ballast = string.rep("x", 3 * 1024 * 1024)
-                    local s = require("dpdk").stats()
-                    c:send(dump(s) .. "\nballast=" .. #ballast .. "\nEND\n")
-                elseif line == "arm" then -- "go" on another connection sends to this one
-                    armed = c
-                elseif line == "go" then
-                    armed:send(string.rep("y", 200000))
-                    c:send("sent\n")
-                elseif line ~= "hold" then
-                    c:send(line .. "\n")
-                end
-            end
-            c:close()
-        end)
-    end
-end, IP)
-]]
-
 local function start(ifname, net_no, workers, device)
-    local code = SERVICE:gsub("WORKERS", tostring(workers)):gsub("IP", ("%q"):format(("10.%d.0.2")
-        :format(net_no)))
-    return net.service(ifname, net_no, code,
-        { cores = workers == 2 and { 0, 1 } or { 0 }, device = device })
+    return net.stats_service(ifname, net_no, workers, { device = device })
 end
 
--- Parse the "stats" answer into { ["w0.rx_packets"] = n, ... }.
-local PARSE = [[
-def stats(s):
-    s.sendall(b"stats\n")
-    buf = b""
-    while not buf.endswith(b"\nEND\n"):
-        b = s.recv(65536)
-        if not b: raise Exception("closed: %r" % buf)
-        buf += b
-    body = buf.split(b"END\n")[0].decode()
-    out = {}
-    for line in body.splitlines():
-        k, _, v = line.partition("=")
-        out[k] = int(v) if v.lstrip("-").isdigit() else v
-    return out
-]]
+local PARSE = net.PY_STATS
 
 describe("dpdk.stats()", function()
     it("names every word of dl_worker_stats, in order (host/stats.c's list against api.h)",

@@ -4,28 +4,12 @@
 -- forwarded (but ARP / ND copies).
 local child = require "spec.helpers.child"
 
--- busted keeps only the last finally() of a test: collect the cleanups.
-local pending = {}
-local function defer(fn)
-    pending[#pending + 1] = fn
-    finally(function()
-        local list = pending
-        pending = {}
-        for i = #list, 1, -1 do pcall(list[i]) end
-    end)
-end
+local defer = child.deferrer(function(fn) finally(fn) end)
 
+-- Both ends call their device net_memif0: the locks tell them apart.
 local function configs(tag, net)
-    local sock = ("%s/%s.sock"):format(child.tmpdir(), tag)
-    local function dev(role, host)
-        return child.config({ cores = { 0, 1 }, devices = { {
-            -- both ends call their device net_memif0: the locks tell them apart
-            vdev = ("net_memif0,role=%s,socket=%s,id=0"):format(role, sock),
-            mac = ("02:d3:%02x:00:00:%02x"):format(net, host),
-            addresses = { ("10.%d.0.%d/24"):format(net, host), ("fd%x::%d/64"):format(net, host) },
-        } } })
-    end
-    return dev("server", 2), dev("client", 3)
+    return child.memif_configs(tag, net,
+        { names = { server = "net_memif0", client = "net_memif0" }, mac_byte = 0xd3, ipv6 = true })
 end
 
 local SERVER = [[
@@ -33,25 +17,9 @@ local dpdk = require "dpdk"
 local rt = assert(dpdk.runtime{ workers = 2, config = CONFIG })
 io.stdout:write("READY\n") io.stdout:flush()
 rt:run(function()
-    local dpdk, tcp = require "dpdk", require "dpdk.tcp"
+    local dpdk = require "dpdk"
+    local steer = require "spec.helpers.steer_tasks"
     local me = dpdk.worker_id()
-    local function serve(ip, port, handler)
-        local l = assert(tcp.listen(ip, port, { backlog = 2048 }))
-        dpdk.spawn(function()
-            while true do
-                local c = assert(l:accept())
-                dpdk.spawn(handler, c)
-            end
-        end)
-    end
-    local function echo(c)
-        while true do
-            local line = c:receive("*l")
-            if not line then break end
-            if not c:send("w" .. me .. " " .. line .. "\n") then break end
-        end
-        c:close()
-    end
     local function bulk(c)
         local n = assert(tonumber(c:receive("*l")))
         local block = {}
@@ -60,19 +28,10 @@ rt:run(function()
         for _ = 1, n do if not c:send(block) then break end end
         c:close()
     end
-    local function stats(c)
-        local parts = {}
-        for _, w in ipairs(dpdk.stats().workers) do
-            parts[#parts + 1] = ("w%d out=%d in=%d drops=%d"):format(w.worker, w.forwarded_out,
-                w.forwarded_in, w.forward_drops)
-        end
-        c:send(table.concat(parts, " ") .. "\n")
-        c:close()
-    end
     for _, ip in ipairs({ "10.132.0.2", "fd84::2" }) do
-        serve(ip, 9000, echo)
-        serve(ip, 9001, bulk)
-        serve(ip, 9002, stats)
+        steer.serve(ip, 9000, 2048, steer.echo_lines)
+        steer.serve(ip, 9001, 2048, bulk)
+        steer.serve(ip, 9002, 2048, steer.send_forwarding)
     end
     dpdk.sleep(3600)
 end)
@@ -131,13 +90,7 @@ rt:run(function()
     out[#out + 1] = ("BULK %d blocks=%d bad=%d from=%s"):format(me, got, bad, tostring(from))
     io.stdout:write(table.concat(out, "\n") .. "\n") io.stdout:flush()
 end)
-local st = dpdk.stats()
-local parts = {}
-for _, w in ipairs(st.workers) do
-    parts[#parts + 1] = ("w%d out=%d in=%d drops=%d"):format(w.worker, w.forwarded_out,
-        w.forwarded_in, w.forward_drops)
-end
-print("CLIENT " .. table.concat(parts, " "))
+print("CLIENT " .. require("spec.helpers.steer_tasks").forwarding())
 rt:block_on(function()
     local c = assert(require("dpdk.tcp").connect("10.132.0.2", 9002, { timeout = 5000 }))
     print("SERVER " .. c:receive("*l"))

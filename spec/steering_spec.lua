@@ -3,16 +3,7 @@
 local child = require "spec.helpers.child"
 local net = require "spec.helpers.net"
 
--- busted keeps only the last finally() of a test: collect the cleanups.
-local pending = {}
-local function defer(fn)
-    pending[#pending + 1] = fn
-    finally(function()
-        local list = pending
-        pending = {}
-        for i = #list, 1, -1 do pcall(list[i]) end
-    end)
-end
+local defer = child.deferrer(function(fn) finally(fn) end)
 
 local ROOT = os.getenv("DPDKLUA_ROOT") or "."
 
@@ -24,24 +15,12 @@ local rt = assert(dpdk.runtime{ workers = 2, config = CONFIG })
 print("READY") io.stdout:flush()
 rt:run(function(GO, PEER, LISTEN)
     local dpdk, tcp = require "dpdk", require "dpdk.tcp"
+    local steer = require "spec.helpers.steer_tasks"
     local me = dpdk.worker_id()
-    local function serve(port, handler)
-        local l = assert(tcp.listen(LISTEN, port, { backlog = 1024 }))
-        dpdk.spawn(function()
-            while true do
-                local c = assert(l:accept())
-                dpdk.spawn(handler, c)
-            end
-        end)
-    end
+    local function serve(port, handler) steer.serve(LISTEN, port, 1024, handler) end
     serve(7000, function(c)
         c:settimeout(30000)
-        while true do
-            local line = c:receive("*l")
-            if not line then break end
-            if not c:send("w" .. me .. " " .. line .. "\n") then break end
-        end
-        c:close()
+        steer.echo_lines(c)
     end)
     serve(8080, function(c)
         c:settimeout(10000)
@@ -55,15 +34,7 @@ rt:run(function(GO, PEER, LISTEN)
         c:send("HTTP/1.1 200 OK\r\nContent-Length: " .. #body .. "\r\nConnection: close\r\n\r\n" .. body)
         c:close()
     end)
-    serve(7001, function(c)
-        local parts = {}
-        for _, w in ipairs(dpdk.stats().workers) do
-            parts[#parts + 1] = ("w%d out=%d in=%d drops=%d"):format(w.worker, w.forwarded_out,
-                w.forwarded_in, w.forward_drops)
-        end
-        c:send(table.concat(parts, " ") .. "\n")
-        c:close()
-    end)
+    serve(7001, steer.send_forwarding)
     while not io.open(GO) do dpdk.sleep(0.05) end
     local n, tasks, worst = 50, {}, 0
     for i = 1, n do

@@ -1,57 +1,29 @@
 -- The socket API, one behaviour per test (spec F12–F14), against a kernel
 -- echo server on the tap's kernel side.
 local child = require "spec.helpers.child"
+local net = require "spec.helpers.net"
 
 local NET, IFNAME = 73, "dltapi"
-local PEER, SELF = "10.73.0.1", "10.73.0.2"
 
--- A kernel echo server on the tap's kernel-side address (IP_FREEBIND: bound
--- before the tap exists, never a wildcard), port 7300; port 7301 answers
--- "peer=<ip>:<port>" and closes; port 7302 sends 3 MiB then closes; port
--- 7303 accepts and stays silent; port 7304 counts what it gets and prints
--- "SINK EOF <n>" (or "SINK RESET <n>").
-local ECHO_SERVER = [[
-import socket, threading
-def serve(port, handler):
-    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.setsockopt(socket.SOL_IP, getattr(socket, "IP_FREEBIND", 15), 1); l.bind(("10.73.0.1", port)); l.listen(64)
-    def loop():
-        while True:
-            c, addr = l.accept()
-            threading.Thread(target=handler, args=(c, addr), daemon=True).start()
-    threading.Thread(target=loop, daemon=True).start()
-def echo(c, addr):
-    while True:
-        b = c.recv(65536)
-        if not b: break
-        c.sendall(b)
-    c.close()
+-- Kernel peers on the tap's kernel-side address: port 7300 echoes; port 7301
+-- answers "peer=<ip>:<port>" and closes; port 7302 sends 3 MiB then closes;
+-- port 7303 accepts and stays silent; port 7304 counts what it gets and
+-- prints "SINK EOF <n>" (or "SINK RESET <n>").
+local HANDLERS = [[
 def whoami(c, addr):
     c.sendall(("peer=%s:%d\n" % addr).encode()); c.close()
 def bulk(c, addr):
     c.sendall(b"z" * (3 << 20)); c.close()
 def silent(c, addr):
     c.recv(1)
-def sink(c, addr):
-    n = 0
-    try:
-        while True:
-            b = c.recv(65536)
-            if not b: break
-            n += len(b)
-        print("SINK EOF %d" % n, flush=True)
-    except ConnectionResetError:
-        print("SINK RESET %d" % n, flush=True)
-serve(7300, echo); serve(7301, whoami); serve(7302, bulk); serve(7303, silent); serve(7304, sink)
-print("LISTENING", flush=True)
-threading.Event().wait()
 ]]
 
 local server
 
 setup(function()
-    server = child.start_python(ECHO_SERVER)
-    assert(server:wait_output("LISTENING"), server:stderr())
+    server = net.kernel_peers("10.73.0.1",
+        { [7300] = "echo", [7301] = "whoami", [7302] = "bulk", [7303] = "silent", [7304] = "sink" },
+        HANDLERS)
 end)
 
 teardown(function()
@@ -61,21 +33,7 @@ end)
 -- Run body (inside block_on, with `dpdk`, `tcp`, PEER, SELF) in a fresh
 -- dpdklua with the tap; returns its stdout.
 local function run(body, opts)
-    opts = opts or {}
-    local dev = child.tap_device(IFNAME, NET, opts.device)
-    local cfg = child.config({ cores = { 0, 1 }, devices = { dev } })
-    local r = child.run(([[
-local dpdk = require "dpdk"
-local tcp = require "dpdk.tcp"
-local PEER, SELF = %q, %q
-local rt = assert(dpdk.runtime{ workers = %d, config = %q })
-rt:block_on(function()
-%s
-end)
-]]):format(PEER, SELF, opts.workers or 1, cfg, body), { timeout = 60 })
-    assert(r.status == 0, ("child exited %s\nstdout:\n%s\nstderr:\n%s"):format(
-        tostring(r.status), r.stdout, r.stderr))
-    return r.stdout
+    return (net.run_on_tap(IFNAME, NET, body, opts))
 end
 
 describe("tcp.connect", function()
@@ -373,20 +331,16 @@ dpdk.sleep(0.3)
     end)
 
     it("is closed cleanly by rt:shutdown, after what it queued has been sent", function()
-        local dev = child.tap_device(IFNAME, NET)
-        local cfg = child.config({ cores = { 0 }, devices = { dev } })
-        local r = child.run(([[
-local dpdk, tcp = require "dpdk", require "dpdk.tcp"
-local rt = assert(dpdk.runtime{ workers = 1, config = %q })
+        local r = child.run(net.tap_script(IFNAME, NET, [[
 local keep = rt:block_on(function()
-    local c = assert(tcp.connect("10.73.0.1", 7304))
+    local c = assert(tcp.connect(PEER, 7304))
     -- send returns once the last byte is queued: up to a send buffer (~1 MiB)
     -- is still on its way when shutdown starts
     assert(c:send(("s"):rep(4 * 1024 * 1024 + 5)))
     return c
 end)
 print(rt:shutdown(10))
-]]):format(cfg))
+]], { cores = { 0 } }))
         assert.are.equal(0, r.status, r.stderr)
         assert.are.equal("true\n", r.stdout)
         assert.is_true(server:wait_output("SINK EOF 4194309\n"), server:stdout())
@@ -402,16 +356,11 @@ print(#all, all:match("^z+$") ~= nil)
     end)
 
     it("refuses to be used, or freed, on a worker that does not own it", function()
-        local dev = child.tap_device(IFNAME, NET)
-        local cfg = child.config({ cores = { 0, 1 }, devices = { dev } })
-        local r = child.run(([[
-local dpdk = require "dpdk"
-local tcp = require "dpdk.tcp"
+        local r = child.run(net.tap_script(IFNAME, NET, [[
 local ffi = require "ffi"
-local rt = assert(dpdk.runtime{ workers = 2, config = %q })
 local listener
 local addr = rt:block_on(function()
-    listener = assert(tcp.listen("10.73.0.2", 7600))
+    listener = assert(tcp.listen(SELF, 7600))
     return tonumber(ffi.cast("uintptr_t", listener.conn))
 end)
 print(pcall(rt.run, rt, function(a)
@@ -427,7 +376,7 @@ print(pcall(rt.run, rt, function(a)
     collectgarbage() collectgarbage()
     error(msg, 0)
 end, addr))
-]]):format(cfg))
+]], { workers = 2 }))
         assert.are.equal(0, r.status, r.stderr)
         assert.matches("%[warn%] tcp: a socket was garbage%-collected away from its worker: close: "
             .. "this socket belongs to worker 0 and cannot be used on worker 1; leaked", r.stderr)

@@ -4,42 +4,17 @@
 -- Each case runs in a fresh dpdklua against python peers on the tap's kernel
 -- side.
 local child = require "spec.helpers.child"
+local net = require "spec.helpers.net"
 
 local NET, IFNAME = 150, "dlc0"
-local PEER, SELF = "10.150.0.1", "10.150.0.2"
 
--- 15000 echo; 15003 accepts and never reads; 15004 counts the bytes of each
--- connection and prints "SINK EOF <n>" at its end; 15010 numbers its
--- connections and answers each line with "<number> <line>" ("later": and
--- closes the connection 0.3 s afterwards).
-local PEERS = [[
-import socket, threading
-def serve(port, handler):
-    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.setsockopt(socket.SOL_IP, getattr(socket, "IP_FREEBIND", 15), 1); l.bind(("10.150.0.1", port)); l.listen(64)
-    def loop():
-        while True:
-            c, addr = l.accept()
-            threading.Thread(target=handler, args=(c, addr), daemon=True).start()
-    threading.Thread(target=loop, daemon=True).start()
-def echo(c, addr):
-    while True:
-        b = c.recv(65536)
-        if not b: break
-        c.sendall(b)
-    c.close()
+-- Kernel peers: 15000 echo; 15003 accepts and never reads; 15004 counts the
+-- bytes of each connection and prints "SINK EOF <n>" at its end; 15010
+-- numbers its connections and answers each line with "<number> <line>"
+-- ("later": and closes the connection 0.3 s afterwards).
+local HANDLERS = [[
 def silent(c, addr):
     threading.Event().wait()
-def sink(c, addr):
-    n = 0
-    try:
-        while True:
-            b = c.recv(65536)
-            if not b: break
-            n += len(b)
-        print("SINK EOF %d" % n, flush=True)
-    except ConnectionResetError:
-        print("SINK RESET %d" % n, flush=True)
 import itertools, time
 ids = itertools.count(1)
 def numbered(c, addr):
@@ -52,40 +27,27 @@ def numbered(c, addr):
             time.sleep(0.3)
             break
     c.close()
-serve(15000, echo); serve(15003, silent); serve(15004, sink); serve(15010, numbered)
-print("LISTENING", flush=True)
-threading.Event().wait()
 ]]
 
 local server
 
 setup(function()
-    server = child.start_python(PEERS)
-    assert(server:wait_output("LISTENING"), server:stderr())
+    server = net.kernel_peers("10.150.0.1",
+        { [15000] = "echo", [15003] = "silent", [15004] = "sink", [15010] = "numbered" }, HANDLERS)
 end)
 
 teardown(function()
     if server then server:kill(9) end
 end)
 
-local function script(body, workers)
-    local dev = child.tap_device(IFNAME, NET)
-    local cfg = child.config({ cores = { 0, 1 }, devices = { dev } })
-    return ([[
-local dpdk = require "dpdk"
-local tcp = require "dpdk.tcp"
-local PEER, SELF = %q, %q
-local rt = assert(dpdk.runtime{ workers = %d, config = %q })
-%s
-]]):format(PEER, SELF, workers or 1, cfg, body)
+-- A child script with `dpdk`, `tcp`, PEER, SELF and `rt` defined, then body.
+local function script(body)
+    return net.tap_script(IFNAME, NET, body)
 end
 
 -- Run body inside block_on; returns stdout (the child must exit 0).
 local function run(body)
-    local r = child.run(script("rt:block_on(function()\n" .. body .. "\nend)"), { timeout = 60 })
-    assert(r.status == 0, ("child exited %s\nstdout:\n%s\nstderr:\n%s"):format(
-        tostring(r.status), r.stdout, r.stderr))
-    return r.stdout, r.stderr
+    return net.run_on_tap(IFNAME, NET, body)
 end
 
 -- Yield until fn() is true (bounded: a failure, never a hang).

@@ -2,24 +2,10 @@
 -- EAL, core, device and lwIP.
 local child = require "spec.helpers.child"
 
-local function memif_pair(tag, net)
-    local sock = ("%s/%s.sock"):format(child.tmpdir(), tag)
-    local server = child.config({ cores = { 0, 1 }, devices = { {
-        vdev = ("net_memif_s%s,role=server,socket=%s,id=0"):format(tag, sock),
-        mac = ("02:d2:%02x:00:00:02"):format(net),
-        addresses = { ("10.%d.0.2/24"):format(net) },
-    } } })
-    local client = child.config({ cores = { 0, 1 }, devices = { {
-        vdev = ("net_memif_c%s,role=client,socket=%s,id=0"):format(tag, sock),
-        mac = ("02:d2:%02x:00:00:03"):format(net),
-        addresses = { ("10.%d.0.3/24"):format(net) },
-    } } })
-    return server, client, ("10.%d.0.2"):format(net)
-end
-
 -- Start the server side, run the client side to completion; both outputs.
 local function pair(tag, net, server_body, client_body, timeout)
-    local server_cfg, client_cfg, server_ip = memif_pair(tag, net)
+    local server_cfg, client_cfg = child.memif_configs(tag, net)
+    local server_ip = ("10.%d.0.2"):format(net)
     local prologue = [[
 local dpdk = require "dpdk"
 local tcp = require "dpdk.tcp"

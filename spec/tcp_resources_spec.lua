@@ -4,8 +4,9 @@
 -- closed connections that may not linger past linger_timeout_ms.
 local net = require "spec.helpers.net"
 
--- A service task that prints the worker's TCP counters whenever they change.
-local STATS = [[
+-- The services' prelude: a task that prints the worker's TCP counters
+-- whenever they change, and a line echo.
+local PRELUDE = [[
 local function report_stats()
     local last
     while true do
@@ -17,9 +18,21 @@ local function report_stats()
         dpdk.sleep(0.02)
     end
 end
+-- Answers each connection to l with its first line, then closes it.
+local function serve_lines(l)
+    while true do
+        local c = assert(l:accept())
+        dpdk.spawn(function()
+            c:settimeout(5000)
+            local line = c:receive("*l")
+            if line then c:send(line .. "\n") end
+            c:close()
+        end)
+    end
+end
 ]]
 
--- The last STATS line of a service's output, as a table of numbers.
+-- The last STATS line (report_stats) of a service's output, as a table of numbers.
 local function last_stats(out)
     local line
     for l in out:gmatch("STATS [^\n]*") do line = l end
@@ -42,9 +55,7 @@ end
 
 describe("a worker's send segments", function()
     it("stay shared: clients that never read leave room for a ping, and their sends time out", function()
-        local svc = net.service("dlm2", 227, STATS .. [[
-local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG })
-rt:block_on(function()
+        local svc = net.block_on_service("dlm2", 227, [[
     dpdk.spawn(report_stats)
     local bulk = assert(tcp.listen("*", 7000, { backlog = 64 }))
     local ping = assert(tcp.listen("*", 7001))
@@ -63,17 +74,8 @@ rt:block_on(function()
         end
     end)
     print("READY") io.stdout:flush()
-    while true do
-        local c = assert(ping:accept())
-        dpdk.spawn(function()
-            c:settimeout(5000)
-            local line = c:receive("*l")
-            if line then c:send(line .. "\n") end
-            c:close()
-        end)
-    end
-end)
-]])
+    serve_lines(ping)
+]], { prelude = PRELUDE })
         finally(svc.stop)
         -- 30 clients with a tiny receive buffer that never read: 30 x 1 MiB
         -- queued would need ~21 500 segments of 1460 bytes, the pool has 16 384
@@ -117,9 +119,7 @@ end)
 
 describe("max_connections", function()
     it("refuses the next SYN with RST at once, counts it, and lets clients in again after closes", function()
-        local svc = net.service("dlm0", 225, STATS .. [[
-local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG, max_connections = 20 })
-rt:block_on(function()
+        local svc = net.block_on_service("dlm0", 225, [[
     dpdk.spawn(report_stats)
     local l = assert(tcp.listen("*", 7000, { backlog = 64 }))
     print("READY") io.stdout:flush()
@@ -134,8 +134,7 @@ rt:block_on(function()
             c:close()
         end)
     end
-end)
-]])
+]], { prelude = PRELUDE, runtime = "max_connections = 20" })
         finally(svc.stop)
         local rc, out = net.python(([[
 import socket, time
@@ -190,9 +189,7 @@ end)
 
 describe("a closed connection", function()
     it("is reset after linger_timeout_ms when the peer's window stays shut", function()
-        local svc = net.service("dlm1", 226, STATS .. [[
-local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG, linger_timeout_ms = 1000 })
-rt:block_on(function()
+        local svc = net.block_on_service("dlm1", 226, [[
     dpdk.spawn(report_stats)
     local l = assert(tcp.listen("*", 7000))
     print("READY") io.stdout:flush()
@@ -202,8 +199,7 @@ rt:block_on(function()
     c:close()
     print("CLOSED") io.stdout:flush()
     dpdk.sleep(3600)
-end)
-]])
+]], { prelude = PRELUDE, runtime = "linger_timeout_ms = 1000" })
         finally(svc.stop)
         -- the peer never reads (zero window) but its kernel keeps answering
         -- the probes: without a bound the orphan would probe for minutes
@@ -237,9 +233,7 @@ end)
 
 describe("unread received data", function()
     it("does not pin the port's buffers: slow readers lose nothing, other connections still work", function()
-        local svc = net.service("dlm3", 228, STATS .. [[
-local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG, mempool_size = 1024, cache_size = 64 })
-rt:block_on(function()
+        local svc = net.block_on_service("dlm3", 228, [[
     local slow = assert(tcp.listen("*", 7000, { backlog = 64 }))
     local echo = assert(tcp.listen("*", 7001, { backlog = 64 }))
     local go = assert(tcp.listen("*", 7002))
@@ -247,17 +241,7 @@ rt:block_on(function()
     dpdk.spawn(function()
         while true do held[#held + 1] = assert(slow:accept()) end
     end)
-    dpdk.spawn(function()
-        while true do
-            local c = assert(echo:accept())
-            dpdk.spawn(function()
-                c:settimeout(5000)
-                local line = c:receive("*l")
-                if line then c:send(line .. "\n") end
-                c:close()
-            end)
-        end
-    end)
+    dpdk.spawn(serve_lines, echo)
     print("READY") io.stdout:flush()
     local g = assert(go:accept())
     g:close()
@@ -273,8 +257,7 @@ rt:block_on(function()
         c:close()
     end
     print(("COMPACTED %d"):format(dpdk.stats().workers[1].tcp_rx_compacted)) io.stdout:flush()
-end)
-]])
+]], { prelude = PRELUDE, runtime = "mempool_size = 1024, cache_size = 64" })
         finally(svc.stop)
         -- 20 peers send ~1 MB each that the server does not read yet: ~14 400
         -- full segments if it took them all, against a pool of 1 024 mbufs

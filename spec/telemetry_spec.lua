@@ -4,33 +4,6 @@
 local child = require "spec.helpers.child"
 local net = require "spec.helpers.net"
 
--- Answers "stats" with dpdk.stats() of worker 0 as JSON-ish "k=v" lines,
--- holds every other connection open.
-local SERVICE = [[
-local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG })
-rt:block_on(function()
-    local l = assert(tcp.listen("10.18.0.2", 7018))
-    print("READY") io.stdout:flush()
-    while true do
-        local c = assert(l:accept())
-        dpdk.spawn(function()
-            c:settimeout(20000)
-            while true do
-                local line = c:receive("*l")
-                if not line then break end
-                if line == "stats" then
-                    local w = dpdk.stats().workers[1]
-                    local out = {}
-                    for k, v in pairs(w) do out[#out + 1] = k .. "=" .. tostring(v) end
-                    c:send(table.concat(out, "\n") .. "\nEND\n")
-                end
-            end
-            c:close()
-        end)
-    end
-end)
-]]
-
 local CLIENT = [==[
 import json, os, socket, subprocess, sys, time
 IP, PID = "%s", %d
@@ -46,22 +19,12 @@ def telemetry(cmd):
     s.close()
     return reply[cmd.split(",")[0]]
 
-def own(c):
-    c.sendall(b"stats\n")
-    buf = b""
-    while not buf.endswith(b"\nEND\n"):
-        b = c.recv(65536)
-        if not b: raise Exception("closed")
-        buf += b
-    out = {}
-    for line in buf.decode().splitlines()[:-1]:
-        k, _, v = line.partition("=")
-        out[k] = int(v) if v.isdigit() else v
-    return out
+def own(c):  # worker 0's dpdk.stats(), from the server
+    return {k[3:]: v for k, v in stats(c).items() if k.startswith("w0.")}
 
 deadline = time.time() + 10
 while not os.path.exists(path) and time.time() < deadline: time.sleep(0.05)
-held = [socket.create_connection((IP, 7018), timeout=10) for _ in range(3)]
+held = [socket.create_connection((IP, 7015), timeout=10) for _ in range(3)]
 c = held[0]
 time.sleep(0.3)  # past the publishing period: every figure below is published
 a = own(c)
@@ -94,10 +57,10 @@ for s in held: s.close()
 
 describe("DPDK telemetry", function()
     it("answers /dpdklua/* from a running server with the figures dpdk.stats() gives", function()
-        local svc = net.service("dlv3", 18, SERVICE, { env = { DPDKLUA_TELEMETRY = "1" } })
+        local svc = net.stats_service("dlv3", 18, 1, { env = { DPDKLUA_TELEMETRY = "1" } })
         finally(function() svc.stop() end)
         local pid = svc.proc:child_pid()
-        local rc, out = net.python(CLIENT:format(svc.ip, pid))
+        local rc, out = net.python(net.PY_STATS .. CLIENT:format(svc.ip, pid))
         assert.are.equal(0, rc, out .. svc.proc:stderr())
         assert.matches("stats 1 1 1 3 0 0\n", out, 1, true)
         assert.matches("conns 1 3 3\n", out, 1, true)

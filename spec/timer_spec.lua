@@ -5,14 +5,11 @@ local child = require "spec.helpers.child"
 local function run(body, opts)
     opts = opts or {}
     local cfg = child.config({ cores = opts.cores or { 0 } })
-    local r = child.run(([[
+    return child.run_ok(([[
 local dpdk = require "dpdk"
 local timer = dpdk.timer
 local rt = assert(dpdk.runtime{ workers = %d, config = %q })
 ]]):format(opts.workers or 1, cfg) .. body)
-    assert(r.status == 0, ("child exited %s\nstdout:\n%s\nstderr:\n%s"):format(
-        tostring(r.status), r.stdout, r.stderr))
-    return r
 end
 
 describe("dpdk.timer.at", function()

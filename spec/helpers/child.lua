@@ -98,6 +98,17 @@ function M.run(code, opts)
     }
 end
 
+-- child.run for code that must exit 0: raises (at the caller's caller) with
+-- the status and both outputs otherwise. Returns the same table.
+function M.run_ok(code, opts)
+    local r = M.run(code, opts)
+    if r.status ~= 0 then
+        error(("child exited %s\nstdout:\n%s\nstderr:\n%s"):format(tostring(r.status), r.stdout,
+            r.stderr), 3)
+    end
+    return r
+end
+
 -- Run a shell command; returns its exit status and output (stdout+stderr).
 function M.sh(cmd)
     local p = io.popen(cmd .. " 2>&1; echo \"__rc=$?\"")
@@ -253,8 +264,75 @@ function M.tap_device(name, net, extra)
     return d
 end
 
+-- The two ends of a net_memif link, each a config path: (server, client).
+-- The socket is <tmpdir>/<tag>.sock; the server's stack is 10.<net>.0.2, the
+-- client's .3, MACs 02:<opts.mac_byte, default d2>:<net>:00:00:<host>.
+-- opts: names = { server = vdev name, client = vdev name } (default
+-- net_memif_s<tag> and net_memif_c<tag>), ipv6 (also fd<net in hex>::<host>/64),
+-- cores (default {0, 1}).
+function M.memif_configs(tag, net, opts)
+    opts = opts or {}
+    local sock = ("%s/%s.sock"):format(M.tmpdir(), tag)
+    local names = opts.names or { server = "net_memif_s" .. tag, client = "net_memif_c" .. tag }
+    local function config(role, host)
+        local addresses = { ("10.%d.0.%d/24"):format(net, host) }
+        if opts.ipv6 then addresses[2] = ("fd%x::%d/64"):format(net, host) end
+        return M.config({ cores = opts.cores or { 0, 1 }, devices = { {
+            vdev = ("%s,role=%s,socket=%s,id=0"):format(names[role], role, sock),
+            mac = ("02:%02x:%02x:00:00:%02x"):format(opts.mac_byte or 0xd2, net, host),
+            addresses = addresses,
+        } } })
+    end
+    return config("server", 2), config("client", 3)
+end
+
+-- /etc/hosts lines of this run: each ends with `marker` (a comment unique to
+-- the run), and only lines with it are touched, so what another process
+-- writes meanwhile stays. The file is rewritten in place: it may be a bind
+-- mount. hosts_add(marker, { "10.1.2.3 name", ... }); hosts_remove(marker).
+local function hosts_without(marker)
+    local kept = {}
+    for line in io.lines("/etc/hosts") do
+        if not line:find(marker, 1, true) then kept[#kept + 1] = line end
+    end
+    return kept
+end
+
+local function write_hosts(lines)
+    local f = assert(io.open("/etc/hosts", "w"))
+    f:write(table.concat(lines, "\n"), "\n")
+    f:close()
+end
+
+function M.hosts_add(marker, entries)
+    local lines = hosts_without(marker)
+    for _, e in ipairs(entries) do lines[#lines + 1] = e .. " " .. marker end
+    write_hosts(lines)
+end
+
+function M.hosts_remove(marker)
+    write_hosts(hosts_without(marker))
+end
+
 function M.link_exists(ifname)
     return (M.sh("ip link show dev " .. shell_quote(ifname))) == 0
+end
+
+-- A test's cleanups, run last-first when it ends (busted keeps only the last
+-- finally() of a test). busted's finally exists only in the spec's
+-- environment and only while a test runs, so the spec passes a function that
+-- calls it: `local defer = child.deferrer(function(fn) finally(fn) end)`;
+-- then defer(fn) anywhere in a test.
+function M.deferrer(on_end)
+    local pending = {}
+    return function(fn)
+        pending[#pending + 1] = fn
+        on_end(function()
+            local list = pending
+            pending = {}
+            for i = #list, 1, -1 do pcall(list[i]) end
+        end)
+    end
 end
 
 -- Poll fn() until it is true or timeout seconds (default 5) pass; its last result.

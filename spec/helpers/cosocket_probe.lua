@@ -11,41 +11,9 @@ return function(env)
     local ip, port, out = env.ip, env.port, env.out
     local tcp = ngx.socket.tcp
 
-    local function show(v)
-        if v == nil then return "nil" end
-        if v == ngx.null then return "null" end
-        if type(v) == "string" then return (v:gsub("[%c\\]", function(c)
-            return ("\\%03d"):format(c:byte())
-        end)) end
-        if type(v) == "table" then
-            local keys = {}
-            for k in pairs(v) do keys[#keys + 1] = k end
-            table.sort(keys, function(a, b)
-                if type(a) == type(b) then return a < b end
-                return type(a) == "number"
-            end)
-            local parts = {}
-            for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. "=" .. show(v[k]) end
-            return "{" .. table.concat(parts, ",") .. "}"
-        end
-        return tostring(v)
-    end
-
-    local function emit(name, ...)
-        local parts = { name }
-        for i = 1, select("#", ...) do parts[#parts + 1] = show((select(i, ...))) end
-        out(table.concat(parts, "\t"))
-    end
-
-    -- A connected socket whose peer follows `script`.
-    local function dial(script, timeout)
-        local s = tcp()
-        s:settimeout(timeout or 3000)
-        local ok, err = s:connect(ip, port)
-        if not ok then error("probe: cannot connect to the peer: " .. tostring(err)) end
-        assert(s:send(script .. "\n"))
-        return s
-    end
+    -- this file's directory: nginx and dpdklua both load it with dofile(path)
+    local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+    local _, emit = dofile(dir .. "probe_show.lua")(out, "[%c\\]")
 
     local function case(name, fn)
         local ok, err = pcall(fn)

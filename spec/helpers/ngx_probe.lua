@@ -4,31 +4,9 @@
 return function(env)
     local out = env.out
 
-    local function show(v)
-        if v == nil then return "nil" end
-        if v == ngx.null then return "null" end
-        if type(v) == "string" then return (v:gsub("[%c\\\128-\255]", function(c)
-            return ("\\%03d"):format(c:byte())
-        end)) end
-        if type(v) == "table" then
-            local keys = {}
-            for k in pairs(v) do keys[#keys + 1] = k end
-            table.sort(keys, function(a, b)
-                if type(a) == type(b) then return a < b end
-                return type(a) == "number"
-            end)
-            local parts = {}
-            for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. "=" .. show(v[k]) end
-            return "{" .. table.concat(parts, ",") .. "}"
-        end
-        return tostring(v)
-    end
-
-    local function emit(name, ...)
-        local parts = { name }
-        for i = 1, select("#", ...) do parts[#parts + 1] = show((select(i, ...))) end
-        out(table.concat(parts, "\t"))
-    end
+    -- this file's directory: nginx and dpdklua both load it with dofile(path)
+    local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+    local show, emit = dofile(dir .. "probe_show.lua")(out, "[%c\\\128-\255]")
 
     local function case(name, fn, ...)
         local r = { pcall(fn, ...) }
