@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Soak: SOAK_S seconds (default 600) of mixed load against one dpdklua server
-# (1 worker) with two ports, then checks that it is still healthy.
+# (1 worker) with two ports, faults on (SOAK_FAULTS), then checks that it is
+# still healthy.
 #
 #   SOAK_S=600 bash scripts/soak.sh        (or: make soak SOAK_S=600)
 #
@@ -13,7 +14,7 @@
 #     every byte checked, connect/close churn) and curl keep-alive requests.
 # Checks at the end (exit 1 if one fails): the server never died and still
 # answers; every port's mbufs in use back to the idle baseline taken at the
-# start (when dpdk.stats reports them); Lua memory after a full collection
+# start; Lua memory after a full collection
 # flat within noise. Prints requests served, errors by kind, mbufs, Lua
 # memory and RSS at start and end.
 #
@@ -46,12 +47,16 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 eal='"--no-huge", "-m", "256", "--no-pci", "--no-telemetry"'
+# The server's two ports lose, duplicate, reorder and corrupt frames both ways
+# (host/fault.c); SOAK_FAULTS=none turns that off, or gives other settings.
+SOAK_FAULTS=${SOAK_FAULTS:-'{ "seed": 11, "drop": 0.002, "duplicate": 0.002, "reorder": 0.01, "corrupt": 0.001 }'}
+faults=; [ "$SOAK_FAULTS" != none ] && faults=", \"faults\": $SOAK_FAULTS"
 cat > "$tmp/server.json" <<EOF
 { "dpdk_cores": [0, 1], "eal_args": [$eal], "devices": [
   { "vdev": "net_tap_soak,iface=$TAP", "mac": "02:d3:ec:00:00:02",
-    "addresses": ["$NET.2/24"], "peer_addresses": ["$NET.1/24"] },
+    "addresses": ["$NET.2/24"], "peer_addresses": ["$NET.1/24"]$faults },
   { "vdev": "net_memif_soaks,role=server,socket=$tmp/memif.sock,id=0",
-    "mac": "02:d3:ed:00:00:02", "addresses": ["10.237.0.2/24"] } ] }
+    "mac": "02:d3:ed:00:00:02", "addresses": ["10.237.0.2/24"]$faults } ] }
 EOF
 cat > "$tmp/client.json" <<EOF
 { "dpdk_cores": [0, 1], "eal_args": [$eal], "devices": [
@@ -76,8 +81,10 @@ local function stats_line()
         mbufs[#mbufs + 1] = p.mbufs_in_use and ("%s=%d"):format(p.name, p.mbufs_in_use) or
             (p.name .. "=?")
     end
-    return ("requests=%d echoed=%d sunk=%d lua_kb=%.0f mbufs=%s"):format(requests, echoed, sunk,
-        collectgarbage("count"), table.concat(mbufs, ","))
+    local w = st.workers[1]
+    return ("requests=%d echoed=%d sunk=%d lua_kb=%.0f mbufs=%s faults=%d/%d/%d/%d"):format(requests,
+        echoed, sunk, collectgarbage("count"), table.concat(mbufs, ","), w.fault_dropped,
+        w.fault_duplicated, w.fault_reordered, w.fault_corrupted)
 end
 
 local function http(c)
@@ -255,6 +262,7 @@ stats() { curl -s --max-time 5 --interface "$TAP" "http://$NET.2:8080/stats"; }
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<< "$2"; }
 
 echo "soak: ${SOAK_S} s, server $DPDKLUA, tap $TAP ($NET.0/24), memif clients of $SOAK_CYCLES cycles"
+echo "faults on the server's ports: $SOAK_FAULTS (printed as dropped/duplicated/reordered/corrupted)"
 DPDKLUA_LOG=${DPDKLUA_LOG:-warn} "$DPDKLUA" "$tmp/server.lua" "$tmp/server.json" \
     > "$tmp/server.out" 2> "$tmp/server.err" &
 server=$!
