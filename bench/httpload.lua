@@ -12,8 +12,6 @@ local ffi = require "ffi"
 local dpdk = require "dpdk"
 local tcp = require "dpdk.tcp"
 
-local find = string.find
-
 local config, ip, port = arg[1], arg[2], tonumber(arg[3])
 local conns, seconds, mode = tonumber(arg[4]), tonumber(arg[5]), arg[6] or "ka"
 local close_mode = mode == "close"
@@ -88,7 +86,7 @@ local function keepalive(c)
         if not ok then return fail(err) end
         local r, rerr = c:receive(total)
         if not r then return fail(rerr) end
-        if find(r, "HTTP/1.1 200 ", 1, true) ~= 1 then return fail("response: " .. r:sub(1, 40)) end
+        if r:sub(1, 12) ~= "HTTP/1.1 200" then return fail("response: " .. r:sub(1, 40)) end
         note(t0)
     end
     c:close()
