@@ -560,12 +560,6 @@ function M.wait_until(token, at)
     return wait_at(task, token, at)
 end
 
--- dl_now() at the start of this turn (one read per turn, in dl_poll).
-function M.turn_now()
-    if turn_clock ~= nil then return turn_clock[0] end
-    return C.dl_now()
-end
-
 -- Wake the task waiting on token (used by C events and Lua-side waiters);
 -- false when nobody waits on it (any more).
 function M.wake(token, arg)
