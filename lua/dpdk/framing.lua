@@ -26,14 +26,19 @@ local M = {}
 function M.all_left(rbuf) return rbuf:get() end
 function M.nothing() return "" end
 
--- "*l": a line without its LF and every CR (as OpenResty).
+-- "*l": a line without its LF and every CR (as OpenResty). The usual CR
+-- just before the LF is left in rbuf and skipped with it, so a CRLF line is
+-- one string; gsub (not compiled, and a second string) only for other CRs.
 function M.try_line(rbuf)
     local p, len = rbuf:ref()
     if len == 0 then return false end
     local nl = C.memchr(p, 10, len)
     if nl == nil then return false end
-    local line = rbuf:get(tonumber(cast(char_ptr, nl) - p))
-    rbuf:skip(1)
+    local n = tonumber(cast(char_ptr, nl) - p)
+    local cr = n > 0 and p[n - 1] == 13
+    if cr then n = n - 1 end
+    local line = rbuf:get(n)
+    rbuf:skip(cr and 2 or 1)
     if find(line, "\r", 1, true) then line = gsub(line, "\r", "") end
     return true, line
 end

@@ -519,16 +519,16 @@ function M.token()
     return next_token
 end
 
--- Wait for the token (may be nil) and/or a timeout (seconds, may be nil).
--- Returns "event", arg or "timeout".
-function M.wait(token, timeout)
-    local task = M.current_task("wait")
+-- Wait for the token (may be nil) and/or until the time `at` (dl_now()
+-- seconds, may be nil). Returns "event", arg or "timeout". The cosockets'
+-- waits: their deadline is known, so no clock read here.
+local function wait_at(task, token, at)
     if token then
         waiting[token] = task
         task.token = token
     end
-    if timeout and timeout >= 0 then
-        task.timer = timer_add(C.dl_now() + timeout, task)
+    if at then
+        task.timer = timer_add(at, task)
     end
     task.state = "waiting"
     local why, arg = co_yield(PARKED)
@@ -543,6 +543,21 @@ function M.wait(token, timeout)
         timer_remove(timer)
     end
     return why, arg
+end
+
+-- Wait for the token (may be nil) and/or a timeout (seconds, may be nil).
+-- Returns "event", arg or "timeout".
+function M.wait(token, timeout)
+    local task = M.current_task("wait")
+    return wait_at(task, token, timeout and timeout >= 0 and C.dl_now() + timeout or nil)
+end
+
+-- The running task waits on token until `at` (dl_now() seconds): "event",
+-- arg | "timeout" at once when `at` is not after the start of this turn.
+function M.wait_until(token, at)
+    local task = running
+    if turn_clock ~= nil and at <= turn_clock[0] then return "timeout" end
+    return wait_at(task, token, at)
 end
 
 -- Wake the task waiting on token (used by C events and Lua-side waiters);

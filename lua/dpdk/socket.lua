@@ -24,8 +24,7 @@ local sched = require "dpdk.sched"
 local pool = require "dpdk.pool"
 local transport = require "dpdk.transport"
 
-local wait, wake, running_task = sched.wait, sched.wake, sched.running_task
-local now = C.dl_now
+local wait_until, wake, running_task = sched.wait_until, sched.wake, sched.running_task
 local ffi_string, ffi_gc = ffi.string, ffi.gc
 local type, tostring, error, setmetatable, pairs, next, select = type, tostring, error,
     setmetatable, pairs, next, select
@@ -130,14 +129,13 @@ end
 M.seconds = seconds
 
 -- Park on token until C wakes it or deadline passes: "event" | "timeout".
+-- No clock read: the timer heap compares the deadline with the turn's clock.
 local function park(token, deadline)
     if not running_task() then
         error("this socket call has to wait: make it from a task (rt:block_on, rt:run or "
             .. "dpdk.spawn)", 4)
     end
-    local remaining = deadline - now()
-    if remaining <= 0 then return "timeout" end
-    return wait(token, remaining)
+    return wait_until(token, deadline)
 end
 M.park = park
 
