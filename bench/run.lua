@@ -195,6 +195,8 @@ end
 
 local rows, order = {}, {}
 local function row(name, fn) rows[name] = fn; order[#order + 1] = name end
+-- A row that runs only when named (bash bench/run.sh steer): not in make bench.
+local function named_row(name, fn) rows[name] = fn end
 
 row("pingpong", function()
     local n = QUICK and 5000 or 100000
@@ -466,6 +468,9 @@ end)
 -- minus its loop turns times its idle turn (measured in the same run, 0.5 s
 -- before the load); ns per forwarded frame = (work(b) - frames(b) x work per
 -- frame of (a)) / frames forwarded.
+-- NOT WORKING YET, so not in make bench: over net_memif the 1-worker
+-- generator (one queue pair) and the 2-worker server (two) never connect,
+-- and frames storm between the server's workers (docs/performance.md).
 local function snap(proc)
     local last
     for l in proc:stdout():gmatch("snap [^\n]+") do last = l end
@@ -492,7 +497,7 @@ local function fresh_snap(proc)
     error("steer.lua stopped printing snapshots\n" .. read(proc.err), 2)
 end
 
-row("steer", function()
+named_row("steer", function()
     local m = {}
     local secs = HTTP_SECONDS
     local scfg1, ccfg, ip = memif_configs("steer", 8)

@@ -31,8 +31,8 @@ rt:run(function(ip, port)
     -- others are named dpdklua-w<i> (host/worker.c).
     local function thread_ids()
         local ids = {}
-        local p = io.popen("ls /proc/self/task")
-        local pid = tonumber(read("/proc/self/stat"):match("^(%d+)"))
+        local pid = tonumber(read("/proc/self/stat"):match("^(%d+)")) -- ours, not ls's
+        local p = io.popen("ls /proc/" .. pid .. "/task")
         for tid in p:read("*a"):gmatch("%d+") do
             local comm = read("/proc/self/task/" .. tid .. "/comm") or ""
             local w = tonumber(comm:match("^dpdklua%-w(%d+)"))
