@@ -24,11 +24,7 @@ local try_line, line_left, try_bytes, try_all, try_any, try_peek, try_some, try_
 
 local char_ptr = ffi.typeof("const char *")
 
--- Bytes asked from the transport per call: a socket starts at RECV_MIN and
--- doubles up to RECV_CHUNK each time a read fills all the room it asked for
--- (rbuf keeps the room). An idle keep-alive connection so holds 4 KiB, not
--- 64 (10 000 of them: 40 MB, not 650; docs/performance.md, conns row).
-local RECV_MIN, RECV_CHUNK = 4096, 65536
+local RECV_CHUNK = 65536 -- bytes asked from the transport per call (rbuf keeps the room)
 
 return function(Socket, S)
     local busy, fail, park, seconds, timeout_ms, defaults = S.busy, S.fail, S.park, S.seconds,
@@ -53,12 +49,9 @@ return function(Socket, S)
                 return result
             end
             local token = new_token()
-            local chunk = self.rchunk or RECV_MIN
-            local p, room = rbuf:reserve(chunk)
-            local n = recv(conn, p, room, token)
+            local n = recv(conn, rbuf:reserve(RECV_CHUNK), RECV_CHUNK, token)
             if n > 0 then
                 rbuf:commit(n)
-                if n == room and chunk < RECV_CHUNK then self.rchunk = chunk * 2 end
             else
                 rbuf:commit(0)
                 if n == 0 then -- EOF: a last look, then the read half is done
@@ -165,11 +158,8 @@ return function(Socket, S)
         local rbuf = self.rbuf
         local done, data = try_any(rbuf, max)
         if done then return data end
-        local chunk = self.rchunk or RECV_MIN
-        local p, room = rbuf:reserve(chunk)
-        local n = self.T.recv(conn, p, room, 0)
+        local n = self.T.recv(conn, rbuf:reserve(RECV_CHUNK), RECV_CHUNK, 0)
         rbuf:commit(n > 0 and n or 0)
-        if n == room and chunk < RECV_CHUNK then self.rchunk = chunk * 2 end
         if n > 0 then
             local _, got = try_any(rbuf, max)
             return got
