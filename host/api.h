@@ -304,7 +304,7 @@ enum {
 
 /* Per worker, fixed at build time (stack/lwipopts.h): the ceiling of the
  * max_connections option, and the send segments all connections share. */
-enum { DL_TCP_MAX_CONNECTIONS = 4096, DL_TCP_SEGMENTS = 16384 };
+enum { DL_TCP_MAX_CONNECTIONS = 16384, DL_TCP_SEGMENTS = 16384 };
 
 enum {
     DL_OPT_NODELAY = 1,

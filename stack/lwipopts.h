@@ -58,8 +58,10 @@
 #define MEM_LIBC_MALLOC 1
 /* The ceiling of the max_connections runtime option (pcbs per worker,
  * TIME_WAIT included: lwIP recycles the oldest of those on demand). A smaller
- * limit holds the rest of the pool back at init (tcp_glue.c). ~200 bytes each. */
-#define MEMP_NUM_TCP_PCB 4096
+ * limit holds the rest of the pool back at init (tcp_glue.c). 320 bytes each:
+ * 5 MiB per running worker (memp_init touches the whole pool), enough for the
+ * 10 000-connection bench row on one worker (docs/performance.md). */
+#define MEMP_NUM_TCP_PCB 16384
 /* Listeners per worker (each service port x address). */
 #define MEMP_NUM_TCP_PCB_LISTEN 64
 /* Segments queued (unsent + unacked + out-of-sequence) across all of a

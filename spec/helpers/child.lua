@@ -231,6 +231,9 @@ local function json(v)
         return '"' .. v:gsub('[%c"\\]', function(c)
             return ("\\u%04x"):format(c:byte())
         end) .. '"'
+    elseif t == "number" then -- NaN and infinities have no JSON form
+        if v ~= v or v == math.huge or v == -math.huge then return "null" end
+        return math.floor(v) == v and ("%d"):format(v) or ("%.10g"):format(v)
     else
         return tostring(v)
     end

@@ -62,6 +62,35 @@ local Proc = {}
 Proc.__index = Proc
 function Proc:stop() return self.proc:kill(15) end
 
+-- The text of an nginx.conf for one nginx (no master, 1 worker) with the lua
+-- module, its pid, logs and temp files under dir, listening on
+-- 127.0.0.1:<port>: o = { dir, port, locations (text), worker_connections
+-- (256), error_level ("info"), listen (extra listen parameters), http (extra
+-- http-block lines) }. bench/run.lua's anchor uses it too.
+function M.conf(o)
+    return ([[
+load_module %s/ndk_http_module.so;
+load_module %s/ngx_http_lua_module.so;
+daemon off;
+master_process off;
+worker_processes 1;
+pid %s/nginx.pid;
+error_log %s/logs/error.log %s;
+events { worker_connections %d; }
+http {
+    access_log off;
+    client_body_temp_path %s/body;
+%s
+    server {
+        listen 127.0.0.1:%d%s;
+%s
+    }
+}
+]]):format(M.MODULES, M.MODULES, o.dir, o.dir, o.error_level or "info",
+        o.worker_connections or 256, o.dir, o.http or "", o.port,
+        o.listen and (" " .. o.listen) or "", o.locations)
+end
+
 -- Start the scripted peer on ip:port.
 function M.peer(ip, port)
     local file = child.tmpfile(".py", M.PEER)
@@ -88,25 +117,8 @@ function M.run_probes(probes, env, http_port)
             }
         }]]):format(i, ROOT .. "/" .. probe, env.ip, env.port)
     end
-    local conf = ([[
-load_module %s/ndk_http_module.so;
-load_module %s/ngx_http_lua_module.so;
-daemon off;
-master_process off;
-worker_processes 1;
-pid %s/nginx.pid;
-error_log %s/logs/error.log info;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path %s/body;
-    lua_socket_log_errors off;
-    server {
-        listen 127.0.0.1:%d;
-%s
-    }
-}
-]]):format(M.MODULES, M.MODULES, dir, dir, dir, http_port, table.concat(locations, "\n"))
+    local conf = M.conf({ dir = dir, port = http_port, locations = table.concat(locations, "\n"),
+        http = "    lua_socket_log_errors off;" })
     local conf_file = dir .. "/nginx.conf"
     local f = assert(io.open(conf_file, "w"))
     f:write(conf)
