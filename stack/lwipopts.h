@@ -172,8 +172,11 @@
  * above a Linux peer's delayed ACK on a LAN (40 ms: Linux caps it by its
  * SRTT, at least TCP_DELACK_MIN) plus a tick, so a peer that delays its ACK
  * does not trigger a spurious retransmission and a halved window; our own
- * peers ACK within the 5 ms fast timer. Measured (docs/reliability.md): 20 MiB
- * each way at 5 % loss FIXME. A peer that vanishes is given up after
+ * peers ACK within the 5 ms fast timer. Measured (docs/reliability.md, 20 MiB
+ * each way between two dpdklua processes under 5 % loss, 5 % reordering, 1 %
+ * duplication, 0.5 % corruption): 8.8 s with a 20 ms floor, 14.7 s with 50,
+ * 65.5 s with 200 (before the patch's recovery-sample rule; 10.0 s with it at
+ * 50). A peer that vanishes is given up after
  * TCP_MAXRTX (12) backed-off retransmissions: ~767 x the floor, ~38 s on a
  * LAN (the application's own timeouts and linger_timeout_ms end it first). */
 #define TCP_RTO_MIN_MS 50
