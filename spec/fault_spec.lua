@@ -323,3 +323,61 @@ describe("TCP through a faulty link", function()
             end
         end)
 end)
+
+describe("a peer that vanishes mid-transfer", function()
+    it("ends the send with a timeout and the orphan within linger_timeout_ms", function()
+        -- No answers at all (its link goes down): only plain retransmissions
+        -- leave, which lwIP would keep up for ~38 s (lwipopts.h); the send
+        -- timeout and the linger bound must end it first.
+        local svc = net.service("dlg3", 34, [[
+local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG, linger_timeout_ms = 1000 })
+rt:block_on(function()
+    local l = assert(tcp.listen("*", 7000))
+    print("READY") io.stdout:flush()
+    local c = assert(l:accept())
+    c:settimeout(1000)
+    local chunk = ("v"):rep(65536)
+    local t, ok, err
+    repeat
+        t = dpdk.now()
+        ok, err = c:send(chunk)
+    until not ok
+    local waited = dpdk.now() - t
+    c:close()
+    local closed = dpdk.now()
+    local function w() return dpdk.stats().workers[1] end
+    dpdk.sleep(0.25) -- the orphan count is refreshed every 100 ms
+    local orphans = w().tcp_orphans
+    while w().tcp_orphans > 0 and dpdk.now() - closed < 10 do dpdk.sleep(0.05) end
+    print(("SEND %s after %.2f s; ORPHANS %d, gone after %.2f s, aborted %d"):format(
+        tostring(err), waited, orphans, dpdk.now() - closed, w().tcp_orphans_aborted))
+    io.stdout:flush()
+    dpdk.sleep(3600)
+end)
+]])
+        finally(svc.stop)
+        local rc, out = net.python(([[
+import socket, subprocess, time
+s = socket.create_connection(("%s", 7000), timeout=10)
+got = 0
+while got < (1 << 20):
+    got += len(s.recv(65536))
+subprocess.run(["ip", "link", "set", "dlg3", "down"], check=True)
+print("DOWN", flush=True)
+time.sleep(6)
+]]):format(svc.ip), 30)
+        assert.are.equal(0, rc, out)
+        assert.is_true(svc.proc:wait_output("SEND", 10), svc.proc:stdout() .. svc.proc:stderr())
+        local line = svc.proc:stdout()
+        local err, waited, orphans, gone, aborted = line:match(
+            "SEND (%S+) after ([%d.]+) s; ORPHANS (%d+), gone after ([%d.]+) s, aborted (%d+)")
+        assert.is_truthy(err, line)
+        assert.are.equal("timeout", err)
+        assert.is_true(tonumber(waited) >= 0.9 and tonumber(waited) < 3, line)
+        -- it was still retransmitting after the close, then the linger bound
+        -- (1 s, checked by lwIP's poll every 0.4 s) reset it
+        assert.are.equal("1", orphans, line)
+        assert.are.equal("1", aborted, line)
+        assert.is_true(tonumber(gone) >= 0.9 and tonumber(gone) < 3, line)
+    end)
+end)
