@@ -12,8 +12,10 @@
 /* A waiting writer is woken once this much send buffer is free again (or
  * everything sent was acknowledged): fewer, larger writes. */
 #define WRITE_WAKE_BYTES (TCP_SND_BUF / 4)
-/* lwIP's poll callback interval, in coarse ticks (2 x TCP_TMR_INTERVAL). */
-#define POLL_TICKS 2
+/* lwIP's poll callback interval (linger deadlines, writers short of memory):
+ * 400 ms, in slow-timer ticks (2 x TCP_TMR_INTERVAL; at most 255). */
+#define POLL_TICKS (400 / (2 * TCP_TMR_INTERVAL))
+_Static_assert(POLL_TICKS >= 1 && POLL_TICKS <= 255, "tcp_poll takes a u8_t interval");
 /* lwIP counts accept backlogs in a u8. */
 #define MAX_BACKLOG 255
 /* The shared send segments (MEMP_NUM_TCP_SEG): a connection that holds
