@@ -1,7 +1,7 @@
 /*
  * hooks.h — the lwIP hooks that lwipopts.h names (LWIP_HOOK_FILENAME): lwIP
  * includes this file in its sources after its own headers. The hooks are
- * implemented in stack/instance.c.
+ * implemented in stack/instance.c unless said otherwise.
  */
 #ifndef DL_STACK_HOOKS_H
 #define DL_STACK_HOOKS_H
@@ -30,5 +30,9 @@ u32_t st_hook_syncookie_make(const ip_addr_t *lip, u16_t lport, const ip_addr_t 
                              u32_t peer_isn, u8_t data);
 int st_hook_syncookie_check(const ip_addr_t *lip, u16_t lport, const ip_addr_t *rip, u16_t rport,
                             u32_t peer_isn, u32_t cookie, u8_t *data);
+
+/* stack/patches/40-timewait-reuse.patch ended a TIME_WAIT for a new SYN
+ * (tcp_glue.c counts it). */
+void st_hook_tcp_timewait_reused(void);
 
 #endif
