@@ -20,7 +20,9 @@ rt:block_on(function()
         local c = assert(l:accept())
         dpdk.spawn(function()
             local line = c:receive("*l")
-            if line == "STATS" then
+            if line == "BIG" then -- 256 KiB: the old connection's sequence moves far
+                c:send(("x"):rep(262143) .. "\n")
+            elseif line == "STATS" then
                 c:send(("reused %d\n"):format(dpdk.stats().workers[1].tcp_timewait_reused))
             elseif line then
                 n = n + 1
@@ -74,6 +76,97 @@ print(s.recv(100).decode().strip())
 s.close()
 ]]
 
+-- Watches the tap (both directions) while one fixed-port client takes a big
+-- response (the server closes first), then sends a copy of its old SYN (an
+-- old duplicate: sequence number before what TIME_WAIT received) and at last
+-- reconnects for real from the same port.
+local DUPLICATE = [[
+import errno, socket, struct, threading, time
+IFACE, IP, PEER, PORT = "%s", "%s", "%s", 40124
+DMAC = bytes.fromhex("%s")
+SMAC = bytes.fromhex(open("/sys/class/net/%%s/address" %% IFACE).read().strip().replace(":", ""))
+segs, stop = [], False
+sn = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+sn.setsockopt(socket.SOL_SOCKET, 33, 1 << 24)  # SO_RCVBUFFORCE: the big response's frames
+sn.bind((IFACE, 0)); sn.settimeout(0.1)
+def sniff():
+    while not stop:
+        try: f = sn.recv(65535)
+        except socket.timeout: continue
+        if f[12:14] != b"\x08\x00" or f[23] != 6: continue
+        ihl = (f[14] & 15) * 4; t = f[14 + ihl:]
+        sport, dport, seq, ack, off, fl = struct.unpack("!HHIIBB", t[:14])
+        plen = struct.unpack("!H", f[16:18])[0] - ihl - (off >> 4) * 4
+        if (sport, dport) == (PORT, 7100): segs.append(("out", fl, seq, ack, plen))
+        elif (sport, dport) == (7100, PORT): segs.append(("in", fl, seq, ack, plen))
+th = threading.Thread(target=sniff); th.start()
+def wait_seg(pred, start=0, t=2):
+    end = time.monotonic() + t
+    while time.monotonic() < end:
+        for s in segs[start:]:
+            if pred(s): return s
+        time.sleep(0.01)
+def connect(port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((PEER, port)); s.settimeout(3)
+    t0 = time.monotonic()
+    while True:
+        try: s.connect((IP, 7100)); return s
+        except OSError as e:
+            if e.errno != errno.EADDRNOTAVAIL or time.monotonic() - t0 > 2: raise
+            time.sleep(0.005)
+def request(s, line):
+    s.sendall(line); got = b""
+    while True:
+        b = s.recv(65536)
+        if not b: return got
+        got += b
+def csum(b):
+    if len(b) %% 2: b += b"\0"
+    x = sum(struct.unpack("!%%dH" %% (len(b) // 2), b))
+    while x >> 16: x = (x & 0xffff) + (x >> 16)
+    return ~x & 0xffff
+def syn_frame(seq):
+    src, dst = socket.inet_aton(PEER), socket.inet_aton(IP)
+    tcp = struct.pack("!HHIIBBHHH", PORT, 7100, seq, 0, 0x60, 0x02, 64240, 0, 0) + struct.pack("!BBH", 2, 4, 1460)
+    tcp = tcp[:16] + struct.pack("!H", csum(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return DMAC + SMAC + b"\x08\x00" + ip + tcp
+try:
+    s = connect(PORT)
+    assert len(request(s, b"BIG\n")) == 262144
+    s.close()
+    old_syn = wait_seg(lambda x: x[0] == "out" and x[1] & 0x02)
+    fin = wait_seg(lambda x: x[0] == "in" and x[1] & 0x01)
+    assert fin, "no FIN from the server seen: %%r" %% segs[-8:]
+    old_snd_nxt = (fin[2] + fin[4] + 1) & 0xffffffff
+    # the kernel's ACK of the server's FIN: the server is in TIME_WAIT
+    wait_seg(lambda x: x[0] == "out" and x[1] == 0x10 and x[3] == old_snd_nxt)
+    time.sleep(0.05)
+    n = len(segs)
+    raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); raw.bind((IFACE, 0))
+    raw.send(syn_frame(old_syn[2]))
+    cfin = wait_seg(lambda x: x[0] == "out" and x[1] & 0x01)
+    a = wait_seg(lambda x: x[0] == "in", n)
+    if not a:
+        print("duplicate unanswered")
+    else:
+        print("duplicate answered with flags %%#x ack %%s" %% (a[1],
+            "at old rcv_nxt" if a[3] == (cfin[2] + 1) & 0xffffffff else a[3]))
+    time.sleep(0.05)
+    s = connect(PORT)
+    got = request(s, b"GET\n").decode().strip()
+    s.close()
+    synack = wait_seg(lambda x: x[0] == "in" and x[1] & 0x12 == 0x12, n)
+    d = (synack[2] - old_snd_nxt) & 0xffffffff
+    print("reconnect %%s; new ISN %%s the old snd_nxt (by %%d)" %% (got, "past" if 0 < d < 2**31 else "NOT past", d))
+    s = connect(0)
+    print(request(s, b"STATS\n").decode().strip())
+finally:
+    stop = True; th.join()
+]]
+
 describe("a server-side TIME_WAIT", function()
     it("accepts a client that reuses its port pair at once", function()
         local svc = net.service("dle0", 25, CLOSE_FIRST)
@@ -92,5 +185,17 @@ describe("a server-side TIME_WAIT", function()
         -- the first round found no TIME_WAIT; the other five each ended one
         local reused = tonumber(out:match("reused (%d+)"))
         assert.are.equal(5, reused, out)
+    end)
+
+    it("answers an old duplicate SYN as before, and starts the next ISN past the old one", function()
+        local svc = net.service("dle1", 26, CLOSE_FIRST)
+        finally(svc.stop)
+        local rc, out = net.python(DUPLICATE:format("dle1", svc.ip, svc.peer_ip, "02d11a000002"), 60)
+        assert.are.equal(0, rc, out)
+        -- lwIP's TIME_WAIT answer to an old SYN: an ACK of what it had (0x10)
+        assert.matches("duplicate answered with flags 0x10 ack at old rcv_nxt", out)
+        assert.matches("reconnect served 1 from 40124; new ISN past the old snd_nxt", out)
+        -- the duplicate did not end the TIME_WAIT; the real SYN did
+        assert.matches("reused 1", out)
     end)
 end)
