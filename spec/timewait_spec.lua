@@ -10,10 +10,9 @@ local net = require "spec.helpers.net"
 
 -- Answers one line with "served <n> from <peer port>", then closes first.
 -- "STATS" answers the worker's counter instead.
-local CLOSE_FIRST = [[
-local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG })
+local SERVE = [[
 rt:block_on(function()
-    local l = assert(tcp.listen("*", 7100))
+    local l = assert(tcp.listen(LISTEN, 7100))
     print("READY") io.stdout:flush()
     local n = 0
     while true do
@@ -34,6 +33,7 @@ rt:block_on(function()
     end
 end)
 ]]
+local CLOSE_FIRST = 'local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG })\nlocal LISTEN = "*"\n' .. SERVE
 
 -- From one fixed local port: request, read to EOF (the server closed first),
 -- close, and connect again at once; every round must be served.
@@ -197,5 +197,55 @@ describe("a server-side TIME_WAIT", function()
         assert.matches("reconnect served 1 from 40124; new ISN past the old snd_nxt", out)
         -- the duplicate did not end the TIME_WAIT; the real SYN did
         assert.matches("reused 1", out)
+    end)
+
+    it("lets a dpdklua client reuse its port at once (two processes over memif)", function()
+        local sock = ("%s/tw.sock"):format(child.tmpdir())
+        local function cfg(role, host)
+            return child.config({ cores = { 0, 1 }, devices = { {
+                vdev = ("net_memif_%stw,role=%s,socket=%s,id=0"):format(role:sub(1, 1), role, sock),
+                mac = ("02:d2:1c:00:00:%02x"):format(host),
+                addresses = { ("10.28.0.%d/24"):format(host) },
+            } } })
+        end
+        local prologue = [[
+local dpdk = require "dpdk"
+local tcp = require "dpdk.tcp"
+local rt = assert(dpdk.runtime{ workers = 1, config = %q })
+]]
+        local server = child.start(prologue:format(cfg("server", 2)) .. 'local LISTEN = "10.28.0.2"\n' .. SERVE)
+        finally(function() server:kill(9) end)
+        assert(server:wait_output("READY"), server:stderr())
+        local r = child.run(prologue:format(cfg("client", 3)) .. [[
+rt:block_on(function()
+    for i = 1, 20 do
+        local t0, s, ok, err = dpdk.now()
+        repeat -- our side of the last round may still wait for its FIN's ACK
+            s = tcp.socket("inet")
+            assert(s:bind("10.28.0.3", 40126))
+            ok, err = s:connect("10.28.0.2", 7100, { timeout = 3000 })
+            if not ok then s:close() dpdk.sleep(0.001) end
+        until ok or err ~= "address in use" or dpdk.now() - t0 > 2
+        if not ok then print(("round %d: %s"):format(i, err)) break end
+        local took = dpdk.now() - t0
+        assert(s:send("GET\n"))
+        print(("round %d: connected in %.3f s, %s"):format(i, took, s:receive("*l")))
+        s:close()
+    end
+    local s = assert(tcp.connect("10.28.0.2", 7100))
+    assert(s:send("STATS\n"))
+    print(s:receive("*l"))
+    s:close()
+end)
+]], { timeout = 120 })
+        assert(r.status == 0, ("client exited %s\nstdout:\n%s\nstderr:\n%s\nserver stderr:\n%s")
+            :format(tostring(r.status), r.stdout, r.stderr, server:stderr()))
+        local rounds = 0
+        for took in r.stdout:gmatch("round %d+: connected in ([%d.]+) s, served %d+ from 40126") do
+            rounds = rounds + 1
+            assert.is_true(tonumber(took) < 1, r.stdout)
+        end
+        assert.are.equal(20, rounds, r.stdout)
+        assert.matches("reused 19", r.stdout)
     end)
 end)

@@ -18,7 +18,7 @@ struct netif *st_hook_route4_src(const ip4_addr_t *src, const ip4_addr_t *dest);
 struct netif *st_hook_route6(const ip6_addr_t *src, const ip6_addr_t *dest);
 /* The port's gateway_v6 as next hop for off-link destinations, or NULL. */
 const ip6_addr_t *st_hook_nd6_gw(struct netif *netif, const ip6_addr_t *dest);
-/* RFC 6528: a keyed hash of the 4-tuple plus a 4 µs clock. */
+/* RFC 6528: a keyed hash of the 4-tuple plus a 4 µs clock (CLOCK_MONOTONIC). */
 u32_t st_hook_tcp_isn(const ip_addr_t *local_ip, u16_t local_port, const ip_addr_t *remote_ip,
                       u16_t remote_port);
 
