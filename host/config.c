@@ -5,8 +5,10 @@
  * file, the field as a JSON path ("devices[1].addresses[3]") and what was
  * expected: the message alone must be enough to fix the file.
  * Unknown fields (version, platform, generated_at, ...) are ignored so that
- * files written for the seed's tooling keep working. JSON null counts as an
- * absent optional field, as serde writes `None`.
+ * files written for the seed's tooling keep working, except one that looks
+ * like a misspelt known field ("devcies"): ignoring that would drop the
+ * user's setting without a word. JSON null counts as an absent optional
+ * field, as serde writes `None`.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -256,6 +258,65 @@ static int get_ip(const char *origin, const char *field, const cJSON *item, int 
 
 /* ---- the schema ---- */
 
+static const char *const TOP_FIELDS[] = {"dpdk_cores", "devices", "eal_args", NULL};
+static const char *const DEVICE_FIELDS[] = {
+    "pci_address", "vdev", "mac",  "addresses",     "peer_addresses", "gateway_v4",
+    "gateway_v6",  "mtu",  "role", "original_name", "faults",         NULL};
+
+/* Edit distance of two short names, case and '-'/'_' ignored; stops early
+ * above 2, all that "looks misspelt" needs. */
+static int name_distance(const char *a, const char *b)
+{
+    enum { MAX = 40 };
+    size_t la = strlen(a), lb = strlen(b);
+    if (la >= MAX || lb >= MAX || (la > lb ? la - lb : lb - la) > 2)
+        return 3;
+    int row[MAX + 1];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            char ca = (char)tolower((unsigned char)a[i - 1]),
+                 cb = (char)tolower((unsigned char)b[j - 1]);
+            bool same = ca == cb || ((ca == '-' || ca == '_') && (cb == '-' || cb == '_'));
+            int best = diag + (same ? 0 : 1);
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            diag = row[j];
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+/* A field of `object` that is not in `known` but within two edits of one. */
+static int check_misspelt_fields(const char *origin, const char *base, const cJSON *object,
+                                 const char *const *known)
+{
+    const cJSON *item;
+    cJSON_ArrayForEach(item, object)
+    {
+        const char *name = item->string, *near = NULL;
+        for (const char *const *k = known; *k && name; k++) {
+            if (strcmp(name, *k) == 0) {
+                near = NULL;
+                break;
+            }
+            if (!near && name_distance(name, *k) <= 2)
+                near = *k;
+        }
+        if (near)
+            return dl_fail("%s: %s%.40s: not a field dpdklua knows; did you mean \"%s\"? "
+                           "(unknown fields are ignored, but this one looks misspelt)",
+                           origin, base, name, near);
+    }
+    return DL_OK;
+}
+
 static int parse_cores(const char *origin, const cJSON *root, dl_config *cfg)
 {
     const cJSON *cores = optional_field(root, "dpdk_cores");
@@ -382,6 +443,10 @@ static int parse_device(const char *origin, int index, const cJSON *json, dl_dev
 
     if (!cJSON_IsObject(json))
         return fail_type(origin, base, "an object", json);
+    char prefix[FIELD_LEN + 2];
+    snprintf(prefix, sizeof prefix, "%s.", base);
+    if (check_misspelt_fields(origin, prefix, json, DEVICE_FIELDS) != DL_OK)
+        return DL_ERROR;
 
     const cJSON *item;
     dev->role = DL_ROLE_DPDK;
@@ -678,7 +743,8 @@ dl_config *dl_config_parse(const char *text, size_t len, const char *origin)
         rc = DL_ERROR;
     else if (!cJSON_IsObject(root))
         rc = fail_type(origin, "top level", "a JSON object", root);
-    else if (parse_cores(origin, root, cfg) != DL_OK || parse_devices(origin, root, cfg) != DL_OK ||
+    else if (check_misspelt_fields(origin, "", root, TOP_FIELDS) != DL_OK ||
+             parse_cores(origin, root, cfg) != DL_OK || parse_devices(origin, root, cfg) != DL_OK ||
              parse_eal_args(origin, root, cfg) != DL_OK)
         rc = DL_ERROR;
     cJSON_Delete(root);

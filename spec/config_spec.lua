@@ -674,6 +674,18 @@ describe("dpdk.config", function()
             assert.is_nil(cfg.version)
             assert.is_nil(cfg.devices[1].speed)
         end)
+
+        it("except one that looks like a misspelt known field: that names the field it meant", function()
+            assert_rejects('{"dpdk_cores": [0], "devcies": []}', 'devcies: not a field dpdklua knows; '
+                .. 'did you mean "devices"? (unknown fields are ignored, but this one looks misspelt)')
+            assert_rejects('{"dpdk_cores": [0], "EAL-args": []}', 'EAL-args: not a field dpdklua knows; '
+                .. 'did you mean "eal_args"? (unknown fields are ignored, but this one looks misspelt)')
+            assert_rejects(tap_with('"gatway_v4": "10.0.0.1"'),
+                'devices[0].gatway_v4: not a field dpdklua knows; did you mean "gateway_v4"?'
+                .. ' (unknown fields are ignored, but this one looks misspelt)')
+            assert_rejects(tap_with('"Faults": {}'), 'devices[0].Faults: not a field dpdklua knows; '
+                .. 'did you mean "faults"? (unknown fields are ignored, but this one looks misspelt)')
+        end)
     end)
 
     describe("the shipped configs", function()
