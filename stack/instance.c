@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include <rte_cycles.h>
 #include <rte_mbuf.h>
@@ -169,7 +170,12 @@ u32_t st_hook_tcp_isn(const ip_addr_t *local_ip, u16_t local_port, const ip_addr
     uint64_t h = st_mix_addr(st_inst.isn_key, local_ip);
     h = st_mix_addr(h, remote_ip);
     h = st_mix(h, (uint32_t)local_port << 16 | remote_port);
-    return (u32_t)(h ^ (h >> 32)) + sys_now() * 250u; /* + a 4 µs clock */
+    /* + a 4 µs clock (RFC 6528), not sys_now()'s ms: a pair reused within
+     * the same ms must still start past the old connection (RFC 6191; a
+     * TIME_WAIT takes only a newer SYN, stack/patches/40-timewait-reuse.patch) */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (u32_t)(h ^ (h >> 32)) + (u32_t)((uint64_t)ts.tv_sec * 250000u + ts.tv_nsec / 4000);
 }
 
 /* ---- addresses ---- */

@@ -202,5 +202,10 @@
     st_hook_syncookie_make(lip, lport, rip, rport, isn, data)
 #define LWIP_HOOK_TCP_SYNCOOKIE_CHECK(lip, lport, rip, rport, isn, cookie, data)                   \
     st_hook_syncookie_check(lip, lport, rip, rport, isn, cookie, data)
+/* A SYN that reuses a pair in TIME_WAIT with a newer sequence number is a new
+ * connection (RFC 6191; stack/patches/40-timewait-reuse.patch): clients that
+ * reuse ports are served, not stalled. Counted by the hook (tcp_glue.c). */
+#define LWIP_TCP_TIMEWAIT_REUSE 1
+#define LWIP_HOOK_TCP_TIMEWAIT_REUSED() st_hook_tcp_timewait_reused()
 
 #endif
