@@ -202,6 +202,9 @@ int dl_blocking_create(dl_runtime *rt); /* after the cores are chosen, before an
 int dl_blocking_poll(dl_worker *w, dl_event *events, int n, int max);
 void dl_blocking_free(dl_runtime *rt); /* the runtime's reference; threads keep theirs */
 
+/* host/crash.c: report SIGSEGV/SIGBUS/SIGFPE/SIGILL/SIGABRT (signal, thread,
+ * worker, task, backtrace) on stderr, then die of it as before. */
+void dl_crash_install(void);
 /* host/main.c: the first SIGINT/SIGTERM's number while it is pending, else 0 */
 int dl_interrupt_signal(void);
 
