@@ -27,6 +27,16 @@
  *   the PMD's receive path (memif_intr_handler) unregisters and closes it
  *   properly.
  *
+ * - The PMD's control channel (handshake messages, their queue, the
+ *   channel itself) is used by its handler on the interrupt thread without a
+ *   lock, while rte_eth_dev_stop / close on another thread (memif_disconnect,
+ *   memif_dev_close) free that queue and channel. A runtime stopped during
+ *   the handshake (client runtimes that live a few ms) made the handler send
+ *   a freed message: SIGSEGV on the interrupt thread (issue 11, the client
+ *   side). dl_port_close therefore stops and closes a memif port on the
+ *   interrupt thread itself (dl_memif_on_intr_thread, through an EAL alarm,
+ *   whose callbacks that thread runs one at a time with the PMD's handlers).
+ *
  * Both definitions interpose libc's for the whole process (the executable is
  * linked with -Wl,-E); they act only on the interrupt thread while a runtime
  * is armed, and cost one atomic load on every other call. Their log lines
@@ -43,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rte_alarm.h>
 #include <rte_interrupts.h>
 
 #include "runtime.h"
@@ -189,4 +200,44 @@ void dl_memif_guard_report(void)
                 "memif guard: %lu unmap(s) of a departed peer's memory waited for the workers, "
                 "%lu control message(s) to a departed peer",
                 waits, sends);
+}
+
+typedef struct intr_call {
+    void (*fn)(void *);
+    void *arg;
+    atomic_int done;
+} intr_call;
+
+static void intr_call_run(void *arg)
+{
+    intr_call *c = arg;
+    c->fn(c->arg);
+    atomic_store_explicit(&c->done, 1, memory_order_release);
+}
+
+void dl_memif_on_intr_thread(const char *what, void (*fn)(void *), void *arg)
+{
+    intr_call c = {.fn = fn, .arg = arg, .done = 0};
+    if (rte_thread_is_intr() || rte_eal_alarm_set(1, intr_call_run, &c) != 0) {
+        fn(arg); /* already there, or no alarm: as before */
+        return;
+    }
+    /* Bounded: the PMD's handlers are short (the munmap guard waits 1 s at
+     * most). If the thread never ran it, run it here as before. */
+    double deadline = dl_now() + 5.0;
+    while (!atomic_load_explicit(&c.done, memory_order_acquire)) {
+        if (dl_now() > deadline) {
+            /* cancel waits for a callback that is running; >0: it never ran */
+            if (rte_eal_alarm_cancel(intr_call_run, &c) > 0) {
+                DL_WARN("watchdog",
+                        "%s: the EAL interrupt thread did not run its stop within 5 s; "
+                        "stopping it here",
+                        what);
+                fn(arg);
+                return;
+            }
+            deadline = dl_now() + 5.0;
+        }
+        nap_us(50);
+    }
 }

@@ -157,6 +157,9 @@ void dl_watchdog_stop(dl_runtime *rt); /* joins the thread */
 void dl_memif_guard_arm(int n_workers); /* workers up, before any burst can race an unmap */
 void dl_memif_guard_release(void);      /* after the last burst of any worker */
 void dl_memif_guard_report(void);       /* logs what the guard did (info) */
+/* Run fn(arg) on the EAL interrupt thread, where the memif PMD handles its
+ * control channel, and wait for it to end (what names it in a warning). */
+void dl_memif_on_intr_thread(const char *what, void (*fn)(void *), void *arg);
 
 /* host/eal.c */
 int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts);
