@@ -362,8 +362,9 @@ void dl_port_close(dl_port *port)
     /* A memif client's stop and close free its control channel's message
      * queue and state, which the PMD's handler uses on the EAL interrupt
      * thread without a lock during the handshake: they run on that thread
-     * (host/memif_guard.c). Not a server: its close there left the PMD's
-     * leaked listener registration to crash that thread at exit. */
+     * (host/memif_guard.c). Not a server: closed there, the listener the
+     * PMD leaves registered crashed that thread at exit in every try with
+     * a client still connecting (docs/reliability.md). */
     char role[16];
     if (strncmp(port->dev->vdev, "net_memif", 9) == 0 &&
         vdev_arg(port->dev->vdev, "role", role, sizeof role) &&
