@@ -87,6 +87,9 @@
 #define LWIP_CHECKSUM_CTRL_PER_NETIF 1
 /* Software TCP checksums are summed while tcp_write copies the data. */
 #define LWIP_CHECKSUM_ON_COPY 1
+/* Software checksums 64 bits at a time (netif_dpdk.c); lwIP's sums 16. */
+#define LWIP_CHKSUM st_chksum
+unsigned short st_chksum(const void *data, int len);
 /* Zero-copy RX: each mbuf is wrapped in a pbuf_custom (netif_dpdk.c). */
 #define LWIP_SUPPORT_CUSTOM_PBUF 1
 
