@@ -58,7 +58,14 @@ u32_t sys_now(void)
  * to MEM_CACHE_MAX of them; anything larger, and what the list cannot hold,
  * is glibc's. A 16-byte header keeps
  * the block's class (and the payload 16-byte aligned). */
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) /* gcc */
+#define ST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang */
+#define ST_ASAN 1
+#endif
+#endif
+#ifdef ST_ASAN
 enum { MEM_CACHE_MAX = 0 }; /* ASan sees every block's use after free */
 #else
 enum { MEM_CACHE_MAX = 4096 }; /* 8 MiB per worker at most */
