@@ -25,6 +25,7 @@
 #include "lwip/prot/ip6.h"
 #include "netif/ethernet.h"
 
+#include "chksum.h"
 #include "internal.h"
 #include "port_io.h"
 
@@ -79,59 +80,13 @@ static struct pbuf *copy_frame(struct rte_mbuf *m)
     return p; /* NULL: pool empty too, frame dropped (TCP retransmits) */
 }
 
-/* lwIP's checksum (LWIP_CHKSUM in lwipopts.h): the ones' complement sum of
- * len bytes, folded to 16 bits in memory order (what lwip_standard_chksum
- * returns). lwIP's own adds 16 bits at a time; this adds 64 into four
- * accumulators with their carries counted apart (no dependency chain), ~5x
- * faster on a 1460-byte segment. memif offers no checksum offload, so every
- * segment is summed once on each side: on the sender while tcp_write copies
- * it (LWIP_CHECKSUM_ON_COPY), on the receiver in tcp_input. */
-static inline uint64_t fold64(uint64_t s)
-{
-    s = (s >> 32) + (s & 0xffffffffu);
-    s = (s >> 32) + (s & 0xffffffffu);
-    s = (s >> 16) + (s & 0xffff);
-    return (s >> 16) + (s & 0xffff);
-}
-
+/* lwIP's checksum (LWIP_CHKSUM in lwipopts.h): see chksum.h. memif offers
+ * no checksum offload, so every segment is summed once on each side: on the
+ * sender while tcp_write copies it (LWIP_CHECKSUM_ON_COPY), on the receiver
+ * in tcp_input. */
 unsigned short st_chksum(const void *data, int len)
 {
-    const unsigned char *p = data;
-    uint64_t a = 0, b = 0, c = 0, d = 0, ca = 0, cb = 0, cc = 0, cd = 0;
-    for (; len >= 32; p += 32, len -= 32) {
-        uint64_t w[4];
-        memcpy(w, p, sizeof w);
-        a += w[0];
-        ca += a < w[0];
-        b += w[1];
-        cb += b < w[1];
-        c += w[2];
-        cc += c < w[2];
-        d += w[3];
-        cd += d < w[3];
-    }
-    unsigned __int128 t = (unsigned __int128)a + b + c + d + ca + cb + cc + cd;
-    uint64_t s = (uint64_t)t, hi = (uint64_t)(t >> 64);
-    s += hi;
-    s += s < hi;
-    uint64_t tail = 0; /* < 32 bytes: 32-bit words cannot carry out of 64 bits */
-    for (; len >= 4; p += 4, len -= 4) {
-        uint32_t w;
-        memcpy(&w, p, sizeof w);
-        tail += w;
-    }
-    if (len >= 2) {
-        uint16_t w;
-        memcpy(&w, p, sizeof w);
-        tail += w;
-        p += 2;
-        len -= 2;
-    }
-    if (len) /* the last odd byte is the first of a 16-bit word */
-        tail += *p;
-    s += tail;
-    s += s < tail;
-    return (unsigned short)fold64(s);
+    return st_chksum_sum(data, len);
 }
 
 static struct netif *by_ip4(st_port *port, const uint8_t *a)
