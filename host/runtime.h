@@ -64,6 +64,7 @@ struct dl_worker {
     dl_worker_stats stats;    /* written by the owner only; read with relaxed loads */
     uint64_t stats_next_tsc;  /* when to publish the TCP / Lua figures (host/stats.c) */
     bool stats_lua_due;       /* dl_poll asks Lua for its size (DL_EV_STATS) */
+    uint32_t busy_turns;      /* turns that moved packets since the counters went out */
     stack_tcp_stats tcp_base; /* lwIP's counters at the start: they count from lwip_init */
     const stack_ops *stack;   /* this worker's private lwIP copy */
     bool stack_up;            /* init()ed for this runtime: shutdown() due */
