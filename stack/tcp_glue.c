@@ -249,6 +249,20 @@ static bool unreachable4(const ip_addr_t *src, const ip_addr_t *dst)
            ip4_addr_isany_val(*netif_ip4_gw(n));
 }
 
+/* dst is an address of this instance: lwIP would send the SYN out of the
+ * port to itself (there is no loopback here) and time out after ~30 s. */
+static bool own_address(const ip_addr_t *dst)
+{
+    struct netif *n;
+    NETIF_FOREACH(n)
+    {
+        if (IP_IS_V4(dst) ? ip4_addr_eq(ip_2_ip4(dst), netif_ip4_addr(n))
+                          : netif_get_ip6_addr_match(n, ip_2_ip6(dst)) >= 0)
+            return true;
+    }
+    return false;
+}
+
 int glue_connect(dl_conn *dc, const uint8_t *addr, uint16_t port, uint32_t token, int *err)
 {
     conn *c = (conn *)dc;
@@ -270,6 +284,8 @@ int glue_connect(dl_conn *dc, const uint8_t *addr, uint16_t port, uint32_t token
     struct tcp_pcb *pcb = c->pub.pcb;
     if (unreachable4(&pcb->local_ip, &ip))
         return tc_fail(err, DL_E_UNREACH);
+    if (own_address(&ip))
+        return tc_fail(err, DL_E_SELF);
     st_steer_bind(pcb, &ip, port); /* a local port whose flow this worker owns */
     switch (tcp_connect(pcb, &ip, port, tc_on_connected)) {
     case ERR_OK:

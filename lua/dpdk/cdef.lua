@@ -285,6 +285,7 @@ enum {
     DL_E_NOMEM = 10,       /* "out of memory" */
     DL_E_UNREACH = 11,     /* "network unreachable" (no route, no gateway) */
     DL_E_INVAL = 12,       /* "invalid argument" (an option value, a state lwIP refused) */
+    DL_E_SELF = 13,        /* "own address" (a connect to this stack: it has no loopback) */
 };
 
 /* Per worker, fixed at build time (stack/lwipopts.h): the ceiling of the

@@ -51,6 +51,8 @@ local ERR_TEXT = {
     [C.DL_E_NOMEM] = "no memory",
     [C.DL_E_UNREACH] = "network unreachable",
     [C.DL_E_INVAL] = "invalid argument",
+    [C.DL_E_SELF] = "own address: this stack has no loopback (call the handler directly, "
+        .. "or reach a kernel service with dpdk.ktcp)",
 }
 
 -- The text of a negated DL_E_* result; misuse raises with C's reason (level:
