@@ -6,13 +6,18 @@ local child = require "spec.helpers.child"
 local config = require "dpdk.config"
 local net = require "spec.helpers.net"
 
-local FAULTS = { seed = 11, drop = 0.01, duplicate = 0.02, reorder = 0.05, corrupt = 0.005,
-    truncate = 0.005 }
-
--- lwIP is the sender both ways here, and it recovers from loss slowly
--- (docs/reliability.md, "Faulty links"): less loss than with a Linux peer.
-local MEMIF_FAULTS = { seed = 12, drop = 0.004, duplicate = 0.02, reorder = 0.05,
-    corrupt = 0.002, truncate = 0.002, direction = "rx" }
+-- The issue's faulty link: 5 % loss, 5 % reordering, 1 % duplication and
+-- 0.5 % corruption per frame. The 20 MiB transfers run it as it is (#slow:
+-- kept out of the sanitizer pass, which runs the 4 MiB ones); the 4 MiB ones
+-- add truncation, so every kind of fault is met in both passes.
+local MIX = { drop = 0.05, reorder = 0.05, duplicate = 0.01, corrupt = 0.005 }
+local function faults(seed, extra)
+    local f = { seed = seed }
+    for k, v in pairs(MIX) do f[k] = v end
+    for k, v in pairs(extra or {}) do f[k] = v end
+    return f
+end
+local KINDS = { "dropped", "duplicated", "reordered", "corrupted", "truncated" }
 
 local function write(text)
     return child.tmpfile(".json", text)
@@ -41,6 +46,30 @@ local function settled(base)
         dpdk.sleep(0.05)
     end
     return false, mbufs_in_use()
+end
+-- SHA-256 of a stream, fed piece by piece (libcrypto's EVP interface).
+pcall(ffi.cdef, [=[
+typedef struct evp_md_ctx_st EVP_MD_CTX;
+typedef struct evp_md_st EVP_MD;
+EVP_MD_CTX *EVP_MD_CTX_new(void);
+void EVP_MD_CTX_free(EVP_MD_CTX *ctx);
+const EVP_MD *EVP_sha256(void);
+int EVP_DigestInit_ex(EVP_MD_CTX *ctx, const EVP_MD *type, void *impl);
+int EVP_DigestUpdate(EVP_MD_CTX *ctx, const void *d, size_t cnt);
+int EVP_DigestFinal_ex(EVP_MD_CTX *ctx, unsigned char *md, unsigned int *s);
+]=])
+local crypto = ffi.load("libcrypto.so.3")
+local function sha256()
+    local ctx = ffi.gc(crypto.EVP_MD_CTX_new(), crypto.EVP_MD_CTX_free)
+    assert(crypto.EVP_DigestInit_ex(ctx, crypto.EVP_sha256(), nil) == 1)
+    local h = {}
+    function h.update(s) assert(crypto.EVP_DigestUpdate(ctx, s, #s) == 1) end
+    function h.hex()
+        local md = ffi.new("unsigned char[32]")
+        assert(crypto.EVP_DigestFinal_ex(ctx, md, nil) == 1)
+        return (ffi.string(md, 32):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+    end
+    return h
 end
 local function fault_counts()
     local s = dpdk.stats().workers[1]
@@ -83,7 +112,7 @@ describe("the fault injector's configuration", function()
     it("rejects a bad DPDKLUA_FAULTS when the runtime starts", function()
         local cfg = child.config({ devices = { {
             vdev = ("net_memif_sf1,role=server,socket=%s/f1.sock,id=0"):format(child.tmpdir()),
-            addresses = { "10.232.1.2/24" } } } })
+            addresses = { "10.34.0.2/24" } } } })
         for text, want in pairs({
             ["drop=2"] = 'DPDKLUA_FAULTS: drop: expected a probability 0..1, got "2"',
             ["drop"] = 'DPDKLUA_FAULTS: "drop": expected key=value, like drop=0.01',
@@ -99,9 +128,10 @@ print(rt and "started" or err)
     end)
 end)
 
-describe("TCP through a faulty link", function()
-    it("moves 4 MiB each way intact with a python peer through a tap", function()
-        local svc = net.service("dlf1", 231, POOL .. [[
+-- An echo service on a tap; a python peer sends `mib` MiB through the faulty
+-- link and reads them back; both SHA-256 are compared.
+local function through_tap(ifname, netn, mib, f)
+    local svc = net.service(ifname, netn, POOL .. [[
 local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG })
 rt:block_on(function()
     local l = assert(tcp.listen("*", 7000))
@@ -109,6 +139,7 @@ rt:block_on(function()
     print("READY") io.stdout:flush()
     while true do
         local c = assert(l:accept())
+        c:settimeout(60000)
         dpdk.spawn(function()
             while true do
                 local data = c:receiveany(65536)
@@ -124,116 +155,229 @@ rt:block_on(function()
         end)
     end
 end)
-]], { device = { faults = FAULTS } })
-        finally(svc.stop)
-        local rc, out = net.python(([[
+]], { device = { faults = f } })
+    finally(svc.stop)
+    -- The kernel peer gets a LAN's minimum RTO (ours is 50 ms, lwipopts.h):
+    -- with Linux's 200 ms and no TCP timestamps from lwIP, Linux takes no RTT
+    -- sample from what it resends, so each further loss while it recovers
+    -- doubles its RTO (a 13 s stall in one capture). Our side is unchanged.
+    local rc, out = child.sh(("ip route replace 10.%d.0.0/24 dev %s proto kernel scope link "
+        .. "src 10.%d.0.1 rto_min 10ms"):format(netn, ifname, netn))
+    assert.are.equal(0, rc, out)
+    rc, out = net.python(([[
 import hashlib, os, socket, threading, time
 def csum_errors():
     for line in open("/proc/net/snmp"):
         if line.startswith("Tcp:") and "InCsumErrors" not in line:
             return int(line.split()[-1])  # InCsumErrors is the last Tcp field
 before = csum_errors()
-size = 4 << 20
-s = socket.create_connection(("%s", 7000), timeout=30)
+size = %d << 20
 data = os.urandom(size)
+t0 = time.monotonic()
+s = socket.create_connection(("%s", 7000), timeout=60)
 def writer():
     s.sendall(data)
     s.shutdown(socket.SHUT_WR)
 t = threading.Thread(target=writer); t.start()
-got = bytearray()
+rx = hashlib.sha256()
+n = 0
 while True:
     b = s.recv(1 << 20)
     if not b: break
-    got += b
+    rx.update(b)
+    n += len(b)
 t.join(); s.close()
-assert len(got) == size, len(got)
-assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), "stream differs"
+took = time.monotonic() - t0
+assert n == size, n
+assert rx.digest() == hashlib.sha256(data).digest(), "stream differs"
 c = socket.create_connection(("%s", 7000), timeout=30)
 c.sendall(b"STATS\n")
-print(c.recv(200).decode().strip(), "; kernel checksum errors", csum_errors() - before)
-]]):format(svc.ip, svc.ip), 60)
-        assert.are.equal(0, rc, out)
-        local d, u, r, c, t = out:match(
-            "dropped (%d+) duplicated (%d+) reordered (%d+) corrupted (%d+) truncated (%d+)")
-        assert.is_truthy(d, out)
-        for _, n in ipairs({ d, u, r, c, t }) do assert.is_true(tonumber(n) > 0, out) end
-        assert.matches("; mbufs back", out)
-        -- frames we corrupted on the way out: the kernel's TCP checksum caught them
-        assert.is_true(tonumber(out:match("kernel checksum errors (%d+)")) > 0, out)
-    end)
+print(c.recv(200).decode().strip(), "; kernel checksum errors", csum_errors() - before,
+      "; %%.1f s" %% took)
+]]):format(mib, svc.ip, svc.ip), 60 + mib * 8)
+    assert.are.equal(0, rc, out)
+    io.stderr:write(("\nfault_spec: tap, %d MiB each way: %s\n"):format(mib, out:match("[%d.]+ s") or "?"))
+    return out
+end
 
-    it("moves 4 MiB each way intact between two dpdklua processes over net_memif", function()
-        local sock = ("%s/fm.sock"):format(child.tmpdir())
-        local function cfg(role, host)
-            return child.config({ cores = { 0, 1 }, devices = { {
-                vdev = ("net_memif_%sfm,role=%s,socket=%s,id=0"):format(role:sub(1, 1), role, sock),
-                mac = ("02:d2:e8:00:00:%02x"):format(host),
-                addresses = { ("10.232.0.%d/24"):format(host) },
-                -- rx on each side: every frame meets one injector, not two
-                faults = MEMIF_FAULTS } } })
-        end
-        local server = child.start(POOL .. ([[
+-- Two dpdklua processes over net_memif, faults on each side's rx (every
+-- frame meets one injector): the client sends `mib` MiB to an echo server;
+-- the SHA-256 of what the client sent, what the server received and what
+-- came back must be equal.
+local function over_memif(tag, hostnet, mib, f)
+    local sock = ("%s/%s.sock"):format(child.tmpdir(), tag)
+    local function cfg(role, host)
+        local fr = { direction = "rx" }
+        for k, v in pairs(f) do fr[k] = v end
+        return child.config({ cores = { 0, 1 }, devices = { {
+            vdev = ("net_memif_%s%s,role=%s,socket=%s,id=0"):format(role:sub(1, 1), tag, role, sock),
+            mac = ("02:d2:1e:00:00:%02x"):format(host),
+            addresses = { ("10.%d.0.%d/24"):format(hostnet, host) },
+            faults = fr } } })
+    end
+    local server = child.start(POOL .. ([[
 local tcp = require "dpdk.tcp"
 local rt = assert(dpdk.runtime{ workers = 1, config = %q })
 rt:block_on(function()
-    local l = assert(tcp.listen("10.232.0.2", 9000))
+    local l = assert(tcp.listen("10.%d.0.2", 9000))
     local base = mbufs_in_use()
     print("READY") io.stdout:flush()
     local c = assert(l:accept())
+    c:settimeout(60000)
+    local rx = sha256()
     while true do
         local data = c:receiveany(65536)
         if not data then break end
+        rx.update(data)
         assert(c:send(data))
     end
     c:close()
     local ok, now = settled(base)
-    print(fault_counts(), ok and "mbufs back" or ("mbufs leaked " .. (now - base)))
+    print("server rx " .. rx.hex(), fault_counts(), ok and "mbufs back" or ("mbufs leaked " .. (now - base)))
     io.stdout:flush()
 end)
-]]):format(cfg("server", 2)))
-        finally(function() server:kill(9) end)
-        assert(server:wait_output("READY"), server:stderr())
-        local r = child.run(POOL .. ([[
+]]):format(cfg("server", 2), hostnet))
+    finally(function() server:kill(9) end)
+    assert(server:wait_output("READY"), server:stderr())
+    local r = child.run(POOL .. ([[
 local tcp = require "dpdk.tcp"
 local rt = assert(dpdk.runtime{ workers = 1, config = %q })
 rt:block_on(function()
     local base = mbufs_in_use()
-    local c = assert(tcp.connect("10.232.0.2", 9000, { timeout = 10000 }))
-    c:settimeout(30000)
-    -- a stream no two blocks of which are alike: block i starts with i
-    local function block(i) return ("%%08d"):format(i) .. ("x"):rep(65528) end
-    local n = 64
+    local t0 = dpdk.now()
+    local c = assert(tcp.connect("10.%d.0.2", 9000, { timeout = 10000 }))
+    c:settimeout(60000)
+    -- 64 KiB of noise; block i is i in 8 digits and the rest of it
+    math.randomseed(%d)
+    local noise = {}
+    for i = 1, 65536 do noise[i] = string.char(math.random(0, 255)) end
+    noise = table.concat(noise)
+    local function block(i) return ("%%08d"):format(i) .. noise:sub(9) end
+    local n = %d * 16
+    local tx, rx = sha256(), sha256()
     local writer = dpdk.spawn(function()
-        for i = 1, n do assert(c:send(block(i))) end
+        for i = 1, n do
+            local b = block(i)
+            tx.update(b)
+            assert(c:send(b))
+        end
     end)
-    local got, want, i = 0, n * 65536, 1
-    local pending = ""
+    local got, want = 0, n * 65536
     while got < want do
         local data = assert(c:receiveany(65536))
-        pending = pending .. data
+        rx.update(data)
         got = got + #data
-        while #pending >= 65536 do
-            assert(pending:sub(1, 65536) == block(i), "block " .. i .. " differs")
-            pending, i = pending:sub(65537), i + 1
-        end
     end
     assert(writer:join())
+    local took = dpdk.now() - t0
     c:close()
     local ok, now = settled(base)
-    print("blocks " .. (i - 1), fault_counts(), ok and "mbufs back" or ("mbufs leaked " .. (now - base)))
+    print(("client tx %%s rx %%s"):format(tx.hex(), rx.hex()), fault_counts(),
+        ok and "mbufs back" or ("mbufs leaked " .. (now - base)), ("%%.1f s"):format(took))
 end)
-]]):format(cfg("client", 3)), { timeout = 60 })
-        assert.are.equal(0, r.status, r.stdout .. r.stderr .. server:stderr())
-        assert.matches("^blocks 64\t", r.stdout)
-        assert.matches("mbufs back", r.stdout)
-        assert.is_true(server:wait(20) == 0, server:stdout() .. server:stderr())
-        assert.matches("mbufs back", server:stdout())
-        for _, out in ipairs({ r.stdout, server:stdout() }) do
-            local d, u, o, c, t = out:match(
-                "dropped (%d+) duplicated (%d+) reordered (%d+) corrupted (%d+) truncated (%d+)")
-            assert.is_truthy(d, out)
-            assert.is_true(tonumber(d) > 0 and tonumber(u) > 0 and tonumber(o) > 0
-                and tonumber(c) > 0 and tonumber(t) > 0, out)
-        end
+]]):format(cfg("client", 3), hostnet, mib, mib), { timeout = 60 + mib * 8 })
+    assert.are.equal(0, r.status, r.stdout .. r.stderr .. server:stderr())
+    assert.is_true(server:wait(20) == 0, server:stdout() .. server:stderr())
+    local tx, rx = r.stdout:match("client tx (%x+) rx (%x+)")
+    assert.is_truthy(tx, r.stdout)
+    assert.are.equal(tx, rx, "the echo differs from what the client sent")
+    assert.are.equal(tx, server:stdout():match("server rx (%x+)"), "the server received other bytes")
+    io.stderr:write(("\nfault_spec: memif, %d MiB each way: %s\n"):format(mib, r.stdout:match("[%d.]+ s") or "?"))
+    return r.stdout, server:stdout()
+end
+
+-- Every kind in `kinds` happened (counters > 0), and the pool is back.
+local function check_faults(out, kinds)
+    for _, kind in ipairs(kinds) do
+        local n = out:match(kind .. " (%d+)")
+        assert.is_truthy(n, out)
+        assert.is_true(tonumber(n) > 0, kind .. ": " .. out)
+    end
+    assert.matches("mbufs back", out)
+end
+
+describe("TCP through a faulty link", function()
+    it("moves 4 MiB each way intact with a python peer through a tap (every fault kind)", function()
+        local out = through_tap("dlg1", 30, 4, faults(11, { truncate = 0.005 }))
+        check_faults(out, KINDS)
+        -- frames we corrupted on the way out: the kernel's TCP checksum caught them
+        assert.is_true(tonumber(out:match("kernel checksum errors (%d+)")) > 0, out)
+    end)
+
+    it("moves 4 MiB each way intact between two dpdklua processes over net_memif (every fault kind)",
+        function()
+            for _, out in ipairs({ over_memif("g4", 31, 4, faults(12, { truncate = 0.005 })) }) do
+                check_faults(out, KINDS)
+            end
+        end)
+
+    it("moves 20 MiB each way intact with a python peer through a tap under 5 % loss #slow", function()
+        local out = through_tap("dlg2", 32, 20, faults(13))
+        check_faults(out, { "dropped", "duplicated", "reordered", "corrupted" })
+    end)
+
+    it("moves 20 MiB each way intact between two dpdklua processes over net_memif under 5 % loss #slow",
+        function()
+            for _, out in ipairs({ over_memif("g20", 33, 20, faults(14)) }) do
+                check_faults(out, { "dropped", "duplicated", "reordered", "corrupted" })
+            end
+        end)
+end)
+
+describe("a peer that vanishes mid-transfer", function()
+    it("ends the send with a timeout and the orphan within linger_timeout_ms", function()
+        -- No answers at all (its link goes down): only plain retransmissions
+        -- leave, which lwIP would keep up for ~38 s (lwipopts.h); the send
+        -- timeout and the linger bound must end it first.
+        local svc = net.service("dlg3", 34, [[
+local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG, linger_timeout_ms = 1000 })
+rt:block_on(function()
+    local l = assert(tcp.listen("*", 7000))
+    print("READY") io.stdout:flush()
+    local c = assert(l:accept())
+    c:settimeout(1000)
+    local chunk = ("v"):rep(65536)
+    local t, ok, err
+    repeat
+        t = dpdk.now()
+        ok, err = c:send(chunk)
+    until not ok
+    local waited = dpdk.now() - t
+    c:close()
+    local closed = dpdk.now()
+    local function w() return dpdk.stats().workers[1] end
+    dpdk.sleep(0.25) -- the orphan count is refreshed every 100 ms
+    local orphans = w().tcp_orphans
+    while w().tcp_orphans > 0 and dpdk.now() - closed < 10 do dpdk.sleep(0.05) end
+    print(("SEND %s after %.2f s; ORPHANS %d, gone after %.2f s, aborted %d"):format(
+        tostring(err), waited, orphans, dpdk.now() - closed, w().tcp_orphans_aborted))
+    io.stdout:flush()
+    dpdk.sleep(3600)
+end)
+]])
+        finally(svc.stop)
+        local rc, out = net.python(([[
+import socket, subprocess, time
+s = socket.create_connection(("%s", 7000), timeout=10)
+got = 0
+while got < (1 << 20):
+    got += len(s.recv(65536))
+subprocess.run(["ip", "link", "set", "dlg3", "down"], check=True)
+print("DOWN", flush=True)
+time.sleep(6)
+]]):format(svc.ip), 30)
+        assert.are.equal(0, rc, out)
+        assert.is_true(svc.proc:wait_output("SEND", 10), svc.proc:stdout() .. svc.proc:stderr())
+        local line = svc.proc:stdout()
+        local err, waited, orphans, gone, aborted = line:match(
+            "SEND (%S+) after ([%d.]+) s; ORPHANS (%d+), gone after ([%d.]+) s, aborted (%d+)")
+        assert.is_truthy(err, line)
+        assert.are.equal("timeout", err)
+        assert.is_true(tonumber(waited) >= 0.9 and tonumber(waited) < 3, line)
+        -- it was still retransmitting after the close, then the linger bound
+        -- (1 s, checked by lwIP's poll every 0.4 s) reset it
+        assert.are.equal("1", orphans, line)
+        assert.are.equal("1", aborted, line)
+        assert.is_true(tonumber(gone) >= 0.9 and tonumber(gone) < 3, line)
     end)
 end)

@@ -12,8 +12,10 @@
 /* A waiting writer is woken once this much send buffer is free again (or
  * everything sent was acknowledged): fewer, larger writes. */
 #define WRITE_WAKE_BYTES (TCP_SND_BUF / 4)
-/* lwIP's poll callback interval, in coarse ticks (2 x TCP_TMR_INTERVAL). */
-#define POLL_TICKS 2
+/* lwIP's poll callback interval (linger deadlines, writers short of memory):
+ * 400 ms, in slow-timer ticks (2 x TCP_TMR_INTERVAL; at most 255). */
+#define POLL_TICKS (400 / (2 * TCP_TMR_INTERVAL))
+_Static_assert(POLL_TICKS >= 1 && POLL_TICKS <= 255, "tcp_poll takes a u8_t interval");
 /* lwIP counts accept backlogs in a u8. */
 #define MAX_BACKLOG 255
 /* The shared send segments (MEMP_NUM_TCP_SEG): a connection that holds
@@ -65,8 +67,9 @@ extern conn *tc_res_head;
 /* What the instance counts for stack_counters (tcp_glue.c). */
 typedef struct tc_counts {
     uint64_t refused, orphans_aborted, segment_waits, rx_compacted;
-    uint64_t rx_unread; /* bytes in every connection's receive queue */
-    uint32_t orphans;   /* recounted every ORPHAN_COUNT_MS */
+    uint64_t timewait_reused; /* SYNs that ended a TIME_WAIT (40-timewait-reuse.patch) */
+    uint64_t rx_unread;       /* bytes in every connection's receive queue */
+    uint32_t orphans;         /* recounted every ORPHAN_COUNT_MS */
 } tc_counts;
 extern tc_counts tc_count;
 
