@@ -6,20 +6,24 @@
 local child = require "spec.helpers.child"
 local net = require "spec.helpers.net"
 
+-- Both children print each case's results as one "CASE\t<id>\t<values>" line.
+local CASE = [[
+local function case(id, ...)
+    local got = {}
+    for i = 1, select("#", ...) do got[i] = tostring((select(i, ...))) end
+    print(("CASE\t%s\t%s"):format(id, table.concat(got, "\t")))
+    io.stdout:flush()
+end
+]]
+
 -- Without EAL: env.json, runtime options, cores, calls outside the runtime.
-local CONFIG_CASES = [[
+local CONFIG_CASES = CASE .. [[
 local dpdk = require "dpdk"
 local tcp = require "dpdk.tcp"
 local function file(text)
     local p = os.tmpname()
     local f = assert(io.open(p, "w")) f:write(text) f:close()
     return p
-end
-local function case(id, ...)
-    local got = {}
-    for i = 1, select("#", ...) do got[i] = tostring((select(i, ...))) end
-    print(("CASE\t%s\t%s"):format(id, table.concat(got, "\t")))
-    io.stdout:flush()
 end
 local function runtime(json, opts)
     opts = opts or { workers = 1 }
@@ -42,13 +46,7 @@ case("outside-runtime", pcall(tcp.connect, "10.57.0.1", 80))
 ]]
 
 -- On a tap: addresses, ports, peers that refuse, reset or never read, misuse.
-local TAP_CASES = [[
-local function case(id, ...)
-    local got = {}
-    for i = 1, select("#", ...) do got[i] = tostring((select(i, ...))) end
-    print(("CASE\t%s\t%s"):format(id, table.concat(got, "\t")))
-    io.stdout:flush()
-end
+local TAP_CASES = CASE .. [[
 local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG })
 rt:block_on(function()
     case("listen-unconfigured", tcp.listen("10.57.0.9", 7000))
