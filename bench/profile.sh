@@ -5,6 +5,9 @@
 #   bash bench/profile.sh [connections=32] [seconds=5] [lua]
 # lua: LuaJIT's own profiler (jit.p, as luajit -jp) on the server's Lua
 # state instead of perf: which Lua functions (and "[C]"/VM states) take the time.
+#   bash bench/profile.sh bulk [seconds=5]
+# bulk: one stream (bench/bulk.lua), perf on the sender (core 1) and the
+# receiver (core 0) at once; prints the Gbit/s and both reports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conns=${1:-32}
@@ -19,6 +22,26 @@ cfg() { # role core host
 }
 cfg server 1 2
 cfg client 0 3
+if [ "$conns" = bulk ]; then
+    secs=${2:-5}
+    ./dpdklua bench/bulk.lua server "$dir/server.json" 10.9.0.2 9001 > "$dir/server.out" 2>&1 &
+    server=$!
+    for _ in $(seq 100); do grep -q READY "$dir/server.out" && break; sleep 0.1; done
+    ./dpdklua bench/bulk.lua client "$dir/client.json" 10.9.0.2 9001 $((secs + 2)) > "$dir/load.out" 2>&1 &
+    load=$!
+    sleep 1
+    perf record -q -e cpu-clock -F 4999 -p "$server" -o "$dir/s.data" -- sleep "$secs" 2>/dev/null &
+    perf record -q -e cpu-clock -F 4999 -p "$load" -o "$dir/c.data" -- sleep "$secs" 2>/dev/null
+    wait $load || true
+    grep gbps "$dir/load.out" || cat "$dir/load.out"
+    kill $server 2>/dev/null || true
+    for side in s:sender c:receiver; do
+        echo "--- ${side#*:} ---"
+        perf report -q -i "$dir/${side%%:*}.data" --no-children --sort dso,symbol 2>/dev/null \
+            | grep -v '^$' | head -25
+    done
+    exit 0
+fi
 mode=${3:-perf}
 if [ "$mode" = lua ]; then
     DPDK_ENV_CONFIG=$dir/server.json ./dpdklua bench/jitp.lua "$dir/jitp.txt" examples/http.lua 8080 1 \

@@ -189,8 +189,9 @@ typedef struct dl_worker_stats {
      * moved off the port's buffers, bytes received and not read yet */
     uint64_t tcp_connections, tcp_max_connections, tcp_refused, tcp_orphans, tcp_orphans_aborted,
         tcp_segments, tcp_segment_waits, tcp_rx_compacted, tcp_rx_unread;
-    /* SYN cookies (stack/syncookie.c): sent, accepted, rejected */
-    uint64_t syncookies_sent, syncookies_ok, syncookies_bad;
+    /* SYN cookies (stack/syncookie.c): sent, accepted, rejected; SYNs that
+     * reopened a pair in TIME_WAIT as a new connection (RFC 6191) */
+    uint64_t syncookies_sent, syncookies_ok, syncookies_bad, tcp_timewait_reused;
     /* the fault injector (host/fault.c), both directions, read live */
     uint64_t fault_dropped, fault_duplicated, fault_reordered, fault_corrupted, fault_truncated;
     /* when the published part was taken: dl_now() in microseconds */

@@ -247,6 +247,7 @@ int main(int argc, char **argv)
     set_module_path(L);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    dl_crash_install();
     atexit(dl_host_shutdown);
 
     int status = 0, interactive = 0, script = 0, did_something = 0;

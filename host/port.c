@@ -343,10 +343,9 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
     return DL_OK;
 }
 
-void dl_port_close(dl_port *port)
+static void stop_and_close(void *arg)
 {
-    if (!port->dev)
-        return;
+    dl_port *port = arg;
     uint16_t pid = port->port_id;
     if (port->started) {
         rte_eth_dev_stop(pid);
@@ -354,6 +353,25 @@ void dl_port_close(dl_port *port)
     }
     if (rte_eth_dev_is_valid_port(pid))
         rte_eth_dev_close(pid); /* returns the queues' mbufs to the pool */
+}
+
+void dl_port_close(dl_port *port)
+{
+    if (!port->dev)
+        return;
+    /* A memif client's stop and close free its control channel's message
+     * queue and state, which the PMD's handler uses on the EAL interrupt
+     * thread without a lock during the handshake: they run on that thread
+     * (host/memif_guard.c). Not a server: closed there, the listener the
+     * PMD leaves registered crashed that thread at exit in every try with
+     * a client still connecting (docs/reliability.md). */
+    char role[16];
+    if (strncmp(port->dev->vdev, "net_memif", 9) == 0 &&
+        vdev_arg(port->dev->vdev, "role", role, sizeof role) &&
+        (strcmp(role, "client") == 0 || strcmp(role, "slave") == 0))
+        dl_memif_on_intr_thread(port->name, stop_and_close, port);
+    else
+        stop_and_close(port);
     if (port->hotplugged) {
         const char *bus = port->dev->pci_address[0] ? "pci" : "vdev";
         if (rte_eal_hotplug_remove(bus, port->name) != 0)

@@ -182,7 +182,7 @@ static void release(dl_runtime *rt)
         dl_port_close(&rt->ports[i]);
         dl_lock_release(rt->ports[i].lock_fd);
     }
-    dl_watchdog_release(); /* after the last burst of any worker */
+    dl_memif_guard_release(); /* after the last burst of any worker */
     dl_config_free(rt->cfg);
     free(rt);
 }
@@ -254,6 +254,7 @@ dl_runtime *dl_runtime_start(const dl_runtime_opts *o)
             dl_fail("%s", msg);
             return NULL;
         }
+    dl_memif_guard_arm(rt->n_workers);
     if (dl_watchdog_start(rt) != DL_OK) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", dl_errmsg());
@@ -355,6 +356,7 @@ int dl_runtime_stop(dl_runtime *rt, double timeout_s)
         w->has_thread = false;
     }
     dl_watchdog_stop(rt);
+    dl_memif_guard_report();
     if (active == rt)
         active = NULL;
     release(rt);

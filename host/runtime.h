@@ -64,6 +64,7 @@ struct dl_worker {
     dl_worker_stats stats;    /* written by the owner only; read with relaxed loads */
     uint64_t stats_next_tsc;  /* when to publish the TCP / Lua figures (host/stats.c) */
     bool stats_lua_due;       /* dl_poll asks Lua for its size (DL_EV_STATS) */
+    uint32_t busy_turns;      /* turns that moved packets since the counters went out */
     stack_tcp_stats tcp_base; /* lwIP's counters at the start: they count from lwip_init */
     const stack_ops *stack;   /* this worker's private lwIP copy */
     bool stack_up;            /* init()ed for this runtime: shutdown() due */
@@ -131,7 +132,8 @@ struct dl_runtime {
 /* host/watchdog.c: one slot per worker index, outside any runtime (the EAL
  * interrupt thread reads them at any time). The worker bumps turns at the
  * top of every loop turn, where it is inside no rx/tx burst, and sets online
- * while its loop runs; sched.lua writes task (api.h) at each resume. */
+ * while its loop runs; sched.lua writes task (api.h) at each resume. Read by
+ * the watchdog thread and by the memif guard (host/memif_guard.c). */
 typedef struct dl_wd_slot {
     _Alignas(64) uint64_t turns;
     int online;
@@ -148,10 +150,17 @@ static inline void dl_wd_turn(int index)
     __atomic_store_n(t, *t + 1, __ATOMIC_RELEASE);
 }
 void dl_wd_online(int index, bool on);
-int dl_watchdog_start(dl_runtime *rt); /* workers and ports up: thread + munmap guard */
+int dl_watchdog_start(dl_runtime *rt); /* workers and ports up: the thread */
 void dl_watchdog_stop(dl_runtime *rt); /* joins the thread */
-void dl_watchdog_release(void);        /* the runtime's workers are gone: guard off */
-unsigned long dl_wd_grace_waits(void);
+
+/* host/memif_guard.c: munmap/sendmsg on the EAL interrupt thread wait for
+ * the first n_workers slots while armed. */
+void dl_memif_guard_arm(int n_workers); /* workers up, before any burst can race an unmap */
+void dl_memif_guard_release(void);      /* after the last burst of any worker */
+void dl_memif_guard_report(void);       /* logs what the guard did (info) */
+/* Run fn(arg) on the EAL interrupt thread, where the memif PMD handles its
+ * control channel, and wait for it to end (what names it in a warning). */
+void dl_memif_on_intr_thread(const char *what, void (*fn)(void *), void *arg);
 
 /* host/eal.c */
 int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts);
@@ -197,6 +206,9 @@ int dl_blocking_create(dl_runtime *rt); /* after the cores are chosen, before an
 int dl_blocking_poll(dl_worker *w, dl_event *events, int n, int max);
 void dl_blocking_free(dl_runtime *rt); /* the runtime's reference; threads keep theirs */
 
+/* host/crash.c: report SIGSEGV/SIGBUS/SIGFPE/SIGILL/SIGABRT (signal, thread,
+ * worker, task, backtrace) on stderr, then die of it as before. */
+void dl_crash_install(void);
 /* host/main.c: the first SIGINT/SIGTERM's number while it is pending, else 0 */
 int dl_interrupt_signal(void);
 

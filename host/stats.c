@@ -72,6 +72,7 @@ static const char *const field_names[] = {
     "syncookies_sent",
     "syncookies_ok",
     "syncookies_bad",
+    "tcp_timewait_reused",
     "fault_dropped",
     "fault_duplicated",
     "fault_reordered",
@@ -157,6 +158,7 @@ void dl_stats_publish_counters(dl_worker *w)
     put(&s->syncookies_sent, c.syncookies_sent);
     put(&s->syncookies_ok, c.syncookies_ok);
     put(&s->syncookies_bad, c.syncookies_bad);
+    put(&s->tcp_timewait_reused, c.tcp_timewait_reused);
 }
 
 void dl_stats_set_lua(dl_worker *w, double bytes)

@@ -1,7 +1,7 @@
 /*
  * hooks.h — the lwIP hooks that lwipopts.h names (LWIP_HOOK_FILENAME): lwIP
  * includes this file in its sources after its own headers. The hooks are
- * implemented in stack/instance.c.
+ * implemented in stack/instance.c unless said otherwise.
  */
 #ifndef DL_STACK_HOOKS_H
 #define DL_STACK_HOOKS_H
@@ -18,7 +18,7 @@ struct netif *st_hook_route4_src(const ip4_addr_t *src, const ip4_addr_t *dest);
 struct netif *st_hook_route6(const ip6_addr_t *src, const ip6_addr_t *dest);
 /* The port's gateway_v6 as next hop for off-link destinations, or NULL. */
 const ip6_addr_t *st_hook_nd6_gw(struct netif *netif, const ip6_addr_t *dest);
-/* RFC 6528: a keyed hash of the 4-tuple plus a 4 µs clock. */
+/* RFC 6528: a keyed hash of the 4-tuple plus a 4 µs clock (CLOCK_MONOTONIC). */
 u32_t st_hook_tcp_isn(const ip_addr_t *local_ip, u16_t local_port, const ip_addr_t *remote_ip,
                       u16_t remote_port);
 
@@ -30,5 +30,9 @@ u32_t st_hook_syncookie_make(const ip_addr_t *lip, u16_t lport, const ip_addr_t 
                              u32_t peer_isn, u8_t data);
 int st_hook_syncookie_check(const ip_addr_t *lip, u16_t lport, const ip_addr_t *rip, u16_t rport,
                             u32_t peer_isn, u32_t cookie, u8_t *data);
+
+/* stack/patches/40-timewait-reuse.patch ended a TIME_WAIT for a new SYN
+ * (tcp_glue.c counts it). */
+void st_hook_tcp_timewait_reused(void);
 
 #endif

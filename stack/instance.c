@@ -6,9 +6,12 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include <rte_cycles.h>
 #include <rte_mbuf.h>
@@ -47,6 +50,78 @@ u32_t sys_now(void)
 {
     st_inst.last_now = st_inst.env.now_ms() + st_inst.clock_offset;
     return st_inst.last_now;
+}
+
+/* lwIP's heap (MEM_CUSTOM_ALLOCATOR in lwipopts.h): the PBUF_RAM pbufs of
+ * every sent segment (tcp_write copies into them) and of every ACK. Blocks
+ * that fit MEM_BLOCK (a 1460-byte segment with its headers) come from a
+ * free list of the instance's own (one thread uses it) and go back to it, up
+ * to MEM_CACHE_MAX of them; anything larger, and what the list cannot hold,
+ * is glibc's. A 16-byte header keeps
+ * the block's class (and the payload 16-byte aligned). */
+#if defined(__SANITIZE_ADDRESS__) /* gcc */
+#define ST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang */
+#define ST_ASAN 1
+#endif
+#endif
+#ifdef ST_ASAN
+enum { MEM_CACHE_MAX = 0 }; /* ASan sees every block's use after free */
+#else
+enum { MEM_CACHE_MAX = 4096 }; /* 8 MiB per worker at most */
+#endif
+enum { MEM_HDR = 16, MEM_BLOCK = 2048 };
+
+typedef struct mem_free_block {
+    struct mem_free_block *next;
+} mem_free_block;
+
+static mem_free_block *mem_cache;
+static int mem_cached;
+
+void *st_mem_malloc(size_t size)
+{
+    if (size > SIZE_MAX - MEM_HDR)
+        return NULL;
+    size_t total = size + MEM_HDR;
+    char *b;
+    if (total <= MEM_BLOCK && mem_cache) {
+        b = (char *)mem_cache;
+        mem_cache = mem_cache->next;
+        mem_cached--;
+    } else {
+        b = malloc(total <= MEM_BLOCK ? MEM_BLOCK : total);
+        if (!b)
+            return NULL;
+    }
+    *(size_t *)b = total <= MEM_BLOCK ? MEM_BLOCK : 0;
+    return b + MEM_HDR;
+}
+
+void st_mem_free(void *p)
+{
+    if (!p)
+        return;
+    char *b = (char *)p - MEM_HDR;
+    if (*(size_t *)b == MEM_BLOCK && mem_cached < MEM_CACHE_MAX) {
+        mem_free_block *f = (mem_free_block *)b;
+        f->next = mem_cache;
+        mem_cache = f;
+        mem_cached++;
+        return;
+    }
+    free(b);
+}
+
+void *st_mem_calloc(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    void *p = st_mem_malloc(n * size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
 }
 
 uint32_t st_lwip_rand(void)
@@ -169,7 +244,12 @@ u32_t st_hook_tcp_isn(const ip_addr_t *local_ip, u16_t local_port, const ip_addr
     uint64_t h = st_mix_addr(st_inst.isn_key, local_ip);
     h = st_mix_addr(h, remote_ip);
     h = st_mix(h, (uint32_t)local_port << 16 | remote_port);
-    return (u32_t)(h ^ (h >> 32)) + sys_now() * 250u; /* + a 4 µs clock */
+    /* + a 4 µs clock (RFC 6528), not sys_now()'s ms: a pair reused within
+     * the same ms must still start past the old connection (RFC 6191; a
+     * TIME_WAIT takes only a newer SYN, stack/patches/40-timewait-reuse.patch) */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (u32_t)(h ^ (h >> 32)) + (u32_t)((uint64_t)ts.tv_sec * 250000u + ts.tv_nsec / 4000);
 }
 
 /* ---- addresses ---- */

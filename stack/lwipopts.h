@@ -51,11 +51,21 @@
 /* 64-bit hosts: keep pool and heap objects naturally aligned. */
 #define MEM_ALIGNMENT 8
 /* The heap serves variable-size PBUF_RAM (the copies tcp_write makes of sent
- * data). glibc malloc grows with demand and is uncontended per worker thread,
- * where lwIP's own heap would be a fixed array sized for the worst case
- * (1000+ connections x 1 MiB send buffers) in every copy. The fixed-size
+ * data, and ACKs). glibc malloc grows with demand and is uncontended per worker
+ * thread, where lwIP's own heap would be a fixed array sized for the worst case
+ * (1000+ connections x 1 MiB send buffers) in every copy; in front of it, a
+ * free list of segment-sized blocks (st_mem_malloc, instance.c) keeps a bulk
+ * sender out of malloc and away from glibc trimming and regrowing its arena
+ * (page faults) as a 1 MiB send queue fills and drains. The fixed-size
  * objects (pcbs, segments, pbuf headers) stay in lwIP's O(1) pools below. */
-#define MEM_LIBC_MALLOC 1
+#define MEM_CUSTOM_ALLOCATOR 1
+#define MEM_CUSTOM_MALLOC st_mem_malloc
+#define MEM_CUSTOM_FREE st_mem_free
+#define MEM_CUSTOM_CALLOC st_mem_calloc
+#include <stddef.h>
+void *st_mem_malloc(size_t size);
+void st_mem_free(void *p);
+void *st_mem_calloc(size_t n, size_t size);
 /* The ceiling of the max_connections runtime option (pcbs per worker,
  * TIME_WAIT included: lwIP recycles the oldest of those on demand). A smaller
  * limit holds the rest of the pool back at init (tcp_glue.c). 320 bytes each:
@@ -89,6 +99,9 @@
 #define LWIP_CHECKSUM_CTRL_PER_NETIF 1
 /* Software TCP checksums are summed while tcp_write copies the data. */
 #define LWIP_CHECKSUM_ON_COPY 1
+/* Software checksums 64 bits at a time (netif_dpdk.c); lwIP's sums 16. */
+#define LWIP_CHKSUM st_chksum
+unsigned short st_chksum(const void *data, int len);
 /* Zero-copy RX: each mbuf is wrapped in a pbuf_custom (netif_dpdk.c). */
 #define LWIP_SUPPORT_CUSTOM_PBUF 1
 
@@ -207,5 +220,10 @@
     st_hook_syncookie_make(lip, lport, rip, rport, isn, data)
 #define LWIP_HOOK_TCP_SYNCOOKIE_CHECK(lip, lport, rip, rport, isn, cookie, data)                   \
     st_hook_syncookie_check(lip, lport, rip, rport, isn, cookie, data)
+/* A SYN that reuses a pair in TIME_WAIT with a newer sequence number is a new
+ * connection (RFC 6191; stack/patches/40-timewait-reuse.patch): clients that
+ * reuse ports are served, not stalled. Counted by the hook (tcp_glue.c). */
+#define LWIP_TCP_TIMEWAIT_REUSE 1
+#define LWIP_HOOK_TCP_TIMEWAIT_REUSED() st_hook_tcp_timewait_reused()
 
 #endif

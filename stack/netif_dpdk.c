@@ -25,6 +25,7 @@
 #include "lwip/prot/ip6.h"
 #include "netif/ethernet.h"
 
+#include "chksum.h"
 #include "internal.h"
 #include "port_io.h"
 
@@ -77,6 +78,15 @@ static struct pbuf *copy_frame(struct rte_mbuf *m)
     }
     rte_pktmbuf_free(m);
     return p; /* NULL: pool empty too, frame dropped (TCP retransmits) */
+}
+
+/* lwIP's checksum (LWIP_CHKSUM in lwipopts.h): see chksum.h. memif offers
+ * no checksum offload, so every segment is summed once on each side: on the
+ * sender while tcp_write copies it (LWIP_CHECKSUM_ON_COPY), on the receiver
+ * in tcp_input. */
+unsigned short st_chksum(const void *data, int len)
+{
+    return st_chksum_sum(data, len);
 }
 
 static struct netif *by_ip4(st_port *port, const uint8_t *a)

@@ -48,7 +48,7 @@ STACK_LWIP_CFLAGS := $(STACK_BASE_CFLAGS) -fvisibility=hidden -Wall -Wextra \
 STACK_OWN_CFLAGS := $(STACK_BASE_CFLAGS) -fvisibility=hidden -Wall -Wextra -Werror $(PKG_CFLAGS)
 
 STACK_HEADERS := stack/lwipopts.h stack/arch/cc.h stack/hooks.h stack/internal.h stack/port_io.h \
-	stack/tcp_conn.h
+	stack/tcp_conn.h stack/chksum.h
 
 $(LWIP_SRC)/src/core/init.c:
 	@echo "lwIP source not found in $(LWIP_SRC): run scripts/deps.sh or set LWIP_SRC=/path/to/lwip" >&2
@@ -133,3 +133,11 @@ $(STACK_DIR)/ring_link: stack/tests/ring_link.c $(STACK_OBJS)
 
 .PHONY: ring-link
 ring-link: $(STACK_DIR)/ring_link
+
+# The software checksum against RFC 1071 (spec/chksum_spec.lua).
+$(STACK_DIR)/chksum_test: stack/tests/chksum_test.c stack/chksum.h
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(STACK_OPT) -Wall -Wextra -Werror -Istack -o $@ $<
+
+.PHONY: chksum-test
+chksum-test: $(STACK_DIR)/chksum_test

@@ -98,6 +98,12 @@ void glue_counters(stack_counters *out)
     out->tcp_segment_waits = tc_count.segment_waits;
     out->tcp_rx_compacted = tc_count.rx_compacted;
     out->tcp_rx_unread = tc_count.rx_unread;
+    out->tcp_timewait_reused = tc_count.timewait_reused;
+}
+
+void st_hook_tcp_timewait_reused(void)
+{
+    tc_count.timewait_reused++;
 }
 
 /* Segments c may not take now: the pool is down to what it must leave to

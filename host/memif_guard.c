@@ -1,0 +1,243 @@
+/*
+ * memif_guard.c — keep a departed memif peer's memory mapped while a worker
+ * may still touch it, and keep the PMD's listener from closing a socket whose
+ * callback is still registered.
+ *
+ * - DPDK 22.11's memif PMD handles a peer's departure in the EAL interrupt
+ *   thread (memif_disconnect: clear the CONNECTED flag, close the fds, munmap
+ *   the peer's regions) while a worker may be inside rte_eth_rx_burst /
+ *   tx_burst on that port, past the flag check, reading the ring: SIGSEGV.
+ *   The PMD calls no ethdev callback before the unmap, so we interpose
+ *   munmap: called from the interrupt thread, it first waits for a grace
+ *   period (membarrier, then every online worker passes a turn or goes
+ *   offline). A burst that started before the flag was cleared has then
+ *   ended, and any later burst sees the flag clear and returns 0 without
+ *   touching the ring. The turn counters and online flags are the workers'
+ *   watchdog slots (runtime.h, dl_wd_slots): one store per turn serves both
+ *   the watchdog thread and this guard.
+ *
+ * - The same thread accepts memif control connections. If the HELLO it
+ *   sends to a fresh one fails (the client died between connect() and our
+ *   accept: a churn of short-lived clients), the PMD's error path closes the
+ *   socket but leaves its callback registered; the interrupt thread then
+ *   panics ("Error adding fd N epoll_ctl, Bad file descriptor") when it
+ *   rebuilds its epoll set. We interpose sendmsg too: on the interrupt
+ *   thread, a send that fails because the peer is gone (EPIPE, ECONNRESET)
+ *   reports success. Nothing is lost: the socket's EOF follows at once, and
+ *   the PMD's receive path (memif_intr_handler) unregisters and closes it
+ *   properly.
+ *
+ * - The PMD's control channel (handshake messages, their queue, the
+ *   channel itself) is used by its handler on the interrupt thread without a
+ *   lock, while rte_eth_dev_stop / close on another thread (memif_disconnect,
+ *   memif_dev_close) free that queue and channel. A runtime stopped during
+ *   the handshake (client runtimes that live a few ms) made the handler send
+ *   a freed message: SIGSEGV on the interrupt thread (issue 11, the client
+ *   side). dl_port_close therefore stops and closes a memif port on the
+ *   interrupt thread itself (dl_memif_on_intr_thread, through an EAL alarm,
+ *   whose callbacks that thread runs one at a time with the PMD's handlers).
+ *
+ * Both definitions interpose libc's for the whole process (the executable is
+ * linked with -Wl,-E); they act only on the interrupt thread while a runtime
+ * is armed, and cost one atomic load on every other call. Their log lines
+ * keep the "watchdog" component they had before the guard had a file of its
+ * own (DPDKLUA_LOG=watchdog=info shows them).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_alarm.h>
+#include <rte_interrupts.h>
+
+#include "runtime.h"
+
+/* Workers whose slots the munmap guard waits on (0: no runtime). */
+static atomic_int guard_workers;
+static int membarrier_cmd = -1;      /* the membarrier command we registered for, or -1 */
+static atomic_ulong grace_waits;     /* grace periods the guard waited for (tests, docs) */
+static atomic_ulong peer_gone_sends; /* control messages to a departed memif peer */
+
+static void nap_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Wait until every worker that was online has passed a quiescent point (its
+ * turn counter moved) or gone offline. The membarrier makes the worker-side
+ * stores plain: after it, a worker whose counter we read as unchanged sees
+ * every store the PMD made before (the cleared CONNECTED flag) in its next
+ * burst. Bounded: a worker that does not turn within 1 s (a stuck task; it
+ * is inside no burst then) is not waited for longer. */
+static void grace_period(int n)
+{
+    if (membarrier_cmd >= 0)
+        syscall(SYS_membarrier, membarrier_cmd, 0, 0);
+    else
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint64_t snap[DL_MAX_WORKERS_LIMIT];
+    bool wait[DL_MAX_WORKERS_LIMIT];
+    int pending = 0;
+    for (int i = 0; i < n; i++) {
+        wait[i] = __atomic_load_n(&dl_wd_slots[i].online, __ATOMIC_ACQUIRE) != 0;
+        snap[i] = __atomic_load_n(&dl_wd_slots[i].turns, __ATOMIC_ACQUIRE);
+        pending += wait[i];
+    }
+    if (pending == 0)
+        return;
+    atomic_fetch_add(&grace_waits, 1);
+    double deadline = dl_now() + 1.0;
+    for (;;) {
+        pending = 0;
+        for (int i = 0; i < n; i++) {
+            if (!wait[i])
+                continue;
+            if (__atomic_load_n(&dl_wd_slots[i].online, __ATOMIC_ACQUIRE) == 0 ||
+                __atomic_load_n(&dl_wd_slots[i].turns, __ATOMIC_ACQUIRE) != snap[i])
+                wait[i] = false;
+            else
+                pending++;
+        }
+        if (pending == 0)
+            return;
+        if (dl_now() > deadline) {
+            DL_WARN("watchdog",
+                    "a memif peer left while %d worker(s) did not turn for 1 s; "
+                    "unmapping its memory without waiting longer",
+                    pending);
+            return;
+        }
+        nap_us(20); /* this thread may share a core with the worker it waits for */
+    }
+}
+
+typedef int (*munmap_fn)(void *, size_t);
+static munmap_fn next_munmap;
+
+int munmap(void *addr, size_t len)
+{
+    int n = atomic_load_explicit(&guard_workers, memory_order_acquire);
+    if (n > 0 && rte_thread_is_intr())
+        grace_period(n);
+    munmap_fn next = __atomic_load_n(&next_munmap, __ATOMIC_RELAXED);
+    if (!next) {
+        next = (munmap_fn)dlsym(RTLD_NEXT, "munmap");
+        __atomic_store_n(&next_munmap, next, __ATOMIC_RELAXED);
+    }
+    if (next)
+        return next(addr, len);
+    return (int)syscall(SYS_munmap, addr, len);
+}
+
+typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
+static sendmsg_fn next_sendmsg;
+/* Under AddressSanitizer (its runtime is linked into the executable) the
+ * next sendmsg after ours is libc's: go through its interceptor instead. */
+extern ssize_t __interceptor_sendmsg(int, const struct msghdr *, int) __attribute__((weak));
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    sendmsg_fn next = __atomic_load_n(&next_sendmsg, __ATOMIC_RELAXED);
+    if (!next) {
+        next =
+            __interceptor_sendmsg ? __interceptor_sendmsg : (sendmsg_fn)dlsym(RTLD_NEXT, "sendmsg");
+        __atomic_store_n(&next_sendmsg, next, __ATOMIC_RELAXED);
+    }
+    ssize_t n = next ? next(fd, msg, flags) : syscall(SYS_sendmsg, fd, msg, flags);
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET) &&
+        atomic_load_explicit(&guard_workers, memory_order_relaxed) > 0 && rte_thread_is_intr()) {
+        atomic_fetch_add(&peer_gone_sends, 1);
+        size_t len = 0;
+        for (size_t i = 0; i < msg->msg_iovlen; i++)
+            len += msg->msg_iov[i].iov_len;
+        return (ssize_t)len; /* the EOF that follows cleans up (see the top) */
+    }
+    return n;
+}
+
+static void membarrier_setup(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds < 0) {
+        DL_WARN("watchdog", "membarrier unavailable (%s): the memif unmap guard uses a fence only",
+                strerror(errno));
+        return;
+    }
+    if ((cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+        membarrier_cmd = MEMBARRIER_CMD_PRIVATE_EXPEDITED;
+    else if (cmds & MEMBARRIER_CMD_GLOBAL)
+        membarrier_cmd = MEMBARRIER_CMD_GLOBAL;
+}
+
+void dl_memif_guard_arm(int n_workers)
+{
+    membarrier_setup();
+    atomic_store(&guard_workers, n_workers);
+}
+
+void dl_memif_guard_release(void)
+{
+    atomic_store(&guard_workers, 0);
+}
+
+void dl_memif_guard_report(void)
+{
+    unsigned long waits = atomic_load(&grace_waits), sends = atomic_load(&peer_gone_sends);
+    if (waits || sends)
+        DL_INFO("watchdog",
+                "memif guard: %lu unmap(s) of a departed peer's memory waited for the workers, "
+                "%lu control message(s) to a departed peer",
+                waits, sends);
+}
+
+typedef struct intr_call {
+    void (*fn)(void *);
+    void *arg;
+    atomic_int done;
+} intr_call;
+
+static void intr_call_run(void *arg)
+{
+    intr_call *c = arg;
+    c->fn(c->arg);
+    atomic_store_explicit(&c->done, 1, memory_order_release);
+}
+
+void dl_memif_on_intr_thread(const char *what, void (*fn)(void *), void *arg)
+{
+    intr_call c = {.fn = fn, .arg = arg, .done = 0};
+    if (rte_thread_is_intr() || rte_eal_alarm_set(1, intr_call_run, &c) != 0) {
+        fn(arg); /* already there, or no alarm: as before */
+        return;
+    }
+    /* Bounded: the PMD's handlers are short (the munmap guard waits 1 s at
+     * most). If the thread never ran it, run it here as before. */
+    double deadline = dl_now() + 5.0;
+    while (!atomic_load_explicit(&c.done, memory_order_acquire)) {
+        if (dl_now() > deadline) {
+            /* cancel waits for a callback that is running; >0: it never ran */
+            if (rte_eal_alarm_cancel(intr_call_run, &c) > 0) {
+                DL_WARN("watchdog",
+                        "%s: the EAL interrupt thread did not run its stop within 5 s; "
+                        "stopping it here",
+                        what);
+                fn(arg);
+                return;
+            }
+            deadline = dl_now() + 5.0;
+        }
+        nap_us(50);
+    }
+}
