@@ -211,6 +211,11 @@ unsigned short st_chksum(const void *data, int len);
  * whose backlog is full answers SYNs statelessly, so a SYN flood from
  * addresses that never answer cannot keep real clients out. */
 #define LWIP_TCP_SYNCOOKIES 1
+/* tcp_input finds a segment's pcb in a hash of the active and TIME-WAIT pcbs
+ * (stack/patches/60-pcb-hash.patch), not by walking lists of up to
+ * MEMP_NUM_TCP_PCB pcbs. 2^14 buckets: one per pcb of the pool. */
+#define LWIP_TCP_PCB_HASH 1
+#define TCP_PCB_HASH_BITS 14
 #define LWIP_HOOK_TCP_SYNCOOKIE_MAKE(lip, lport, rip, rport, isn, data)                            \
     st_hook_syncookie_make(lip, lport, rip, rport, isn, data)
 #define LWIP_HOOK_TCP_SYNCOOKIE_CHECK(lip, lport, rip, rport, isn, cookie, data)                   \
