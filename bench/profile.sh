@@ -6,6 +6,7 @@
 # lua: LuaJIT's own profiler (jit.p, as luajit -jp) on the server's Lua
 # state instead of perf: which Lua functions (and "[C]"/VM states) take the time.
 #   bash bench/profile.sh bulk [seconds=5]
+#   bash bench/profile.sh pingpong [seconds=5]  (64 B ping-pong: echo side and client)
 # bulk: one stream (bench/bulk.lua), perf on the sender (core 1) and the
 # receiver (core 0) at once; prints the Gbit/s and both reports.
 set -euo pipefail
@@ -39,6 +40,28 @@ if [ "$conns" = bulk ]; then
         echo "--- ${side#*:} ---"
         perf report -q -i "$dir/${side%%:*}.data" --no-children --sort dso,symbol 2>/dev/null \
             | grep -v '^$' | head -25
+    done
+    exit 0
+fi
+if [ "$conns" = pingpong ]; then
+    # perf on the echo side (core 1) and the timing client (core 0) at once;
+    # the client's own p50/p99 are printed first (perf's sampling adds a little).
+    ./dpdklua bench/pingpong.lua server "$dir/server.json" 10.9.0.2 9000 > "$dir/server.out" 2>&1 &
+    server=$!
+    for _ in $(seq 100); do grep -q READY "$dir/server.out" && break; sleep 0.1; done
+    ./dpdklua bench/pingpong.lua client "$dir/client.json" 10.9.0.2 9000 $((secs * 150000)) \
+        > "$dir/load.out" 2>&1 &
+    load=$!
+    sleep 1
+    perf record -q -e cpu-clock -F 4999 -p "$server" -o "$dir/s.data" -- sleep "$secs" 2>/dev/null &
+    perf record -q -e cpu-clock -F 4999 -p "$load" -o "$dir/c.data" -- sleep "$secs" 2>/dev/null
+    wait $load || true
+    cat "$dir/load.out"
+    kill $server 2>/dev/null || true
+    for side in s:echo-server c:client; do
+        echo "--- ${side#*:} ---"
+        perf report -q -i "$dir/${side%%:*}.data" --no-children --sort dso,symbol 2>/dev/null \
+            | grep -v '^$' | head -30
     done
     exit 0
 fi
