@@ -300,6 +300,20 @@ print(grown < 16, grown)
         assert.matches("^true\t", out)
     end)
 
+    it("asks for 4 KiB per read while reads are small, and doubles to 64 KiB under a stream", function()
+        local out = run([[
+local e = assert(tcp.connect(PEER, 7300))
+for _ = 1, 100 do
+    assert(e:send("ping\n"))
+    assert(e:receive() == "ping")
+end
+local b = assert(tcp.connect(PEER, 7302))
+local all = assert(b:receive("*a"))
+print(e.rroom, b.rroom, #all)
+]])
+        assert.are.equal("4096\t65536\t3145728\n", out)
+    end)
+
     it("reports its worker's core", function()
         local out = run([[
 local c = assert(tcp.connect(PEER, 7300))

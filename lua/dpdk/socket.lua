@@ -208,9 +208,10 @@ local Socket = {}
 Socket.__index = Socket
 M.Socket = Socket
 
--- A socket on transport T, owning conn if given.
+-- A socket on transport T, owning conn if given. rroom: the bytes its next
+-- read asks for (dpdk.socket_io doubles it from 4 KiB up to 64 KiB).
 local function new_socket(T, conn)
-    local self = setmetatable({ T = T, rbuf = buffer.new(), reused = 0 }, Socket)
+    local self = setmetatable({ T = T, rbuf = buffer.new(), rroom = 4096, reused = 0 }, Socket)
     if conn then attach(self, conn) end
     return self
 end

@@ -24,7 +24,14 @@ local try_line, line_left, try_bytes, try_all, try_any, try_peek, try_some, try_
 
 local char_ptr = ffi.typeof("const char *")
 
-local RECV_CHUNK = 65536 -- bytes asked from the transport per call (rbuf keeps the room)
+-- Bytes asked from the transport per call (sock.rroom): a socket starts at
+-- 4 KiB (dpdk.socket sets it) and doubles up to RECV_CHUNK each time a read
+-- fills all it asked for; rbuf keeps the room. An idle keep-alive connection
+-- so holds 4 KiB, not 64 (docs/performance.md, "Memory per idle connection").
+-- rbuf:reserve's pointer goes straight into the recv call, never into a
+-- local: a local keeps the boxed pointer alive in the loop's trace, which
+-- then allocates it on every exit to the scheduler (24 bytes a round trip).
+local RECV_CHUNK = 65536
 
 return function(Socket, S)
     local busy, fail, park, seconds, timeout_ms, defaults = S.busy, S.fail, S.park, S.seconds,
@@ -49,9 +56,11 @@ return function(Socket, S)
                 return result
             end
             local token = new_token()
-            local n = recv(conn, rbuf:reserve(RECV_CHUNK), RECV_CHUNK, token)
+            local want = self.rroom
+            local n = recv(conn, rbuf:reserve(want), want, token)
             if n > 0 then
                 rbuf:commit(n)
+                if n == want and want < RECV_CHUNK then self.rroom = want * 2 end
             else
                 rbuf:commit(0)
                 if n == 0 then -- EOF: a last look, then the read half is done
@@ -158,8 +167,10 @@ return function(Socket, S)
         local rbuf = self.rbuf
         local done, data = try_any(rbuf, max)
         if done then return data end
-        local n = self.T.recv(conn, rbuf:reserve(RECV_CHUNK), RECV_CHUNK, 0)
+        local want = self.rroom
+        local n = self.T.recv(conn, rbuf:reserve(want), want, 0)
         rbuf:commit(n > 0 and n or 0)
+        if n == want and want < RECV_CHUNK then self.rroom = want * 2 end
         if n > 0 then
             local _, got = try_any(rbuf, max)
             return got
