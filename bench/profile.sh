@@ -49,14 +49,14 @@ if [ "$conns" = pingpong ]; then
     ./dpdklua bench/pingpong.lua server "$dir/server.json" 10.9.0.2 9000 > "$dir/server.out" 2>&1 &
     server=$!
     for _ in $(seq 100); do grep -q READY "$dir/server.out" && break; sleep 0.1; done
-    ./dpdklua bench/pingpong.lua client "$dir/client.json" 10.9.0.2 9000 $((secs * 150000)) \
+    ./dpdklua bench/pingpong.lua client "$dir/client.json" 10.9.0.2 9000 $((secs * 500000)) \
         > "$dir/load.out" 2>&1 &
     load=$!
     sleep 1
     perf record -q -e cpu-clock -F 4999 -p "$server" -o "$dir/s.data" -- sleep "$secs" 2>/dev/null &
-    perf record -q -e cpu-clock -F 4999 -p "$load" -o "$dir/c.data" -- sleep "$secs" 2>/dev/null
+    perf record -q -e cpu-clock -F 4999 -p "$load" -o "$dir/c.data" -- sleep "$secs" 2>/dev/null || true
     wait $load || true
-    cat "$dir/load.out"
+    cat "$dir/load.out" "$dir/server.out"
     kill $server 2>/dev/null || true
     for side in s:echo-server c:client; do
         echo "--- ${side#*:} ---"
