@@ -23,6 +23,22 @@ cfg() { # role core host
 }
 cfg server 1 2
 cfg client 0 3
+# A perf report (perf report -q --sort dso,symbol) summed by part of the worker.
+by_part() {
+    awk '{
+        pct = $1; sub("%", "", pct); dso = $2; sym = $4
+        if (dso ~ /memif|ethdev|mbuf|mempool|ring/ || sym ~ /^rte_/) part = "driver (memif rx/tx, mbufs)"
+        else if (sym ~ /^(dl_now|now_ms|clock_ms|sys_now|sys_check_timeouts|clock_gettime)/ || dso ~ /vdso/) part = "clock and lwIP timers"
+        else if (sym ~ /^(tcp_|ip4_|ip6_|ip_|etharp|ethernet_|pbuf_|mem_|memp_|inet_|lwip_|netif_|icmp|nd6|ethip6)/) part = "lwIP input/output"
+        else if (sym ~ /^(glue_|st_|inst_|tc_)/) part = "stack glue (host <-> lwIP)"
+        else if (sym ~ /^(dl_|poll_io|worker_|take_forwarded|steer_)/) part = "host loop (dl_poll, FFI entry points)"
+        else if (dso ~ /luajit|JIT/ || sym ~ /^lj_/) part = "Lua (interpreter, JIT code, GC)"
+        else if (dso ~ /libc/) part = "libc (memcpy, malloc)"
+        else if (dso ~ /kernel/) part = "kernel"
+        else part = "other"
+        sum[part] += pct
+    } END { for (p in sum) printf "%6.1f%%  %s\n", sum[p], p }' "$1" | sort -rn
+}
 if [ "$conns" = bulk ]; then
     secs=${2:-5}
     ./dpdklua bench/bulk.lua server "$dir/server.json" 10.9.0.2 9001 > "$dir/server.out" 2>&1 &
@@ -61,7 +77,10 @@ if [ "$conns" = pingpong ]; then
     for side in s:echo-server c:client; do
         echo "--- ${side#*:} ---"
         perf report -q -i "$dir/${side%%:*}.data" --no-children --sort dso,symbol 2>/dev/null \
-            | grep -v '^$' | head -30
+            | grep -v '^$' > "$dir/${side%%:*}.txt"
+        head -20 "$dir/${side%%:*}.txt"
+        echo "- by part -"
+        by_part "$dir/${side%%:*}.txt"
     done
     exit 0
 fi
@@ -93,16 +112,4 @@ perf report -q -i "$dir/perf.data" --no-children -g none --sort dso,symbol 2>/de
     | grep -v '^$' > "$dir/report.txt"
 head -30 "$dir/report.txt"
 echo "--- by part (docs/performance.md) ---"
-awk '{
-    pct = $1; sub("%", "", pct); dso = $2; sym = $4
-    if (dso ~ /memif|ethdev|mbuf|mempool|ring/ || sym ~ /^rte_/) part = "driver (memif rx/tx, mbufs)"
-    else if (sym ~ /^(dl_now|now_ms|clock_ms|sys_now|sys_check_timeouts|clock_gettime)/ || dso ~ /vdso/) part = "clock and lwIP timers"
-    else if (sym ~ /^(tcp_|ip4_|ip6_|ip_|etharp|ethernet_|pbuf_|mem_|memp_|inet_|lwip_|netif_|icmp|nd6|ethip6)/) part = "lwIP input/output"
-    else if (sym ~ /^(glue_|st_|inst_|tc_)/) part = "stack glue (host <-> lwIP)"
-    else if (sym ~ /^(dl_|poll_io|worker_|take_forwarded|steer_)/) part = "host loop (dl_poll, FFI entry points)"
-    else if (dso ~ /luajit|JIT/ || sym ~ /^lj_/) part = "Lua (interpreter, JIT code, GC)"
-    else if (dso ~ /libc/) part = "libc (memcpy, malloc)"
-    else if (dso ~ /kernel/) part = "kernel"
-    else part = "other"
-    sum[part] += pct
-} END { for (p in sum) printf "%6.1f%%  %s\n", sum[p], p }' "$dir/report.txt" | sort -rn
+by_part "$dir/report.txt"
