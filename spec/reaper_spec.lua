@@ -73,10 +73,12 @@ describe("scripts/test.sh's reaper", function()
         env.LEAK_HOLD = "1"
         -- in a session of its own (start_shell): its group is the run, not the leak
         local run = child.start_shell(test_sh(spec, env))
+        -- the pid file is written when the leak is forked; it has left the run's
+        -- process group only once it runs under its name (setsid, then exec)
         local pid
         assert.is_true(child.wait_until(function()
             pid = tonumber(child.read(env.LEAK_PIDFILE):match("%d+"))
-            return pid ~= nil
+            return pid ~= nil and child.read("/proc/" .. pid .. "/cmdline"):find(env.LEAK_NAME, 1, true) ~= nil
         end, 30), run:stdout() .. run:stderr())
         leaked[#leaked + 1] = pid
         ffi.C.kill(-run.pid, 9) -- test.sh, busted and the spec: no trap runs
