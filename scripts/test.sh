@@ -93,7 +93,10 @@ reap_stale_runs() {
     local p m pid
     while read -r p m; do
         pid=${m%.*}
-        [ "$(start_time "$pid")" = "${m#*.}" ] && continue # its test.sh still runs
+        # its test.sh still runs (a zombie has ended: a SIGKILLed test.sh may wait
+        # a while for init to collect it)
+        [ "$(start_time "$pid")" = "${m#*.}" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null &&
+            continue
         reap "$m" "an earlier run (test.sh pid $pid) is gone"
     done < <(marked | sort -u -k2,2)
 }
@@ -130,8 +133,9 @@ if [ -n "$san_dir" ]; then
     done
     echo "sanitizer: $reports report(s)"
 fi
-# busted's own last line: "N successes / N failures / N errors / N pending : T seconds"
-line=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -aE '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' | tail -n 1)
+# busted's summary: "N successes / N failures / N errors / N pending : T seconds".
+# The first such line: a failure's message may quote another run's output after it.
+line=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -aE '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' | head -n 1)
 if [ -n "$line" ]; then
     passed=$(sed -E 's/^([0-9]+) success.*/\1/' <<<"$line")
     failed=$(sed -E 's/.* ([0-9]+) failures? \/ ([0-9]+) errors?.*/\1+\2/' <<<"$line")

@@ -73,12 +73,13 @@ describe("scripts/test.sh's reaper", function()
         env.LEAK_HOLD = "1"
         -- in a session of its own (start_shell): its group is the run, not the leak
         local run = child.start_shell(test_sh(spec, env))
-        -- the pid file is written when the leak is forked; it has left the run's
-        -- process group only once it runs under its name (setsid, then exec)
+        -- the pid file is written when the leak is forked: wait until it leads a
+        -- session of its own (setsid has run), or the SIGKILL below would reach it
         local pid
         assert.is_true(child.wait_until(function()
             pid = tonumber(child.read(env.LEAK_PIDFILE):match("%d+"))
-            return pid ~= nil and child.read("/proc/" .. pid .. "/cmdline"):find(env.LEAK_NAME, 1, true) ~= nil
+            local sid = pid and child.read("/proc/" .. pid .. "/stat"):match("^%d+ %(.-%) %a %d+ %d+ (%d+)")
+            return sid ~= nil and tonumber(sid) == pid
         end, 30), run:stdout() .. run:stderr())
         leaked[#leaked + 1] = pid
         ffi.C.kill(-run.pid, 9) -- test.sh, busted and the spec: no trap runs
