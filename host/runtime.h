@@ -161,6 +161,10 @@ void dl_memif_guard_report(void);       /* logs what the guard did (info) */
 /* Run fn(arg) on the EAL interrupt thread, where the memif PMD handles its
  * control channel, and wait for it to end (what names it in a warning). */
 void dl_memif_on_intr_thread(const char *what, void (*fn)(void *), void *arg);
+/* Close a memif server port (close_fn(arg)) there too, then retire the
+ * listener fd the PMD leaves registered once it freed that socket. */
+void dl_memif_server_close(const char *what, const char *socket_path, void (*close_fn)(void *),
+                           void *arg);
 
 /* host/eal.c */
 int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts);
