@@ -345,3 +345,49 @@ void dl_memif_server_close(const char *what, const char *socket_path, void (*clo
     server_close sc = {.path = socket_path, .close = close_fn, .arg = arg};
     dl_memif_on_intr_thread(what, server_close_run, &sc);
 }
+
+/* The EAL leaves its interrupt thread running through rte_eal_cleanup, which
+ * unmaps the memory its source list points into (the PMDs' interrupt handles
+ * are rte_malloc'd): a wake-up after that (a memif control channel's EOF from
+ * a client still connecting, an epoll rebuild) faulted in rte_intr_fd_get. So
+ * at exit the thread is parked for good in a callback of an eventfd source of
+ * our own (malloc'd, not EAL memory). Not an alarm: rte_eal_cleanup
+ * unregisters the alarm source synchronously and would wait for it forever. */
+static atomic_int intr_parked;
+
+static void intr_park(void *arg)
+{
+    (void)arg;
+    atomic_store_explicit(&intr_parked, 1, memory_order_release);
+    for (;;)
+        nap_us(1000000);
+}
+
+bool dl_intr_thread_park(double timeout)
+{
+    if (atomic_load(&intr_parked))
+        return true;
+    if (rte_thread_is_intr())
+        return false;
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct rte_intr_handle *h = rte_intr_instance_alloc(RTE_INTR_INSTANCE_F_PRIVATE);
+    if (efd < 0 || !h || rte_intr_fd_set(h, efd) != 0 ||
+        rte_intr_type_set(h, RTE_INTR_HANDLE_EXT) != 0 ||
+        rte_intr_callback_register(h, intr_park, NULL) != 0) {
+        if (h)
+            rte_intr_instance_free(h);
+        if (efd >= 0)
+            close(efd);
+        return false;
+    }
+    uint64_t one = 1;
+    if (write(efd, &one, sizeof one) != (ssize_t)sizeof one)
+        return false;
+    double deadline = dl_now() + timeout;
+    while (!atomic_load_explicit(&intr_parked, memory_order_acquire)) {
+        if (dl_now() > deadline)
+            return false; /* busy elsewhere; it parks later, or the cleanup is skipped */
+        nap_us(100);
+    }
+    return true;
+}
