@@ -191,14 +191,17 @@ print("lives " .. lives)
     it("exits normally on SIGTERM while a client keeps connecting, 6 rounds", function()
         local sock = child.tmpdir() .. "/stop.sock"
         local server_cfg, client_cfg = configs(sock)
+        local server, client
+        finally(function() -- (busted keeps one finally: it covers both)
+            if client then client:kill(9) end
+            if server then server:kill(9) end
+        end)
         for round = 1, 6 do
-            local server = child.start(SERVER:format(server_cfg, SERVER_IP),
+            server = child.start(SERVER:format(server_cfg, SERVER_IP),
                 { env = { DPDKLUA_LOG = "warn,port=info" } })
-            finally(function() server:kill(9) end)
             assert(server:wait_output("READY"), server:stderr())
-            local client = child.start(CLIENT:format(client_cfg, SERVER_IP),
+            client = child.start(CLIENT:format(client_cfg, SERVER_IP),
                 { args = { 500, 4, 0.01, "graceful" } })
-            finally(function() client:kill(9) end)
             assert(child.wait_until(function()
                 return server:stderr():find("link up", 1, true) ~= nil
             end, 15), "the client's memif never came up\n" .. server:stderr())
