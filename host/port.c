@@ -362,14 +362,19 @@ void dl_port_close(dl_port *port)
     /* A memif client's stop and close free its control channel's message
      * queue and state, which the PMD's handler uses on the EAL interrupt
      * thread without a lock during the handshake: they run on that thread
-     * (host/memif_guard.c). Not a server: closed there, the listener the
-     * PMD leaves registered crashed that thread at exit in every try with
-     * a client still connecting (docs/reliability.md). */
-    char role[16];
-    if (strncmp(port->dev->vdev, "net_memif", 9) == 0 &&
-        vdev_arg(port->dev->vdev, "role", role, sizeof role) &&
-        (strcmp(role, "client") == 0 || strcmp(role, "slave") == 0))
+     * (host/memif_guard.c). A server's too, and then its listener, which the
+     * PMD frees but leaves registered, is retired there: a client still
+     * connecting crashed that thread at exit (docs/reliability.md). */
+    char role[16], sock[DL_NAME_LEN];
+    bool memif = strncmp(port->dev->vdev, "net_memif", 9) == 0;
+    const char *r = memif ? vdev_arg(port->dev->vdev, "role", role, sizeof role) : NULL;
+    if (memif && r && (strcmp(r, "client") == 0 || strcmp(r, "slave") == 0))
         dl_memif_on_intr_thread(port->name, stop_and_close, port);
+    else if (memif)
+        dl_memif_server_close(
+            port->name,
+            vdev_arg(port->dev->vdev, "socket", sock, sizeof sock) ? sock : "/run/memif.sock",
+            stop_and_close, port);
     else
         stop_and_close(port);
     if (port->hotplugged) {

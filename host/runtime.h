@@ -161,6 +161,13 @@ void dl_memif_guard_report(void);       /* logs what the guard did (info) */
 /* Run fn(arg) on the EAL interrupt thread, where the memif PMD handles its
  * control channel, and wait for it to end (what names it in a warning). */
 void dl_memif_on_intr_thread(const char *what, void (*fn)(void *), void *arg);
+/* Close a memif server port (close_fn(arg)) there too, then retire the
+ * listener fd the PMD leaves registered once it freed that socket. */
+void dl_memif_server_close(const char *what, const char *socket_path, void (*close_fn)(void *),
+                           void *arg);
+/* At exit, before rte_eal_cleanup: park the EAL interrupt thread for good so
+ * it cannot touch the memory the cleanup unmaps; false if it did not park. */
+bool dl_intr_thread_park(double timeout);
 
 /* host/eal.c */
 int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts);
