@@ -468,9 +468,9 @@ end)
 -- minus its loop turns times its idle turn (measured in the same run, 0.5 s
 -- before the load); ns per forwarded frame = (work(b) - frames(b) x work per
 -- frame of (a)) / frames forwarded.
--- NOT WORKING YET, so not in make bench: over net_memif the 1-worker
--- generator (one queue pair) and the 2-worker server (two) never connect,
--- and frames storm between the server's workers (docs/performance.md).
+-- Both memif ends open DL_MEMIF_QUEUES queue pairs (host/port.c): the
+-- generator sends everything on queue 0, which the server's worker 0 polls.
+-- Run only when named (bash bench/run.sh steer): not in make bench.
 local function snap(proc)
     local last
     for l in proc:stdout():gmatch("snap [^\n]+") do last = l end

@@ -217,6 +217,14 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
     port->lock_fd = -1;
     port->dev = dev;
     port->n_queues = rt->n_workers;
+    /* DPDK 22.11's memif: the client decides how many rings there are; a
+     * server accepts fewer than its queues and leaves the others pointing at
+     * ring 0 (their bursts read and write ring 0's slots: frames stormed
+     * between the workers), and disconnects a client with more. So both ends
+     * open DL_MEMIF_QUEUES whatever their worker counts, and a worker polls
+     * every queue that is its index modulo the worker count. */
+    if (strncmp(dev->vdev, "net_memif", 9) == 0 && port->n_queues < DL_MEMIF_QUEUES)
+        port->n_queues = DL_MEMIF_QUEUES;
     port->mtu = dev->mtu;
     dl_device_key(dev, port->name, sizeof port->name);
     if (find_or_probe(port, dev) != DL_OK)

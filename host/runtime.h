@@ -22,6 +22,9 @@ enum { DL_MAX_WORKERS_LIMIT = 64, DL_RX_BURST = 32, DL_MAILBOX_SIZE = 1024 };
  * worker's ring of frames forwarded to it by the others. */
 enum { DL_RETA_SIZE = 128, DL_RSS_KEY_LEN = 40, DL_STEER_RING = 4096 };
 enum { DL_STEER_HERE = -1, DL_STEER_ALL = -2 };
+/* Queue pairs a memif port opens, whatever the worker count (more if more
+ * workers): the two ends of a memif must open the same number (host/port.c). */
+enum { DL_MEMIF_QUEUES = 4 };
 /* How a port lands flows on workers. */
 enum { DL_STEER_NONE = 0, DL_STEER_SOFTWARE = 1, DL_STEER_RSS = 2 };
 
@@ -36,7 +39,7 @@ typedef struct dl_chan_wait {
 
 typedef struct dl_port {
     uint16_t port_id;
-    int n_queues;
+    int n_queues; /* >= n_workers: worker w polls queues w, w + n_workers, ...; sends on w */
     int mtu;
     uint8_t mac[6];                           /* the stack's MAC on this port */
     char name[DL_NAME_LEN];                   /* DPDK device name: "net_tap0" or a PCI address */
@@ -53,7 +56,7 @@ typedef struct dl_port {
 
 struct dl_worker {
     dl_runtime *rt;
-    int index; /* also the RX/TX queue index on every port */
+    int index; /* its TX queue on every port, and the first RX queue it polls */
     int core;
     bool has_thread; /* workers 1..n-1 run on their own thread; worker 0 on the caller's */
     pthread_t thread;

@@ -359,32 +359,40 @@ static void steer_burst(dl_worker *w, int p, struct rte_mbuf **pkts, uint16_t nb
         stat_add(&w->stats.forward_drops, drops);
 }
 
-/* (forwarded frames →) rx burst → stack input → stack poll. */
+/* One rx burst from queue `queue` of port p into the stack (or its owners). */
+static bool poll_queue(dl_worker *w, int p, uint16_t queue)
+{
+    dl_runtime *rt = w->rt;
+    uint16_t nb = rte_eth_rx_burst(rt->ports[p].port_id, queue, w->rx, DL_RX_BURST);
+    struct rte_mbuf **rx = w->rx;
+    if (__builtin_expect(w->fault_rx[p] != NULL, 0)) /* the fault injector (fault.c) */
+        nb = dl_fault_rx(w->fault_rx[p], w->rx, nb, &rx);
+    if (nb == 0)
+        return false;
+    if (__builtin_expect(rt->pcap != NULL, 0)) /* DPDKLUA_PCAP */
+        dl_pcap_rx(rt, rt->ports[p].port_id, queue, rx, nb);
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < nb; i++)
+        bytes += rte_pktmbuf_pkt_len(rx[i]);
+    stat_add(&w->stats.rx_packets, nb);
+    stat_add(&w->stats.rx_bytes, bytes);
+    if (rt->ports[p].steer_mode == DL_STEER_NONE)
+        w->stack->input(p, rx, nb); /* the mbufs are the stack's now */
+    else
+        steer_burst(w, p, rx, nb);
+    return true;
+}
+
+/* (forwarded frames →) rx bursts → stack input → stack poll. A worker polls
+ * the queues that are its index modulo the worker count: a port may have
+ * more queues than workers (memif, host/port.c). */
 static void poll_io(dl_worker *w)
 {
     dl_runtime *rt = w->rt;
-    uint16_t queue = (uint16_t)w->index;
     bool busy = w->steer_in && take_forwarded(w);
-    for (int p = 0; p < rt->n_ports; p++) {
-        uint16_t nb = rte_eth_rx_burst(rt->ports[p].port_id, queue, w->rx, DL_RX_BURST);
-        struct rte_mbuf **rx = w->rx;
-        if (__builtin_expect(w->fault_rx[p] != NULL, 0)) /* the fault injector (fault.c) */
-            nb = dl_fault_rx(w->fault_rx[p], w->rx, nb, &rx);
-        if (nb == 0)
-            continue;
-        if (__builtin_expect(rt->pcap != NULL, 0)) /* DPDKLUA_PCAP */
-            dl_pcap_rx(rt, rt->ports[p].port_id, queue, rx, nb);
-        uint64_t bytes = 0;
-        for (uint16_t i = 0; i < nb; i++)
-            bytes += rte_pktmbuf_pkt_len(rx[i]);
-        stat_add(&w->stats.rx_packets, nb);
-        stat_add(&w->stats.rx_bytes, bytes);
-        if (rt->ports[p].steer_mode == DL_STEER_NONE)
-            w->stack->input(p, rx, nb); /* the mbufs are the stack's now */
-        else
-            steer_burst(w, p, rx, nb);
-        busy = true;
-    }
+    for (int p = 0; p < rt->n_ports; p++)
+        for (int q = w->index; q < rt->ports[p].n_queues; q += rt->n_workers)
+            busy |= poll_queue(w, p, (uint16_t)q);
     if (w->stack_up) {
         int sent = w->stack->poll(); /* timers, deferred tcp_output, TX bursts */
         if (sent > 0) {
