@@ -210,6 +210,24 @@ static int find_or_probe(dl_port *port, const dl_device_config *dev)
     return DL_OK;
 }
 
+/* By port id (the stack's TX burst knows only that): memif ports. */
+static bool link_gated[RTE_MAX_ETHPORTS];
+
+bool dl_port_link_gate(uint16_t port_id)
+{
+    if (!link_gated[port_id])
+        return true;
+    struct rte_eth_link link;
+    return rte_eth_link_get_nowait(port_id, &link) == 0 && link.link_status == RTE_ETH_LINK_UP;
+}
+
+uint16_t dl_port_tx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+{
+    if (!dl_port_link_gate(port_id))
+        return 0; /* kept, as when the PMD finds the port not connected */
+    return dl_pcap_tx_burst(port_id, queue, pkts, n);
+}
+
 int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *rt)
 {
     const dl_runtime_opts *o = &rt->opts;
@@ -223,13 +241,15 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
      * between the workers), and disconnects a client with more. So both ends
      * open DL_MEMIF_QUEUES whatever their worker counts, and a worker polls
      * every queue that is its index modulo the worker count. */
-    if (strncmp(dev->vdev, "net_memif", 9) == 0 && port->n_queues < DL_MEMIF_QUEUES)
+    port->memif = strncmp(dev->vdev, "net_memif", 9) == 0;
+    if (port->memif && port->n_queues < DL_MEMIF_QUEUES)
         port->n_queues = DL_MEMIF_QUEUES;
     port->mtu = dev->mtu;
     dl_device_key(dev, port->name, sizeof port->name);
     if (find_or_probe(port, dev) != DL_OK)
         return DL_ERROR;
     uint16_t pid = port->port_id;
+    link_gated[pid] = port->memif;
     if (dev->mtu < DL_MIN_MTU)
         return dl_fail("port %s: mtu %d is below %d, the smallest the TCP stack takes; raise "
                        "\"mtu\" in the config",

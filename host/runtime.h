@@ -52,6 +52,7 @@ typedef struct dl_port {
     struct rte_mempool *pool;
     const dl_device_config *dev;
     atomic_int link_up; /* as the watchdog thread last saw it (host/watchdog.c) */
+    bool memif;         /* bursts only while its link is up (dl_port_link_gate) */
 } dl_port;
 
 struct dl_worker {
@@ -229,12 +230,24 @@ void dl_ktcp_worker_free(dl_worker *w); /* closes what is left; finalizers free 
 
 /* host/pcap.c: DPDKLUA_PCAP (after the ports are up; close after the
  * workers are gone). RX: a worker's burst; TX: the stack's burst while
- * capturing (stack_env.tx_burst_captured). */
+ * capturing (stack_env.tx_burst, dl_port_tx_burst). */
 int dl_pcap_open(dl_runtime *rt);
 void dl_pcap_close(dl_runtime *rt);
 void dl_pcap_rx(dl_runtime *rt, uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts,
                 uint16_t n);
 uint16_t dl_pcap_tx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
+
+/* host/port.c: a memif port's link gate. DPDK 22.11's memif bursts compute
+ * their ring from the peer's region before they check that the port is
+ * connected: a burst preempted between the two while the EAL interrupt
+ * thread completed a new peer's handshake used a region not yet mapped
+ * (SIGSEGV at NULL + the ring's offset). Its link goes up only after the
+ * region is mapped, and down before it is unmapped (while the memif guard
+ * waits for the bursts in flight): no burst starts while it is down. */
+bool dl_port_link_gate(uint16_t port_id);
+/* stack_env.tx_burst when a port is memif or capture is on: the gate, then
+ * the capture or rte_eth_tx_burst. */
+uint16_t dl_port_tx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
 
 /* host/telemetry.c: the /dpdklua/... telemetry commands read this runtime
  * (attach once it runs; detach before it is freed). */

@@ -120,6 +120,14 @@ static void stack_log(int level, const char *msg)
     dl_log_write(level, "lwip", msg);
 }
 
+static bool has_memif(const dl_runtime *rt)
+{
+    for (int p = 0; p < rt->n_ports; p++)
+        if (rt->ports[p].memif)
+            return true;
+    return false;
+}
+
 static int init_stack(dl_worker *w)
 {
     dl_runtime *rt = w->rt;
@@ -136,7 +144,7 @@ static int init_stack(dl_worker *w)
                          .steer = rt->n_workers > 1 ? &rt->steer.pub : NULL,
                          .max_connections = rt->opts.max_connections,
                          .linger_ms = (uint32_t)rt->opts.linger_timeout_ms,
-                         .tx_burst_captured = rt->pcap ? dl_pcap_tx_burst : NULL};
+                         .tx_burst = rt->pcap || has_memif(rt) ? dl_port_tx_burst : NULL};
     if (w->stack->init(&w->env) != DL_OK)
         return dl_fail("worker %d: the TCP stack failed to start (see the \"lwip\" error "
                        "logged just before)",
@@ -390,9 +398,12 @@ static void poll_io(dl_worker *w)
 {
     dl_runtime *rt = w->rt;
     bool busy = w->steer_in && take_forwarded(w);
-    for (int p = 0; p < rt->n_ports; p++)
+    for (int p = 0; p < rt->n_ports; p++) {
+        if (rt->ports[p].memif && !dl_port_link_gate(rt->ports[p].port_id))
+            continue; /* no burst while its peer's region may be unmapped (runtime.h) */
         for (int q = w->index; q < rt->ports[p].n_queues; q += rt->n_workers)
             busy |= poll_queue(w, p, (uint16_t)q);
+    }
     if (w->stack_up) {
         int sent = w->stack->poll(); /* timers, deferred tcp_output, TX bursts */
         if (sent > 0) {
