@@ -354,6 +354,9 @@ void dl_memif_server_close(const char *what, const char *socket_path, void (*clo
  * our own (malloc'd, not EAL memory). Not an alarm: rte_eal_cleanup
  * unregisters the alarm source synchronously and would wait for it forever. */
 static atomic_int intr_parked;
+/* Its source's handle: used until the process ends, and kept reachable so
+ * LeakSanitizer does not count it (the EAL's list of sources is EAL memory). */
+static struct rte_intr_handle *park_handle;
 
 static void intr_park(void *arg)
 {
@@ -380,6 +383,7 @@ bool dl_intr_thread_park(double timeout)
             close(efd);
         return false;
     }
+    park_handle = h;
     uint64_t one = 1;
     if (write(efd, &one, sizeof one) != (ssize_t)sizeof one)
         return false;
