@@ -108,6 +108,16 @@ tcp_seeds = {
     "sack": bytes([0]) + send(6000) + bytes([1, 0x10, 10, 5, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                              0, 0xff, 0]) + clock(20) + ack_all(),
 }
+# Regression inputs (written as regress-<name>): each once made a harness fail.
+# ooseq-past-window: the application reads nothing, so 93 segments of 1400
+# bytes leave 872 bytes of the 128 KiB first window; a segment 64 bytes ahead
+# runs 592 bytes past the window's right edge and is queued out of order; the
+# 64 bytes before it fill the hole, and the queued segment was more than the
+# window left ("tcp_receive: ooseq tcplen > rcv_wnd", stack/patches/70-*).
+tcp_regressions = {
+    "ooseq-past-window": bytes([0]) + seg(0x18, n8=175) * 93 + seg(0x18, dseq=64, n8=175)
+    + seg(0x18, n8=8) + recv(255) * 34 + ack_all() + clock(10),
+}
 dirs = {"frames": seeds, "tcp": tcp_seeds}
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 for harness, inputs in dirs.items():
@@ -115,3 +125,6 @@ for harness, inputs in dirs.items():
     for name, data in inputs.items():
         with open(os.path.join(root, harness, "seed-" + name), "wb") as f:
             f.write(data)
+for name, data in tcp_regressions.items():
+    with open(os.path.join(root, "tcp", "regress-" + name), "wb") as f:
+        f.write(data)
