@@ -13,6 +13,10 @@ local QUICK = (os.getenv("BENCH_QUICK") or "") ~= ""
 local RUNS = QUICK and 1 or tonumber(os.getenv("BENCH_RUNS") or "5")
 local BIN = os.getenv("BENCH_BIN") or "build/bench"
 local TMP = assert(os.getenv("BENCH_TMP"), "run through bench/run.sh (make bench)")
+-- The raw memif programs' EAL --file-prefix names carry this run's temp-dir
+-- suffix: two runs at once (make bench beside bench_spec) shared "ppraw-c"
+-- and the second one's link never came up. bench/run.sh removes them.
+local RUN_ID = TMP:match("([^./]+)$")
 local DPDKLUA = os.getenv("DPDKLUA") or "./dpdklua"
 local RESULTS = os.getenv("BENCH_RESULTS") or "bench/results"
 local SERVER_CORE, CLIENT_CORE = 1, 0
@@ -127,10 +131,10 @@ end
 local function memif_raw(tag)
     local sock = ("%s/%s.sock"):format(TMP, tag)
     local eal = table.concat(EAL, " ")
-    local server = ("%s/memif_pp -l %d %s --file-prefix=%s-s --vdev=net_memif0,role=server,"
-        .. "socket=%s,id=0 -- reflect"):format(BIN, SERVER_CORE, eal, tag, sock)
-    local client = ("%s/memif_pp -l %d %s --file-prefix=%s-c --vdev=net_memif0,role=client,"
-        .. "socket=%s,id=0 --"):format(BIN, CLIENT_CORE, eal, tag, sock)
+    local server = ("%s/memif_pp -l %d %s --file-prefix=%s-%s-s --vdev=net_memif0,role=server,"
+        .. "socket=%s,id=0 -- reflect"):format(BIN, SERVER_CORE, eal, tag, RUN_ID, sock)
+    local client = ("%s/memif_pp -l %d %s --file-prefix=%s-%s-c --vdev=net_memif0,role=client,"
+        .. "socket=%s,id=0 --"):format(BIN, CLIENT_CORE, eal, tag, RUN_ID, sock)
     return server, client
 end
 
@@ -468,9 +472,9 @@ end)
 -- minus its loop turns times its idle turn (measured in the same run, 0.5 s
 -- before the load); ns per forwarded frame = (work(b) - frames(b) x work per
 -- frame of (a)) / frames forwarded.
--- NOT WORKING YET, so not in make bench: over net_memif the 1-worker
--- generator (one queue pair) and the 2-worker server (two) never connect,
--- and frames storm between the server's workers (docs/performance.md).
+-- Both memif ends open DL_MEMIF_QUEUES queue pairs (host/port.c): the
+-- generator sends everything on queue 0, which the server's worker 0 polls.
+-- Run only when named (bash bench/run.sh steer): not in make bench.
 local function snap(proc)
     local last
     for l in proc:stdout():gmatch("snap [^\n]+") do last = l end
@@ -598,8 +602,9 @@ row("turn", function()
     local secs = QUICK and 0.5 or 2
     local scfg, _, _ = memif_configs("turn", 9)
     local sock = ("%s/turn.sock"):format(TMP)
-    local peer = ("%s/memif_pp -l %d %s --file-prefix=turn-c --vdev=net_memif0,role=client,"
-        .. "socket=%s,id=0 -- reflect"):format(BIN, CLIENT_CORE, table.concat(EAL, " "), sock)
+    local peer = ("%s/memif_pp -l %d %s --file-prefix=turn-%s-c --vdev=net_memif0,role=client,"
+        .. "socket=%s,id=0 -- reflect"):format(BIN, CLIENT_CORE, table.concat(EAL, " "),
+        RUN_ID, sock)
     for _ = 1, RUNS do
         local worker = start(dpdklua("bench/idle.lua", scfg, secs))
         local reflector = start(peer)

@@ -21,6 +21,8 @@ reap() {
     done
     [ ${#pids[@]} -gt 0 ] && kill -9 "${pids[@]}" 2>/dev/null
     rm -rf "$BENCH_TMP"
+    # the raw memif programs' EAL runtime dirs (--file-prefix <tag>-<suffix>-s|c)
+    rm -rf /var/run/dpdk/*-"${BENCH_TMP##*.}"-[sc]
 }
 trap reap EXIT
 # the tap row's kernel clients must never reach the uplink (scripts/test-routes.sh)

@@ -275,7 +275,14 @@ void dl_eal_cleanup(void)
         remove_runtime_dir(); /* a failed init may have made it */
         return;
     }
-    rte_eal_cleanup();
+    /* The interrupt thread outlives rte_eal_cleanup's unmapping of the memory
+     * its sources live in (host/memif_guard.c): parked first. If it cannot be
+     * (stuck in a handler), the process is ending anyway: skip the unmapping
+     * rather than crash; only the runtime dir (mp socket, config) goes. */
+    if (dl_intr_thread_park(2.0))
+        rte_eal_cleanup();
+    else
+        DL_WARN("eal", "the interrupt thread did not park within 2 s; skipping rte_eal_cleanup");
     remove_runtime_dir();
     initialized = false;
 }

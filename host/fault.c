@@ -357,6 +357,8 @@ uint16_t dl_fault_tx(void *arg, struct rte_mbuf **pkts, uint16_t n)
     take(f, pkts, n);
     unsigned k = f->n_fifo < UINT16_MAX ? f->n_fifo : UINT16_MAX;
     if (k)
-        shift(f, rte_eth_tx_burst(f->port_id, f->queue, f->fifo, (uint16_t)k));
+        shift(f, dl_port_link_gate(f->port_id)
+                     ? rte_eth_tx_burst(f->port_id, f->queue, f->fifo, (uint16_t)k)
+                     : 0);
     return n;
 }

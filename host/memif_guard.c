@@ -37,32 +37,54 @@
  *   interrupt thread itself (dl_memif_on_intr_thread, through an EAL alarm,
  *   whose callbacks that thread runs one at a time with the PMD's handlers).
  *
+ * - The PMD's close of the last device on a listener socket frees that
+ *   socket (memif_socket_remove_device) but neither unregisters the
+ *   listener's interrupt callback nor closes its fd. A client connecting
+ *   then makes the interrupt thread call the handler on the freed socket
+ *   ("Failed to accept connection request on socket fd -1", hundreds of
+ *   times), and once rte_eal_cleanup unmaps the EAL's memory at exit that
+ *   thread dies (SIGSEGV in rte_intr_fd_get). dl_memif_server_close closes
+ *   a server port on the interrupt thread and then, if the PMD freed the
+ *   listener, puts an eventfd in place of its fd (dup3): the listening
+ *   socket is closed (its backlog reset, its name free again) and the fd the
+ *   EAL still polls never becomes ready, so the handler is never called
+ *   again. The handler's callback cannot be unregistered: it is static in
+ *   the PMD.
+ *
  * Both definitions interpose libc's for the whole process (the executable is
  * linked with -Wl,-E); they act only on the interrupt thread while a runtime
  * is armed, and cost one atomic load on every other call. Their log lines
  * keep the "watchdog" component they had before the guard had a file of its
  * own (DPDKLUA_LOG=watchdog=info shows them).
  */
+#include <dirent.h>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <linux/membarrier.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <rte_alarm.h>
+#include <rte_hash.h>
 #include <rte_interrupts.h>
 
 #include "runtime.h"
 
 /* Workers whose slots the munmap guard waits on (0: no runtime). */
 static atomic_int guard_workers;
-static int membarrier_cmd = -1;      /* the membarrier command we registered for, or -1 */
-static atomic_ulong grace_waits;     /* grace periods the guard waited for (tests, docs) */
-static atomic_ulong peer_gone_sends; /* control messages to a departed memif peer */
+static int membarrier_cmd = -1;        /* the membarrier command we registered for, or -1 */
+static atomic_ulong grace_waits;       /* grace periods the guard waited for (tests, docs) */
+static atomic_ulong peer_gone_sends;   /* control messages to a departed memif peer */
+static atomic_ulong retired_listeners; /* listener fds replaced after the PMD freed them */
 
 static void nap_us(long us)
 {
@@ -194,12 +216,13 @@ void dl_memif_guard_release(void)
 
 void dl_memif_guard_report(void)
 {
-    unsigned long waits = atomic_load(&grace_waits), sends = atomic_load(&peer_gone_sends);
-    if (waits || sends)
+    unsigned long waits = atomic_load(&grace_waits), sends = atomic_load(&peer_gone_sends),
+                  retired = atomic_load(&retired_listeners);
+    if (waits || sends || retired)
         DL_INFO("watchdog",
                 "memif guard: %lu unmap(s) of a departed peer's memory waited for the workers, "
-                "%lu control message(s) to a departed peer",
-                waits, sends);
+                "%lu control message(s) to a departed peer, %lu listener(s) retired",
+                waits, sends, retired);
 }
 
 typedef struct intr_call {
@@ -240,4 +263,135 @@ void dl_memif_on_intr_thread(const char *what, void (*fn)(void *), void *arg)
         }
         nap_us(50);
     }
+}
+
+/* The fd of this process's listening memif socket for `path` (the PMD binds
+ * an abstract name by default, the file with socket-abstract=no), or -1. */
+static int memif_listener_fd(const char *path)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    size_t plen = strlen(path);
+    int found = -1;
+    for (struct dirent *e; found < 0 && (e = readdir(d));) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || end == e->d_name || fd == dirfd(d))
+            continue;
+        struct sockaddr_un un;
+        socklen_t len = sizeof un;
+        int on = 0;
+        socklen_t olen = sizeof on;
+        if (getsockname((int)fd, (struct sockaddr *)&un, &len) != 0 || un.sun_family != AF_UNIX ||
+            getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &olen) != 0 || !on)
+            continue;
+        size_t n = len > offsetof(struct sockaddr_un, sun_path)
+                       ? len - offsetof(struct sockaddr_un, sun_path)
+                       : 0;
+        if (n > 1 && un.sun_path[0] == '\0') { /* abstract: the PMD may cut a long name */
+            n--;
+            if ((n == plen || (n >= sizeof un.sun_path - 2 && n < plen)) &&
+                memcmp(un.sun_path + 1, path, n) == 0)
+                found = (int)fd;
+        } else if (n > 0 && strncmp(un.sun_path, path, sizeof un.sun_path) == 0) {
+            found = (int)fd;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+/* Whether the PMD still holds a socket for `path` (another device on it):
+ * its socket table is the rte_hash "memif-sh", keyed by the zero-padded name. */
+static bool memif_socket_held(const char *path)
+{
+    struct rte_hash *h = rte_hash_find_existing("memif-sh");
+    if (!h)
+        return true; /* not the PMD we know: leave its listener alone */
+    char key[sizeof(((struct sockaddr_un *)0)->sun_path)] = {0};
+    snprintf(key, sizeof key, "%s", path);
+    return rte_hash_lookup(h, key) >= 0;
+}
+
+typedef struct server_close {
+    const char *path;
+    void (*close)(void *);
+    void *arg;
+} server_close;
+
+static void server_close_run(void *arg)
+{
+    server_close *sc = arg;
+    int fd = memif_listener_fd(sc->path);
+    sc->close(sc->arg);
+    if (fd < 0 || memif_socket_held(sc->path))
+        return;
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0 || dup3(efd, fd, O_CLOEXEC) < 0) {
+        DL_WARN("watchdog", "memif %s: cannot retire the freed listener's fd %d: %s", sc->path, fd,
+                strerror(errno));
+    } else {
+        atomic_fetch_add(&retired_listeners, 1);
+        DL_DEBUG("watchdog", "memif %s: listener fd %d retired after its close", sc->path, fd);
+    }
+    if (efd >= 0)
+        close(efd);
+}
+
+void dl_memif_server_close(const char *what, const char *socket_path, void (*close_fn)(void *),
+                           void *arg)
+{
+    server_close sc = {.path = socket_path, .close = close_fn, .arg = arg};
+    dl_memif_on_intr_thread(what, server_close_run, &sc);
+}
+
+/* The EAL leaves its interrupt thread running through rte_eal_cleanup, which
+ * unmaps the memory its source list points into (the PMDs' interrupt handles
+ * are rte_malloc'd): a wake-up after that (a memif control channel's EOF from
+ * a client still connecting, an epoll rebuild) faulted in rte_intr_fd_get. So
+ * at exit the thread is parked for good in a callback of an eventfd source of
+ * our own (malloc'd, not EAL memory). Not an alarm: rte_eal_cleanup
+ * unregisters the alarm source synchronously and would wait for it forever. */
+static atomic_int intr_parked;
+/* Its source's handle: used until the process ends, and kept reachable so
+ * LeakSanitizer does not count it (the EAL's list of sources is EAL memory). */
+static struct rte_intr_handle *park_handle;
+
+static void intr_park(void *arg)
+{
+    (void)arg;
+    atomic_store_explicit(&intr_parked, 1, memory_order_release);
+    for (;;)
+        nap_us(1000000);
+}
+
+bool dl_intr_thread_park(double timeout)
+{
+    if (atomic_load(&intr_parked))
+        return true;
+    if (rte_thread_is_intr())
+        return false;
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct rte_intr_handle *h = rte_intr_instance_alloc(RTE_INTR_INSTANCE_F_PRIVATE);
+    if (efd < 0 || !h || rte_intr_fd_set(h, efd) != 0 ||
+        rte_intr_type_set(h, RTE_INTR_HANDLE_EXT) != 0 ||
+        rte_intr_callback_register(h, intr_park, NULL) != 0) {
+        if (h)
+            rte_intr_instance_free(h);
+        if (efd >= 0)
+            close(efd);
+        return false;
+    }
+    park_handle = h;
+    uint64_t one = 1;
+    if (write(efd, &one, sizeof one) != (ssize_t)sizeof one)
+        return false;
+    double deadline = dl_now() + timeout;
+    while (!atomic_load_explicit(&intr_parked, memory_order_acquire)) {
+        if (dl_now() > deadline)
+            return false; /* busy elsewhere; it parks later, or the cleanup is skipped */
+        nap_us(100);
+    }
+    return true;
 }

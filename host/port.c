@@ -210,6 +210,24 @@ static int find_or_probe(dl_port *port, const dl_device_config *dev)
     return DL_OK;
 }
 
+/* By port id (the stack's TX burst knows only that): memif ports. */
+static bool link_gated[RTE_MAX_ETHPORTS];
+
+bool dl_port_link_gate(uint16_t port_id)
+{
+    if (!link_gated[port_id])
+        return true;
+    struct rte_eth_link link;
+    return rte_eth_link_get_nowait(port_id, &link) == 0 && link.link_status == RTE_ETH_LINK_UP;
+}
+
+uint16_t dl_port_tx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+{
+    if (!dl_port_link_gate(port_id))
+        return 0; /* kept, as when the PMD finds the port not connected */
+    return dl_pcap_tx_burst(port_id, queue, pkts, n);
+}
+
 int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *rt)
 {
     const dl_runtime_opts *o = &rt->opts;
@@ -217,11 +235,21 @@ int dl_port_open(dl_port *port, const dl_device_config *dev, const dl_runtime *r
     port->lock_fd = -1;
     port->dev = dev;
     port->n_queues = rt->n_workers;
+    /* DPDK 22.11's memif: the client decides how many rings there are; a
+     * server accepts fewer than its queues and leaves the others pointing at
+     * ring 0 (their bursts read and write ring 0's slots: frames stormed
+     * between the workers), and disconnects a client with more. So both ends
+     * open DL_MEMIF_QUEUES whatever their worker counts, and a worker polls
+     * every queue that is its index modulo the worker count. */
+    port->memif = strncmp(dev->vdev, "net_memif", 9) == 0;
+    if (port->memif && port->n_queues < DL_MEMIF_QUEUES)
+        port->n_queues = DL_MEMIF_QUEUES;
     port->mtu = dev->mtu;
     dl_device_key(dev, port->name, sizeof port->name);
     if (find_or_probe(port, dev) != DL_OK)
         return DL_ERROR;
     uint16_t pid = port->port_id;
+    link_gated[pid] = port->memif;
     if (dev->mtu < DL_MIN_MTU)
         return dl_fail("port %s: mtu %d is below %d, the smallest the TCP stack takes; raise "
                        "\"mtu\" in the config",
@@ -362,14 +390,19 @@ void dl_port_close(dl_port *port)
     /* A memif client's stop and close free its control channel's message
      * queue and state, which the PMD's handler uses on the EAL interrupt
      * thread without a lock during the handshake: they run on that thread
-     * (host/memif_guard.c). Not a server: closed there, the listener the
-     * PMD leaves registered crashed that thread at exit in every try with
-     * a client still connecting (docs/reliability.md). */
-    char role[16];
-    if (strncmp(port->dev->vdev, "net_memif", 9) == 0 &&
-        vdev_arg(port->dev->vdev, "role", role, sizeof role) &&
-        (strcmp(role, "client") == 0 || strcmp(role, "slave") == 0))
+     * (host/memif_guard.c). A server's too, and then its listener, which the
+     * PMD frees but leaves registered, is retired there: a client still
+     * connecting crashed that thread at exit (docs/reliability.md). */
+    char role[16], sock[DL_NAME_LEN];
+    bool memif = strncmp(port->dev->vdev, "net_memif", 9) == 0;
+    const char *r = memif ? vdev_arg(port->dev->vdev, "role", role, sizeof role) : NULL;
+    if (memif && r && (strcmp(r, "client") == 0 || strcmp(r, "slave") == 0))
         dl_memif_on_intr_thread(port->name, stop_and_close, port);
+    else if (memif)
+        dl_memif_server_close(
+            port->name,
+            vdev_arg(port->dev->vdev, "socket", sock, sizeof sock) ? sock : "/run/memif.sock",
+            stop_and_close, port);
     else
         stop_and_close(port);
     if (port->hotplugged) {

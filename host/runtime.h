@@ -22,6 +22,9 @@ enum { DL_MAX_WORKERS_LIMIT = 64, DL_RX_BURST = 32, DL_MAILBOX_SIZE = 1024 };
  * worker's ring of frames forwarded to it by the others. */
 enum { DL_RETA_SIZE = 128, DL_RSS_KEY_LEN = 40, DL_STEER_RING = 4096 };
 enum { DL_STEER_HERE = -1, DL_STEER_ALL = -2 };
+/* Queue pairs a memif port opens, whatever the worker count (more if more
+ * workers): the two ends of a memif must open the same number (host/port.c). */
+enum { DL_MEMIF_QUEUES = 4 };
 /* How a port lands flows on workers. */
 enum { DL_STEER_NONE = 0, DL_STEER_SOFTWARE = 1, DL_STEER_RSS = 2 };
 
@@ -36,7 +39,7 @@ typedef struct dl_chan_wait {
 
 typedef struct dl_port {
     uint16_t port_id;
-    int n_queues;
+    int n_queues; /* >= n_workers: worker w polls queues w, w + n_workers, ...; sends on w */
     int mtu;
     uint8_t mac[6];                           /* the stack's MAC on this port */
     char name[DL_NAME_LEN];                   /* DPDK device name: "net_tap0" or a PCI address */
@@ -49,11 +52,12 @@ typedef struct dl_port {
     struct rte_mempool *pool;
     const dl_device_config *dev;
     atomic_int link_up; /* as the watchdog thread last saw it (host/watchdog.c) */
+    bool memif;         /* bursts only while its link is up (dl_port_link_gate) */
 } dl_port;
 
 struct dl_worker {
     dl_runtime *rt;
-    int index; /* also the RX/TX queue index on every port */
+    int index; /* its TX queue on every port, and the first RX queue it polls */
     int core;
     bool has_thread; /* workers 1..n-1 run on their own thread; worker 0 on the caller's */
     pthread_t thread;
@@ -161,6 +165,13 @@ void dl_memif_guard_report(void);       /* logs what the guard did (info) */
 /* Run fn(arg) on the EAL interrupt thread, where the memif PMD handles its
  * control channel, and wait for it to end (what names it in a warning). */
 void dl_memif_on_intr_thread(const char *what, void (*fn)(void *), void *arg);
+/* Close a memif server port (close_fn(arg)) there too, then retire the
+ * listener fd the PMD leaves registered once it freed that socket. */
+void dl_memif_server_close(const char *what, const char *socket_path, void (*close_fn)(void *),
+                           void *arg);
+/* At exit, before rte_eal_cleanup: park the EAL interrupt thread for good so
+ * it cannot touch the memory the cleanup unmaps; false if it did not park. */
+bool dl_intr_thread_park(double timeout);
 
 /* host/eal.c */
 int dl_eal_init(const dl_config *cfg, const dl_runtime_opts *opts);
@@ -219,12 +230,24 @@ void dl_ktcp_worker_free(dl_worker *w); /* closes what is left; finalizers free 
 
 /* host/pcap.c: DPDKLUA_PCAP (after the ports are up; close after the
  * workers are gone). RX: a worker's burst; TX: the stack's burst while
- * capturing (stack_env.tx_burst_captured). */
+ * capturing (stack_env.tx_burst, dl_port_tx_burst). */
 int dl_pcap_open(dl_runtime *rt);
 void dl_pcap_close(dl_runtime *rt);
 void dl_pcap_rx(dl_runtime *rt, uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts,
                 uint16_t n);
 uint16_t dl_pcap_tx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
+
+/* host/port.c: a memif port's link gate. DPDK 22.11's memif bursts compute
+ * their ring from the peer's region before they check that the port is
+ * connected: a burst preempted between the two while the EAL interrupt
+ * thread completed a new peer's handshake used a region not yet mapped
+ * (SIGSEGV at NULL + the ring's offset). Its link goes up only after the
+ * region is mapped, and down before it is unmapped (while the memif guard
+ * waits for the bursts in flight): no burst starts while it is down. */
+bool dl_port_link_gate(uint16_t port_id);
+/* stack_env.tx_burst when a port is memif or capture is on: the gate, then
+ * the capture or rte_eth_tx_burst. */
+uint16_t dl_port_tx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
 
 /* host/telemetry.c: the /dpdklua/... telemetry commands read this runtime
  * (attach once it runs; detach before it is freed). */

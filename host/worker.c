@@ -120,6 +120,14 @@ static void stack_log(int level, const char *msg)
     dl_log_write(level, "lwip", msg);
 }
 
+static bool has_memif(const dl_runtime *rt)
+{
+    for (int p = 0; p < rt->n_ports; p++)
+        if (rt->ports[p].memif)
+            return true;
+    return false;
+}
+
 static int init_stack(dl_worker *w)
 {
     dl_runtime *rt = w->rt;
@@ -136,7 +144,7 @@ static int init_stack(dl_worker *w)
                          .steer = rt->n_workers > 1 ? &rt->steer.pub : NULL,
                          .max_connections = rt->opts.max_connections,
                          .linger_ms = (uint32_t)rt->opts.linger_timeout_ms,
-                         .tx_burst_captured = rt->pcap ? dl_pcap_tx_burst : NULL};
+                         .tx_burst = rt->pcap || has_memif(rt) ? dl_port_tx_burst : NULL};
     if (w->stack->init(&w->env) != DL_OK)
         return dl_fail("worker %d: the TCP stack failed to start (see the \"lwip\" error "
                        "logged just before)",
@@ -359,31 +367,42 @@ static void steer_burst(dl_worker *w, int p, struct rte_mbuf **pkts, uint16_t nb
         stat_add(&w->stats.forward_drops, drops);
 }
 
-/* (forwarded frames →) rx burst → stack input → stack poll. */
+/* One rx burst from queue `queue` of port p into the stack (or its owners). */
+static bool poll_queue(dl_worker *w, int p, uint16_t queue)
+{
+    dl_runtime *rt = w->rt;
+    uint16_t nb = rte_eth_rx_burst(rt->ports[p].port_id, queue, w->rx, DL_RX_BURST);
+    struct rte_mbuf **rx = w->rx;
+    if (__builtin_expect(w->fault_rx[p] != NULL, 0)) /* the fault injector (fault.c) */
+        nb = dl_fault_rx(w->fault_rx[p], w->rx, nb, &rx);
+    if (nb == 0)
+        return false;
+    if (__builtin_expect(rt->pcap != NULL, 0)) /* DPDKLUA_PCAP */
+        dl_pcap_rx(rt, rt->ports[p].port_id, queue, rx, nb);
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < nb; i++)
+        bytes += rte_pktmbuf_pkt_len(rx[i]);
+    stat_add(&w->stats.rx_packets, nb);
+    stat_add(&w->stats.rx_bytes, bytes);
+    if (rt->ports[p].steer_mode == DL_STEER_NONE)
+        w->stack->input(p, rx, nb); /* the mbufs are the stack's now */
+    else
+        steer_burst(w, p, rx, nb);
+    return true;
+}
+
+/* (forwarded frames →) rx bursts → stack input → stack poll. A worker polls
+ * the queues that are its index modulo the worker count: a port may have
+ * more queues than workers (memif, host/port.c). */
 static void poll_io(dl_worker *w)
 {
     dl_runtime *rt = w->rt;
-    uint16_t queue = (uint16_t)w->index;
     bool busy = w->steer_in && take_forwarded(w);
     for (int p = 0; p < rt->n_ports; p++) {
-        uint16_t nb = rte_eth_rx_burst(rt->ports[p].port_id, queue, w->rx, DL_RX_BURST);
-        struct rte_mbuf **rx = w->rx;
-        if (__builtin_expect(w->fault_rx[p] != NULL, 0)) /* the fault injector (fault.c) */
-            nb = dl_fault_rx(w->fault_rx[p], w->rx, nb, &rx);
-        if (nb == 0)
-            continue;
-        if (__builtin_expect(rt->pcap != NULL, 0)) /* DPDKLUA_PCAP */
-            dl_pcap_rx(rt, rt->ports[p].port_id, queue, rx, nb);
-        uint64_t bytes = 0;
-        for (uint16_t i = 0; i < nb; i++)
-            bytes += rte_pktmbuf_pkt_len(rx[i]);
-        stat_add(&w->stats.rx_packets, nb);
-        stat_add(&w->stats.rx_bytes, bytes);
-        if (rt->ports[p].steer_mode == DL_STEER_NONE)
-            w->stack->input(p, rx, nb); /* the mbufs are the stack's now */
-        else
-            steer_burst(w, p, rx, nb);
-        busy = true;
+        if (rt->ports[p].memif && !dl_port_link_gate(rt->ports[p].port_id))
+            continue; /* no burst while its peer's region may be unmapped (runtime.h) */
+        for (int q = w->index; q < rt->ports[p].n_queues; q += rt->n_workers)
+            busy |= poll_queue(w, p, (uint16_t)q);
     }
     if (w->stack_up) {
         int sent = w->stack->poll(); /* timers, deferred tcp_output, TX bursts */

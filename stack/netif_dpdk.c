@@ -185,11 +185,10 @@ int st_netif_flush(st_port *port)
     /* ownership: the mbufs the NIC took are the driver's now */
     /* the fault injector's hook sends what it lets through itself, so frames
      * are captured (DPDKLUA_PCAP) only when no tx faults are on */
-    uint16_t sent =
-        port->tx_hook ? port->tx_hook(port->tx_hook_arg, port->tx, port->n_tx)
-        : st_inst.env.tx_burst_captured
-            ? st_inst.env.tx_burst_captured(port->port_id, port->queue, port->tx, port->n_tx)
-            : st_io_tx_burst(port->port_id, port->queue, port->tx, port->n_tx);
+    uint16_t sent = port->tx_hook ? port->tx_hook(port->tx_hook_arg, port->tx, port->n_tx)
+                    : st_inst.env.tx_burst
+                        ? st_inst.env.tx_burst(port->port_id, port->queue, port->tx, port->n_tx)
+                        : st_io_tx_burst(port->port_id, port->queue, port->tx, port->n_tx);
     if (sent < port->n_tx) {
         memmove(port->tx, port->tx + sent, (size_t)(port->n_tx - sent) * sizeof port->tx[0]);
         for (uint16_t i = 0; i < port->n_tx - sent; i++)

@@ -55,10 +55,9 @@ typedef struct stack_env {
     /* TCP resource limits (runtime options, checked by the host) */
     int max_connections; /* pcbs, 1..DL_TCP_MAX_CONNECTIONS */
     uint32_t linger_ms;  /* a closed connection still finishing is aborted after this */
-    /* Packet capture on (host/pcap.c): the TX burst goes through this, which
-     * records the frames the NIC took; NULL (capture off): rte_eth_tx_burst. */
-    uint16_t (*tx_burst_captured)(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts,
-                                  uint16_t n);
+    /* The TX burst when the host must see it (host/port.c, dl_port_tx_burst:
+     * a memif port's link gate, packet capture); NULL: rte_eth_tx_burst. */
+    uint16_t (*tx_burst)(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
 } stack_env;
 
 /* One DPDK port (queue = worker index) as seen by one instance. */
