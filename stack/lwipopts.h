@@ -216,6 +216,10 @@ unsigned short st_chksum(const void *data, int len);
  * MEMP_NUM_TCP_PCB pcbs. 2^14 buckets: one per pcb of the pool. */
 #define LWIP_TCP_PCB_HASH 1
 #define TCP_PCB_HASH_BITS 14
+/* The active and TIME-WAIT lists doubly linked (80-pcb-dlist.patch): with a
+ * pool full of TIME-WAIT pcbs (a server that closes first, thousands of
+ * connections a second) recycling one no longer walks all of them. */
+#define LWIP_TCP_PCB_DLIST 1
 #define LWIP_HOOK_TCP_SYNCOOKIE_MAKE(lip, lport, rip, rport, isn, data)                            \
     st_hook_syncookie_make(lip, lport, rip, rport, isn, data)
 #define LWIP_HOOK_TCP_SYNCOOKIE_CHECK(lip, lport, rip, rport, isn, cookie, data)                   \

@@ -137,14 +137,22 @@ void tc_free_rx(conn *c)
     c->rx_bytes = 0;
 }
 
-/* Give n bytes of window back to lwIP (tcp_recved takes a u16). */
-void tc_return_window(conn *c, size_t n)
+/* Give n bytes of window back to lwIP. tcp_recved takes a u16 and sends a
+ * window update from every call that opens ~35 KiB or more (a 1 MiB window
+ * returned at close was 15 updates): all but the last 64 KiB go straight into
+ * rcv_wnd, capped as tcp_recved caps it, so one call decides on one update.
+ * announce false: no update, the next segment (a FIN) carries the window. */
+void tc_return_window(conn *c, size_t n, bool announce)
 {
-    while (n) {
-        u16_t k = n > 0xffff ? 0xffff : (u16_t)n;
-        tcp_recved(c->pub.pcb, k);
-        n -= k;
+    struct tcp_pcb *pcb = c->pub.pcb;
+    size_t direct = announce && n > 0xffff ? n - 0xffff : announce ? 0 : n;
+    if (direct) {
+        size_t wnd = (size_t)pcb->rcv_wnd + direct;
+        pcb->rcv_wnd = wnd > TCP_WND_MAX(pcb) ? TCP_WND_MAX(pcb) : (tcpwnd_size_t)wnd;
+        tcp_update_rcv_ann_wnd(pcb);
     }
+    if (n > direct)
+        tcp_recved(pcb, (u16_t)(n - direct));
 }
 
 /* A new connection's window: RX_GRANT (RX_GRANT_MIN when the worker holds

@@ -95,6 +95,6 @@ void tc_res_park(conn *c, u16_t need);
 void tc_res_unlink(conn *c);
 u16_t tc_segs_used(void);
 void tc_orphan(struct tcp_pcb *pcb);
-void tc_return_window(conn *c, size_t n);
+void tc_return_window(conn *c, size_t n, bool announce);
 
 #endif

@@ -390,7 +390,7 @@ static void consume(conn *c, size_t n)
             c->rx_withheld -= (u32_t)more;
             give += more;
         }
-        tc_return_window(c, give);
+        tc_return_window(c, give, true);
     }
 }
 
@@ -472,7 +472,7 @@ int glue_close(dl_conn *dc, int *err)
         tc_close_listener(c);
     } else if (c->pub.pcb) {
         if (c->rx_withheld && !c->rx_bytes) /* a full window: FIN, not the RST of unread data */
-            tc_return_window(c, c->rx_withheld);
+            tc_return_window(c, c->rx_withheld, false);
         c->rx_withheld = 0;
         struct tcp_pcb *pcb = c->pub.pcb;
         c->pub.pcb = NULL;
