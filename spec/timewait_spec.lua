@@ -195,8 +195,61 @@ describe("a server-side TIME_WAIT", function()
         -- lwIP's TIME_WAIT answer to an old SYN: an ACK of what it had (0x10)
         assert.matches("duplicate answered with flags 0x10 ack at old rcv_nxt", out)
         assert.matches("reconnect served 1 from 40124; new ISN past the old snd_nxt", out)
-        -- the duplicate did not end the TIME_WAIT; the real SYN did
+        -- the duplicate did not end the TIME_WAIT, the kernel's RST to its ACK
+        -- did (85-timewait-rst.patch); the real SYN still counts as the reuse
+        -- of the pair (its ISN is past the old snd_nxt, above)
         assert.matches("reused 1", out)
+    end)
+
+    -- Each client process has a new ISN key: about half of them start below
+    -- what the old connection received, so their SYN is not a reuse (RFC 6191)
+    -- and gets an ACK; the client answers it with an RST at our rcv_nxt, which
+    -- must end the TIME_WAIT (as Linux does) for its next SYN to get through.
+    -- Before 85-timewait-rst.patch those clients timed out (p = 1 - 2^-9 that
+    -- one of ten rounds does).
+    it("lets new client processes reuse a port whatever their sequence numbers (memif)", function()
+        local sock = ("%s/twp.sock"):format(child.tmpdir())
+        local function cfg(role, host)
+            return child.config({ cores = { 0, 1 }, devices = { {
+                vdev = ("net_memif_%stwp,role=%s,socket=%s,id=0"):format(role:sub(1, 1), role, sock),
+                mac = ("02:d2:1d:00:00:%02x"):format(host),
+                addresses = { ("10.89.0.%d/24"):format(host) },
+            } } })
+        end
+        local prologue = [[
+local dpdk = require "dpdk"
+local tcp = require "dpdk.tcp"
+local rt = assert(dpdk.runtime{ workers = 1, config = %q })
+]]
+        local server = child.start(prologue:format(cfg("server", 2)) .. 'local LISTEN = "10.89.0.2"\n' .. SERVE)
+        finally(function() server:kill(9) end)
+        assert(server:wait_output("READY"), server:stderr())
+        local client = prologue:format(cfg("client", 3)) .. [[
+rt:block_on(function()
+    local t0, s, ok, err = dpdk.now()
+    repeat -- the memif link may come up after the first SYN
+        s = tcp.socket("inet")
+        assert(s:bind("10.89.0.3", 40127))
+        ok, err = s:connect("10.89.0.2", 7100, { timeout = 3000 })
+        if not ok then s:close() dpdk.sleep(0.01) end
+    until ok or err ~= "address in use" or dpdk.now() - t0 > 2
+    if not ok then print("connect: " .. err) return end
+    assert(s:send("GET\n"))
+    print(("connected in %.3f s, %s"):format(dpdk.now() - t0, s:receive("*l")))
+    s:close()
+    dpdk.sleep(0.1) -- the FINs and their ACKs: the server's side goes to TIME_WAIT
+end)
+]]
+        local served = {}
+        for round = 1, 10 do
+            local r = child.run(client, { timeout = 60 })
+            assert(r.status == 0, ("round %d: client exited %s\n%s\n%s"):format(round,
+                tostring(r.status), r.stdout, r.stderr))
+            local n = r.stdout:match("connected in [%d.]+ s, served (%d+) from 40127")
+            assert(n, ("round %d: %s\nserver stderr:\n%s"):format(round, r.stdout, server:stderr()))
+            served[#served + 1] = tonumber(n)
+        end
+        assert.are.same({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, served)
     end)
 
     it("lets a dpdklua client reuse its port at once (two processes over memif)", function()

@@ -115,7 +115,7 @@ typedef struct stack_counters {
     uint64_t tcp_rx_compacted;    /* received data moved off the port's buffers (slow reader) */
     uint64_t tcp_rx_unread;       /* received bytes the application has not read */
     uint64_t syncookies_sent, syncookies_ok, syncookies_bad; /* stack/syncookie.c */
-    uint64_t tcp_timewait_reused; /* SYNs that ended a TIME_WAIT (40-timewait-reuse.patch) */
+    uint64_t tcp_timewait_reused; /* SYNs that reused a TIME_WAIT pair (patches 40, 85) */
     /* the same drops by cause */
     uint64_t rx_not_ours, rx_bad_cksum, rx_nobuf;
     uint64_t tx_full, tx_nombuf, tx_too_big;

@@ -67,7 +67,7 @@ extern conn *tc_res_head;
 /* What the instance counts for stack_counters (tcp_glue.c). */
 typedef struct tc_counts {
     uint64_t refused, orphans_aborted, segment_waits, rx_compacted;
-    uint64_t timewait_reused; /* SYNs that ended a TIME_WAIT (40-timewait-reuse.patch) */
+    uint64_t timewait_reused; /* SYNs that reused a TIME_WAIT pair (patches 40, 85) */
     uint64_t rx_unread;       /* bytes in every connection's receive queue */
     uint32_t orphans;         /* recounted every ORPHAN_COUNT_MS */
 } tc_counts;
