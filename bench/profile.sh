@@ -2,7 +2,9 @@
 # Where the server worker's time goes under the HTTP keep-alive load:
 # examples/http.lua (core 1) under bench/httpload.lua (core 0) over memif,
 # perf record -e cpu-clock on the server for SECONDS, report by symbol.
-#   bash bench/profile.sh [connections=32] [seconds=5] [lua]
+#   bash bench/profile.sh [connections=32] [seconds=5] [perf|lua] [ka|close]
+# close: the cps row's load (bench/httpload.lua close: connect, one request
+# with Connection: close, close) instead of keep-alive.
 # lua: LuaJIT's own profiler (jit.p, as luajit -jp) on the server's Lua
 # state instead of perf: which Lua functions (and "[C]"/VM states) take the time.
 #   bash bench/profile.sh bulk [seconds=5]
@@ -85,15 +87,16 @@ if [ "$conns" = pingpong ]; then
     exit 0
 fi
 mode=${3:-perf}
+load_mode=${4:-ka}
 if [ "$mode" = lua ]; then
-    DPDK_ENV_CONFIG=$dir/server.json ./dpdklua bench/jitp.lua "$dir/jitp.txt" examples/http.lua 8080 1 \
+    DPDK_ENV_CONFIG=$dir/server.json "${DPDKLUA:-./dpdklua}" bench/jitp.lua "$dir/jitp.txt" examples/http.lua 8080 1 \
         > "$dir/server.out" 2>&1 &
 else
-    DPDK_ENV_CONFIG=$dir/server.json ./dpdklua examples/http.lua 8080 1 > "$dir/server.out" 2>&1 &
+    DPDK_ENV_CONFIG=$dir/server.json "${DPDKLUA:-./dpdklua}" examples/http.lua 8080 1 > "$dir/server.out" 2>&1 &
 fi
 server=$!
 for _ in $(seq 100); do grep -q "http server" "$dir/server.out" && break; sleep 0.1; done
-./dpdklua bench/httpload.lua "$dir/client.json" 10.9.0.2 8080 "$conns" $((secs + 2)) > "$dir/load.out" 2>&1 &
+"${DPDKLUA:-./dpdklua}" bench/httpload.lua "$dir/client.json" 10.9.0.2 8080 "$conns" $((secs + 2)) "$load_mode" > "$dir/load.out" 2>&1 &
 load=$!
 sleep 2
 if [ "$mode" = lua ]; then

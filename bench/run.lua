@@ -384,6 +384,14 @@ row("cps", function()
         add(m, "ours_p50_us", r.p50_us)
         add(m, "ours_errors", r.errors)
     end
+    -- the load generator's ceiling in close mode: a null server (no parsing,
+    -- closes after its reply), a fresh one each run as above
+    for _ = 1, os.getenv("BENCH_NO_NGINX") and 0 or RUNS do
+        local null = start(dpdklua("bench/nullhttp.lua", scfg, ip, 8081)):wait_output("READY")
+        local r = load(ccfg, ip, 8081, 32, HTTP_SECONDS, "close")
+        null:stop()
+        add(m, "null_conn_s", r.req_s)
+    end
     local ngx = nginx(18081)
     for _ = 1, RUNS do
         local r = wrk("http://127.0.0.1:18081/", 32, HTTP_SECONDS, '-H "Connection: close"')
@@ -396,7 +404,9 @@ row("cps", function()
         return { ("connections/s (1 request, close), 32 at a time: ours %-9s nginx+lua %-9s ratio %-5s  p50 us ours %s nginx %s  errors %s/%s  (target >=50k)")
             :format(fmt(med(s, "ours_conn_s")), fmt(med(s, "nginx_conn_s")),
                 ratio(med(s, "ours_conn_s"), med(s, "nginx_conn_s")), fmt(med(s, "ours_p50_us")),
-                fmt(med(s, "nginx_p50_us")), fmt(med(s, "ours_errors")), fmt(med(s, "nginx_errors"))) }
+                fmt(med(s, "nginx_p50_us")), fmt(med(s, "ours_errors")), fmt(med(s, "nginx_errors"))),
+            ("cps load generator ceiling (null server, close, c=32): %s connections/s")
+                :format(fmt(med(s, "null_conn_s"))) }
     end, { seconds = HTTP_SECONDS, concurrency = 32 })
 end)
 
