@@ -372,10 +372,9 @@ end)
 row("cps", function()
     local m = {}
     local scfg, ccfg, ip = memif_configs("cps", 4)
-    -- A fresh server each run: lwIP keeps the server side of each closed
-    -- connection in TIME_WAIT and answers a SYN that reuses its port pair with
-    -- an ACK, not a new connection (no RFC 6191 reuse), so a second client
-    -- process whose random ports overlap the first's would stall in connect.
+    -- A fresh server each run, so that each starts with an empty pcb pool
+    -- (before 85-timewait-rst.patch a second client process, with a new ISN
+    -- key, also stalled in connect on the first's TIME_WAIT pairs).
     for _ = 1, RUNS do
         local server = http_server(scfg, 8080)
         local r = load(ccfg, ip, 8080, 32, HTTP_SECONDS, "close")
