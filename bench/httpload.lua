@@ -92,19 +92,29 @@ local function keepalive(c)
     c:close()
 end
 
+-- close: as keep-alive, the first response is parsed and later ones (all of
+-- the same length) are read in one receive and checked.
+local close_total
+local CONNECT = { timeout = 5000 }
 local function closing()
     while not done do
         local t0 = clock()
-        local c, err = tcp.connect(ip, port, { timeout = 5000 })
+        local c, err = tcp.connect(ip, port, CONNECT)
         if not c then
             fail(err)
         else
             local ok, serr = c:send(REQUEST)
-            if not ok then fail(serr) else
+            if not ok then fail(serr)
+            elseif close_total then
+                local r, rerr = c:receive(close_total)
+                if not r then fail(rerr)
+                elseif r:sub(1, 12) ~= "HTTP/1.1 200" then fail("response: " .. r:sub(1, 40))
+                else note(t0) end
+            else
                 local head, length = read_head(c)
                 if not head then fail(length)
                 elseif length > 0 and not c:receive(length) then fail("body")
-                else note(t0) end
+                else close_total = head + length note(t0) end
             end
             c:close()
         end
