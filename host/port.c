@@ -213,12 +213,34 @@ static int find_or_probe(dl_port *port, const dl_device_config *dev)
 /* By port id (the stack's TX burst knows only that): memif ports. */
 static bool link_gated[RTE_MAX_ETHPORTS];
 
+/* The memif ports (bit = port id) whose gate said up at the start of this
+ * worker's poll_io, while it is inside poll_io (else 0). Up then stays safe
+ * to burst until that turn ends: the guard's unmap waits for the worker to
+ * pass a turn (memif_guard.c), and a new peer's region comes only after the
+ * old one is unmapped. So the stack's TX bursts of the turn skip the read. */
+static _Thread_local uint32_t turn_up_mask;
+_Static_assert(RTE_MAX_ETHPORTS <= 32, "turn_up_mask holds a bit per port id");
+
 bool dl_port_link_gate(uint16_t port_id)
 {
-    if (!link_gated[port_id])
+    if (!link_gated[port_id] || (turn_up_mask >> port_id) & 1)
         return true;
     struct rte_eth_link link;
     return rte_eth_link_get_nowait(port_id, &link) == 0 && link.link_status == RTE_ETH_LINK_UP;
+}
+
+bool dl_port_link_gate_turn(uint16_t port_id)
+{
+    struct rte_eth_link link;
+    if (rte_eth_link_get_nowait(port_id, &link) != 0 || link.link_status != RTE_ETH_LINK_UP)
+        return false;
+    turn_up_mask |= UINT32_C(1) << port_id;
+    return true;
+}
+
+void dl_port_link_gate_end(void)
+{
+    turn_up_mask = 0;
 }
 
 uint16_t dl_port_tx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)

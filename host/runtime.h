@@ -69,6 +69,8 @@ struct dl_worker {
     uint64_t stats_next_tsc;  /* when to publish the TCP / Lua figures (host/stats.c) */
     bool stats_lua_due;       /* dl_poll asks Lua for its size (DL_EV_STATS) */
     uint32_t busy_turns;      /* turns that moved packets since the counters went out */
+    /* per port, bit q: queue q, past this worker's first, has had frames (poll_io) */
+    uint32_t extra_hot[DL_MAX_DEVICES];
     stack_tcp_stats tcp_base; /* lwIP's counters at the start: they count from lwip_init */
     const stack_ops *stack;   /* this worker's private lwIP copy */
     bool stack_up;            /* init()ed for this runtime: shutdown() due */
@@ -245,6 +247,11 @@ uint16_t dl_pcap_tx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pk
  * region is mapped, and down before it is unmapped (while the memif guard
  * waits for the bursts in flight): no burst starts while it is down. */
 bool dl_port_link_gate(uint16_t port_id);
+/* poll_io: the gate of a memif port, read once at the start of the turn; up
+ * is remembered (per thread) until dl_port_link_gate_end at the end of
+ * poll_io, and dl_port_link_gate answers from it meanwhile. */
+bool dl_port_link_gate_turn(uint16_t port_id);
+void dl_port_link_gate_end(void);
 /* stack_env.tx_burst when a port is memif or capture is on: the gate, then
  * the capture or rte_eth_tx_burst. */
 uint16_t dl_port_tx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);

@@ -398,11 +398,27 @@ static void poll_io(dl_worker *w)
 {
     dl_runtime *rt = w->rt;
     bool busy = w->steer_in && take_forwarded(w);
+    /* Queues past the first n_workers (memif: a peer with more workers than
+     * this process sends on them) are burst every 16th turn until one
+     * returns frames, then every turn until the link goes down: the frames
+     * wait in the ring meanwhile, and a 1-worker pair makes 1 burst a turn
+     * instead of 4. */
+    bool sample = (w->stats.loops & 15) == 0;
     for (int p = 0; p < rt->n_ports; p++) {
-        if (rt->ports[p].memif && !dl_port_link_gate(rt->ports[p].port_id))
-            continue; /* no burst while its peer's region may be unmapped (runtime.h) */
-        for (int q = w->index; q < rt->ports[p].n_queues; q += rt->n_workers)
-            busy |= poll_queue(w, p, (uint16_t)q);
+        if (rt->ports[p].memif && !dl_port_link_gate_turn(rt->ports[p].port_id)) {
+            w->extra_hot[p] = 0; /* the next peer may use other queues */
+            continue;            /* no burst while its peer's region may be unmapped (runtime.h) */
+        }
+        busy |= poll_queue(w, p, (uint16_t)w->index);
+        for (int q = w->index + rt->n_workers; q < rt->ports[p].n_queues; q += rt->n_workers) {
+            uint32_t bit = q < 32 ? UINT32_C(1) << q : 0;
+            if (sample || (w->extra_hot[p] & bit) || !bit) {
+                if (poll_queue(w, p, (uint16_t)q)) {
+                    w->extra_hot[p] |= bit;
+                    busy = true;
+                }
+            }
+        }
     }
     if (w->stack_up) {
         int sent = w->stack->poll(); /* timers, deferred tcp_output, TX bursts */
@@ -419,6 +435,7 @@ static void poll_io(dl_worker *w)
             w->busy_turns = 0;
         }
     }
+    dl_port_link_gate_end();
     stat_add(&w->stats.loops, 1);
     /* the clock only every 1024 turns: TCP and Lua figures every period */
     if ((w->stats.loops & 1023) == 0 && rte_rdtsc() >= w->stats_next_tsc)

@@ -460,12 +460,20 @@ static void inst_input_quiet(int port_index, struct rte_mbuf **pkts, int n)
     input_frames(port_index, pkts, n, true);
 }
 
+void st_flush_now(void)
+{
+    for (int i = 0; i < DL_MAX_DEVICES; i++)
+        if (st_inst.ports[i].used)
+            st_inst.sent_early += st_netif_flush(&st_inst.ports[i]);
+}
+
 static int inst_poll(void)
 {
     sys_check_timeouts();
     glue_poll_resources();
     glue_output_dirty();
-    int sent = 0;
+    int sent = st_inst.sent_early;
+    st_inst.sent_early = 0;
     for (int i = 0; i < DL_MAX_DEVICES; i++)
         if (st_inst.ports[i].used)
             sent += st_netif_flush(&st_inst.ports[i]);

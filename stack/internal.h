@@ -66,6 +66,7 @@ typedef struct st_instance {
     st_port ports[DL_MAX_DEVICES];
     struct netif *gw6_netif; /* where unbound pcbs send to off-link IPv6 destinations */
     bool rx_pool_low;        /* the last input burst's pool was below half free (tcp_conn.c) */
+    int sent_early;          /* frames st_flush_now sent since the last poll (poll counts them) */
 } st_instance;
 
 extern st_instance st_inst;
@@ -76,6 +77,8 @@ void st_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 bool st_addr_is_local(const ip_addr_t *addr);
 /* The netif that gives link-local addresses without a zone their zone. */
 struct netif *st_first_netif(void);
+/* Every port's TX queue onto the wire now (a reader about to park). */
+void st_flush_now(void);
 
 /* steer_port.c: before tcp_connect of a pcb without a local port, bind it
  * to a port whose flow to remote:rport this worker owns. ERR_OK also when

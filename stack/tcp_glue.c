@@ -421,6 +421,14 @@ int glue_recv(dl_conn *dc, char *buf, size_t len, size_t *got, uint32_t token, i
     if (!c->pub.pcb)
         return tc_fail(err, DL_E_CLOSED);
     c->pub.read_token = token;
+    /* The reader parks: what it sent goes out now, not at the next turn's
+     * poll (a request-response peer waits for it; the sends of the task's
+     * run are batched up to here). */
+    if (c->dirty) {
+        tc_unmark_dirty(c);
+        tcp_output(c->pub.pcb);
+        st_flush_now();
+    }
     return DL_AGAIN;
 }
 
