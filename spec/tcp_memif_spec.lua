@@ -115,4 +115,31 @@ end)
 ]], 180)
         assert.are.equal("open\t1000\tfailures\t0\n", out)
     end)
+    -- 2000 connections each send 4000 bytes (3 segments) in one turn: 6000
+    -- frames, more than the TX queue (1024) and the memif ring hold. The
+    -- frames the queue cannot take wait in lwIP for the next turns; none is
+    -- dropped, so nothing is retransmitted.
+    it("a burst of 6000 frames from one turn arrives without a drop or a retransmission", function()
+        local out = pair("burst", 93, ECHO_SERVER, [[
+rt:block_on(function()
+    local n, conns = 2000, {}
+    for i = 1, n do
+        conns[i] = assert(tcp.connect(SERVER, 9000, { timeout = 20000 }))
+        assert(conns[i]:send("x\n"))
+        assert(conns[i]:receive(2) == "x\n")
+    end
+    dpdk.sleep(0.2)
+    local before = dpdk.stats().workers[1]
+    local msg = ("b"):rep(4000)
+    for i = 1, n do assert(conns[i]:send(msg)) end -- no wait: all in this turn
+    for i = 1, n do assert(conns[i]:receive(#msg) == msg, "echo " .. i) end
+    dpdk.sleep(0.2)
+    local after = dpdk.stats().workers[1]
+    print(("tx_full %d retransmitted %d"):format(after.tx_full - before.tx_full,
+        after.tcp_retrans_segs - before.tcp_retrans_segs))
+    for i = 1, n do conns[i]:close() end
+end)
+]], 180)
+        assert.are.equal("tx_full 0 retransmitted 0\n", out)
+    end)
 end)

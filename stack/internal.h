@@ -86,6 +86,8 @@ err_t st_steer_bind(struct tcp_pcb *pcb, const ip_addr_t *remote, u16_t rport);
 err_t st_netif_init(struct netif *netif);
 void st_netif_input(st_port *port, struct rte_mbuf **pkts, int n);
 int st_netif_flush(st_port *port);
+/* A port's TX queue holds DL_TX_QUEUE / 2 frames or more (the NIC is behind). */
+bool st_netif_tx_backlogged(void);
 void st_netif_drop_tx(st_port *port);
 
 /* tcp_glue.c: the TCP members of stack_ops, and the instance's hooks into TCP. */

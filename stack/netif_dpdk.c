@@ -11,7 +11,11 @@
  *
  * TX copies each frame into one mbuf of the port's pool (the host sizes the
  * data room for MTU + headers) and queues it; st_netif_flush() sends a port's
- * queue with one rte_eth_tx_burst per loop turn.
+ * queue with one rte_eth_tx_burst per loop turn and keeps what the NIC did not
+ * take for the next. The queue is bounded: a frame that finds it full even
+ * after a burst is dropped (tx_full). Connections' output waits in lwIP
+ * instead while any queue is half full (glue_output_dirty), so a turn in
+ * which thousands of connections send does not overflow it.
  */
 #include <assert.h>
 #include <string.h>
@@ -197,6 +201,14 @@ int st_netif_flush(st_port *port)
     port->n_tx = (uint16_t)(port->n_tx - sent);
     port->tx_bytes += bytes;
     return sent;
+}
+
+bool st_netif_tx_backlogged(void)
+{
+    for (int i = 0; i < DL_MAX_DEVICES; i++)
+        if (st_inst.ports[i].n_tx >= DL_TX_QUEUE / 2) /* 0 when not used */
+            return true;
+    return false;
 }
 
 void st_netif_drop_tx(st_port *port)
