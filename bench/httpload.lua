@@ -141,7 +141,8 @@ rt:block_on(function()
     for i = 0, n_lat - 1 do t[i + 1] = lat[i] end
     table.sort(t)
     local function pct(p) return #t > 0 and t[math.floor(#t * p) + 1] * 1e6 or -1 end
-    print(("req_s=%.1f p50_us=%.2f p99_us=%.2f requests=%d errors=%d seconds=%.3f"):format(
-        count / elapsed, pct(0.5), pct(0.99), count, errors, elapsed))
+    local w = dpdk.stats().workers[1] -- the generator's own frames lost and resent
+    print(("req_s=%.1f p50_us=%.2f p99_us=%.2f requests=%d errors=%d seconds=%.3f tx_full=%d retransmitted=%d"):format(
+        count / elapsed, pct(0.5), pct(0.99), count, errors, elapsed, w.tx_full, w.tcp_retrans_segs))
     if first_error then io.stderr:write("first error: ", first_error, "\n") end
 end)
