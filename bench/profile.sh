@@ -9,6 +9,8 @@
 # state instead of perf: which Lua functions (and "[C]"/VM states) take the time.
 #   bash bench/profile.sh bulk [seconds=5]
 #   bash bench/profile.sh pingpong [seconds=5]  (64 B ping-pong: echo side and client)
+#   bash bench/profile.sh many [connections=10000] [seconds=5]  (the conns row's
+#     keep-alive load on many held connections: server and load generator)
 # bulk: one stream (bench/bulk.lua), perf on the sender (core 1) and the
 # receiver (core 0) at once; prints the Gbit/s and both reports.
 set -euo pipefail
@@ -81,6 +83,34 @@ if [ "$conns" = pingpong ]; then
         perf report -q -i "$dir/${side%%:*}.data" --no-children --sort dso,symbol 2>/dev/null \
             | grep -v '^$' > "$dir/${side%%:*}.txt"
         head -20 "$dir/${side%%:*}.txt"
+        echo "- by part -"
+        by_part "$dir/${side%%:*}.txt"
+    done
+    exit 0
+fi
+if [ "$conns" = many ]; then
+    # perf on the HTTP server (core 1) and the load generator (core 0) once the
+    # generator has opened and released its connections (httpload.lua idle).
+    n=${2:-10000}
+    secs=${3:-5}
+    DPDK_ENV_CONFIG=$dir/server.json ./dpdklua examples/http.lua 8080 1 > "$dir/server.out" 2>&1 &
+    server=$!
+    for _ in $(seq 100); do grep -q "http server" "$dir/server.out" && break; sleep 0.1; done
+    ./dpdklua bench/httpload.lua "$dir/client.json" 10.9.0.2 8080 "$n" $((secs + 2)) idle \
+        > "$dir/load.out" 2>&1 &
+    load=$!
+    for _ in $(seq 3000); do grep -q IDLE "$dir/load.out" && break; sleep 0.1; done
+    sleep $((secs + 2)) # the idle hold, then the warm-up
+    perf record -q -e cpu-clock -F 4999 -p "$server" -o "$dir/s.data" -- sleep "$secs" 2>/dev/null &
+    perf record -q -e cpu-clock -F 4999 -p "$load" -o "$dir/c.data" -- sleep "$secs" 2>/dev/null || true
+    wait $load || true
+    cat "$dir/load.out"
+    kill $server 2>/dev/null || true
+    for side in s:server c:generator; do
+        echo "--- ${side#*:} ---"
+        perf report -q -i "$dir/${side%%:*}.data" --no-children --sort dso,symbol 2>/dev/null \
+            | grep -v '^$' > "$dir/${side%%:*}.txt"
+        head -25 "$dir/${side%%:*}.txt"
         echo "- by part -"
         by_part "$dir/${side%%:*}.txt"
     done

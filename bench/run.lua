@@ -489,9 +489,10 @@ local function snap(proc)
     for l in proc:stdout():gmatch("snap [^\n]+") do last = l end
     if not last then error("steer.lua printed no snapshot\n" .. read(proc.err), 2) end
     local s = { t = tonumber(last:match("t=([%d%.]+)")), workers = {} }
-    for w, loops, rx, fout, fin, cpu in last:gmatch("w(%d+)=(%d+),(%d+),(%d+),(%d+),(%-?%d+)") do
+    for w, loops, rx, fout, fin, cpu, conns in
+        last:gmatch("w(%d+)=(%d+),(%d+),(%d+),(%d+),(%-?%d+),(%d+)") do
         s.workers[tonumber(w)] = { loops = tonumber(loops), rx = tonumber(rx), fout = tonumber(fout),
-            fin = tonumber(fin), cpu = tonumber(cpu) }
+            fin = tonumber(fin), cpu = tonumber(cpu), conns = tonumber(conns) }
     end
     return s
 end
@@ -528,8 +529,12 @@ named_row("steer", function()
             local idle0 = fresh_snap(server)
             sleep(0.5)
             local idle1 = fresh_snap(server)
-            local r = kv(run(env .. dpdklua("bench/httpload.lua", ccfg, ip, 8090, 32, secs, "ka"),
-                secs + 120))
+            local gen = start(env .. dpdklua("bench/httpload.lua", ccfg, ip, 8090, 32, secs, "ka"))
+            sleep(math.min(1, secs / 4) + secs / 2) -- the warm-up, then half the measurement
+            local mid = fresh_snap(server) -- the connections each worker owns, under load
+            local deadline = os.time() + secs + 120
+            while gen:alive() and os.time() < deadline do sleep(0.05) end
+            local r = kv(gen:stdout())
             local done = fresh_snap(server)
             server:stop()
             if not r.req_s or r.requests == 0 then error("load generator: no requests") end
@@ -544,6 +549,11 @@ named_row("steer", function()
                 add(m, ("%s_idle_turn_ns_w%d"):format(name, w), idle_turn)
             end
             add(m, name .. "_req_s", r.req_s)
+            if workers == 2 then
+                local w1 = mid.workers[1].conns
+                add(m, "two_conns_w1", w1)
+                add(m, "two_conns_share_w1", w1 / math.max(1, w1 + mid.workers[0].conns))
+            end
             add(m, name .. "_work_ns_per_frame", work / math.max(1, frames))
             add(m, name .. "_forwarded_share", fwd / math.max(1, frames))
             if name == "one" then
@@ -556,10 +566,20 @@ named_row("steer", function()
         end
     end
     record("steer", m, function(s)
-        return { ("steering, 2 workers: %s frames forwarded/s (%s%% of the frames), %s ns of CPU per forwarded frame; work per frame %s ns on 2 workers vs %s on 1 (anchor, nothing forwarded); req/s %s vs %s (worker 1 shares the generator's core)")
-            :format(fmt(med(s, "two_forwarded_per_s")),
-                med(s, "two_forwarded_share") and ("%.0f"):format(100 * med(s, "two_forwarded_share")) or "-",
-                fmt(med(s, "ns_per_forwarded")), fmt(med(s, "two_work_ns_per_frame")),
+        local share, owned = med(s, "two_forwarded_share"), med(s, "two_conns_share_w1")
+        local ns = med(s, "ns_per_forwarded")
+        local conns = ("worker 1 owned %s of the 32 connections (%s%%) and got %s%% of the frames forwarded")
+            :format(fmt(med(s, "two_conns_w1")), owned and ("%.0f"):format(100 * owned) or "-",
+                share and ("%.0f"):format(100 * share) or "-")
+        -- A valid figure needs worker 1's flows to carry their share of the
+        -- load: frames forwarded in proportion to the connections it owns.
+        if not (share and owned and ns) or owned == 0 or share < owned / 2 or ns <= 0 then
+            return { ("steering, 2 workers: no valid figure: %s; worker 1 shares core 0 with the closed-loop generator, so its connections make a request per time slice while worker 0's make thousands (req/s %s vs %s on 1 worker; %s ns per forwarded frame computed). It needs a core of its own: >= 3 cores")
+                :format(conns, fmt(med(s, "two_req_s")), fmt(med(s, "one_req_s")), fmt(ns)) }
+        end
+        return { ("steering, 2 workers: %s frames forwarded/s (%s), %s ns of CPU per forwarded frame; work per frame %s ns on 2 workers vs %s on 1 (anchor, nothing forwarded); req/s %s vs %s (worker 1 shares the generator's core)")
+            :format(fmt(med(s, "two_forwarded_per_s")), conns,
+                fmt(ns), fmt(med(s, "two_work_ns_per_frame")),
                 fmt(med(s, "one_work_ns_per_frame")), fmt(med(s, "two_req_s")), fmt(med(s, "one_req_s"))) }
     end, { seconds = secs, connections = 32 })
 end)

@@ -5,7 +5,8 @@
 -- out and in, and its thread's CPU time (ns, /proc/self/task/<tid>/schedstat:
 -- time on a CPU, not time waiting for one).
 --   dpdklua bench/steer.lua <config> <ip> <port> <workers>
--- prints READY, then lines "snap t=<s> w0=loops,rx,fwd_out,fwd_in,cpu_ns w1=..."
+-- prints READY, then lines "snap t=<s> w0=loops,rx,fwd_out,fwd_in,cpu_ns,conns w1=..."
+-- (conns: the worker's established connections, i.e. the flows it owns)
 local dpdk = require "dpdk"
 
 local config, ip, port, workers = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4])
@@ -69,8 +70,8 @@ rt:run(function(ip, port)
         for _, w in ipairs(dpdk.stats().workers) do
             local cpu = (read("/proc/self/task/" .. (tids[w.worker] or "?") .. "/schedstat") or "")
                 :match("^(%d+)")
-            parts[#parts + 1] = ("w%d=%d,%d,%d,%d,%s"):format(w.worker, w.loops, w.rx_packets,
-                w.forwarded_out, w.forwarded_in, cpu or "-1")
+            parts[#parts + 1] = ("w%d=%d,%d,%d,%d,%s,%d"):format(w.worker, w.loops, w.rx_packets,
+                w.forwarded_out, w.forwarded_in, cpu or "-1", w.tcp_established)
         end
         print(table.concat(parts, " ")) io.stdout:flush()
         dpdk.sleep(0.1)

@@ -28,10 +28,11 @@ local function server(port, first_address)
             local header, herr = client:receive("*l")
             if not header then return nil, herr end
             if header == "" then break end
-            -- plain find and the name lowercased; a pattern only for the
-            -- values we use (they are rare: most headers are skipped)
+            -- plain find, and only a name as long as one we use is
+            -- lowercased and compared (most headers are skipped); a pattern
+            -- only for the values we use
             local colon = find(header, ":", 1, true)
-            if colon then
+            if colon == 11 or colon == 15 then -- #"connection" + 1, #"content-length" + 1
                 local name = lower(sub(header, 1, colon - 1))
                 if name == "connection" then
                     local value = lower(match(header, "^%s*(.-)%s*$", colon + 1))
@@ -55,15 +56,17 @@ local function server(port, first_address)
 
     local function serve(client)
         client:settimeout(10000)
+        -- the response's pieces, filled in per request (one table per
+        -- connection, not per request: less garbage)
+        local response = { "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " }
         while true do
             local method, path, keep_alive = read_request(client)
             if not method then break end
             local body = hello .. method .. " " .. path .. "\n"
-            local ok = client:send({
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ", #body,
-                keep_alive and "\r\n\r\n" or "\r\nConnection: close\r\n\r\n",
-                body,
-            })
+            response[2] = #body
+            response[3] = keep_alive and "\r\n\r\n" or "\r\nConnection: close\r\n\r\n"
+            response[4] = body
+            local ok = client:send(response)
             if not ok or not keep_alive then break end
         end
         client:close()

@@ -15,8 +15,13 @@
 
 #include "stack.h"
 
-/* Frames waiting for the NIC on one port, flushed once per loop turn. */
-enum { DL_TX_QUEUE = 1024 };
+/* Frames waiting for the NIC on one port, flushed once per loop turn (a ring:
+ * a power of two). Deep enough for a timer's burst (lwIP's fast timer sends
+ * every delayed ACK at once: one frame per connection, up to the mbuf pool's
+ * 8192 by default); connections' output waits in lwIP while a queue holds
+ * DL_TX_QUEUE_HIGH frames or more (glue_output_dirty). */
+enum { DL_TX_QUEUE = 8192, DL_TX_QUEUE_HIGH = 512 };
+_Static_assert((DL_TX_QUEUE & (DL_TX_QUEUE - 1)) == 0, "DL_TX_QUEUE: a power of two");
 
 typedef struct st_port st_port;
 struct tcp_pcb;
@@ -40,9 +45,10 @@ struct st_port {
     uint16_t (*tx_hook)(void *arg, struct rte_mbuf **pkts, uint16_t n); /* stack_port's */
     void *tx_hook_arg;
     int n_nifs;
-    st_nif *nifs; /* n_nifs, allocated by add_port */
-    uint16_t n_tx;
+    st_nif *nifs;           /* n_nifs, allocated by add_port */
+    uint16_t n_tx, tx_head; /* frames queued, from slot tx_head on (a ring) */
     struct rte_mbuf *tx[DL_TX_QUEUE];
+    uint16_t tx_len[DL_TX_QUEUE]; /* their lengths, counted in tx_bytes once sent */
     /* counters, reported at shutdown (debug log) */
     uint64_t tx_bytes;   /* bytes of the frames the NIC took */
     uint64_t rx_copied;  /* frames copied out of their mbuf: mempool running low */
@@ -89,6 +95,8 @@ err_t st_steer_bind(struct tcp_pcb *pcb, const ip_addr_t *remote, u16_t rport);
 err_t st_netif_init(struct netif *netif);
 void st_netif_input(st_port *port, struct rte_mbuf **pkts, int n);
 int st_netif_flush(st_port *port);
+/* A port's TX queue holds DL_TX_QUEUE_HIGH frames or more (the NIC is behind). */
+bool st_netif_tx_backlogged(void);
 void st_netif_drop_tx(st_port *port);
 
 /* tcp_glue.c: the TCP members of stack_ops, and the instance's hooks into TCP. */

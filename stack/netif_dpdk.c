@@ -11,7 +11,11 @@
  *
  * TX copies each frame into one mbuf of the port's pool (the host sizes the
  * data room for MTU + headers) and queues it; st_netif_flush() sends a port's
- * queue with one rte_eth_tx_burst per loop turn.
+ * queue with one rte_eth_tx_burst per loop turn and keeps what the NIC did not
+ * take for the next. The queue is bounded: a frame that finds it full even
+ * after a burst is dropped (tx_full). Connections' output waits in lwIP
+ * instead while any queue holds DL_TX_QUEUE_HIGH frames (glue_output_dirty),
+ * so a turn in which thousands of connections send does not fill it.
  */
 #include <assert.h>
 #include <string.h>
@@ -175,35 +179,56 @@ void st_netif_input(st_port *port, struct rte_mbuf **pkts, int n)
     }
 }
 
+/* One burst of the n queued frames from slot `first` on (no wrap). */
+static uint16_t tx_burst(st_port *port, uint16_t first, uint16_t n)
+{
+    /* the fault injector's hook sends what it lets through itself, so frames
+     * are captured (DPDKLUA_PCAP) only when no tx faults are on */
+    struct rte_mbuf **pkts = &port->tx[first];
+    uint16_t sent = port->tx_hook ? port->tx_hook(port->tx_hook_arg, pkts, n)
+                    : st_inst.env.tx_burst
+                        ? st_inst.env.tx_burst(port->port_id, port->queue, pkts, n)
+                        : st_io_tx_burst(port->port_id, port->queue, pkts, n);
+    /* ownership: the mbufs the NIC took are the driver's now; their lengths
+     * were kept aside (a frame the NIC took may be freed already) */
+    for (uint16_t i = 0; i < sent; i++)
+        port->tx_bytes += port->tx_len[first + i];
+    port->tx_head = (uint16_t)((first + sent) & (DL_TX_QUEUE - 1));
+    port->n_tx = (uint16_t)(port->n_tx - sent);
+    return sent;
+}
+
+/* The queue is a ring: a turn the NIC takes nothing from a full queue costs
+ * one call, not a pass over the frames kept for the next turn. */
 int st_netif_flush(st_port *port)
 {
     if (port->n_tx == 0 && !port->tx_hook) /* the fault injector has its own turn */
         return 0;
-    uint64_t bytes = 0;
-    for (uint16_t i = 0; i < port->n_tx; i++)
-        bytes += rte_pktmbuf_pkt_len(port->tx[i]);
-    /* ownership: the mbufs the NIC took are the driver's now */
-    /* the fault injector's hook sends what it lets through itself, so frames
-     * are captured (DPDKLUA_PCAP) only when no tx faults are on */
-    uint16_t sent = port->tx_hook ? port->tx_hook(port->tx_hook_arg, port->tx, port->n_tx)
-                    : st_inst.env.tx_burst
-                        ? st_inst.env.tx_burst(port->port_id, port->queue, port->tx, port->n_tx)
-                        : st_io_tx_burst(port->port_id, port->queue, port->tx, port->n_tx);
-    if (sent < port->n_tx) {
-        memmove(port->tx, port->tx + sent, (size_t)(port->n_tx - sent) * sizeof port->tx[0]);
-        for (uint16_t i = 0; i < port->n_tx - sent; i++)
-            bytes -= rte_pktmbuf_pkt_len(port->tx[i]);
-    }
-    port->n_tx = (uint16_t)(port->n_tx - sent);
-    port->tx_bytes += bytes;
+    uint16_t n = port->n_tx, head = port->tx_head;
+    uint16_t first = (uint16_t)(n < DL_TX_QUEUE - head ? n : DL_TX_QUEUE - head);
+    uint16_t sent = tx_burst(port, head, first);
+    if (sent == first && n > first) /* the rest, from the ring's start */
+        sent = (uint16_t)(sent + tx_burst(port, 0, (uint16_t)(n - first)));
     return sent;
+}
+
+bool st_netif_tx_backlogged(void)
+{
+    for (int i = 0; i < DL_MAX_DEVICES; i++)
+        if (st_inst.ports[i].n_tx >= DL_TX_QUEUE_HIGH) /* 0 when not used */
+            return true;
+    return false;
 }
 
 void st_netif_drop_tx(st_port *port)
 {
-    if (port->n_tx)
-        rte_pktmbuf_free_bulk(port->tx, port->n_tx);
-    port->n_tx = 0;
+    while (port->n_tx) {
+        uint16_t n =
+            port->n_tx < DL_TX_QUEUE - port->tx_head ? port->n_tx : DL_TX_QUEUE - port->tx_head;
+        rte_pktmbuf_free_bulk(&port->tx[port->tx_head], n);
+        port->tx_head = (uint16_t)((port->tx_head + n) & (DL_TX_QUEUE - 1));
+        port->n_tx = (uint16_t)(port->n_tx - n);
+    }
 }
 
 /* An ARP reply or a neighbour advertisement (lwIP sends no IPv6 extension
@@ -249,7 +274,10 @@ static err_t low_level_output(struct netif *netif, struct pbuf *p)
         port->tx_dropped++;
         return ERR_OK; /* lost on the wire, as far as lwIP knows */
     }
-    port->tx[port->n_tx++] = m; /* ownership: mbuf → the port's TX queue */
+    uint16_t slot = (uint16_t)((port->tx_head + port->n_tx) & (DL_TX_QUEUE - 1));
+    port->tx[slot] = m; /* ownership: mbuf → the port's TX queue */
+    port->tx_len[slot] = p->tot_len;
+    port->n_tx++;
     return ERR_OK;
 }
 

@@ -20,7 +20,7 @@ static err_t tc_on_sent(void *arg, struct tcp_pcb *pcb, u16_t len);
 static void tc_on_err(void *arg, err_t err);
 
 conn *tc_all_head;
-conn *tc_dirty_head;
+conn *tc_dirty_head, *tc_dirty_tail;
 conn *tc_res_head;
 tc_counts tc_count;
 
@@ -101,12 +101,16 @@ void tc_mark_dirty(conn *c)
 {
     if (c->dirty)
         return;
+    /* at the tail: when a full TX queue stops a turn's output, the
+     * connections left over go first next turn (glue_output_dirty) */
     c->dirty = true;
-    c->dirty_prev = NULL;
-    c->dirty_next = tc_dirty_head;
-    if (tc_dirty_head)
-        tc_dirty_head->dirty_prev = c;
-    tc_dirty_head = c;
+    c->dirty_next = NULL;
+    c->dirty_prev = tc_dirty_tail;
+    if (tc_dirty_tail)
+        tc_dirty_tail->dirty_next = c;
+    else
+        tc_dirty_head = c;
+    tc_dirty_tail = c;
 }
 
 void tc_unmark_dirty(conn *c)
@@ -119,6 +123,8 @@ void tc_unmark_dirty(conn *c)
         tc_dirty_head = c->dirty_next;
     if (c->dirty_next)
         c->dirty_next->dirty_prev = c->dirty_prev;
+    else
+        tc_dirty_tail = c->dirty_prev;
     c->dirty = false;
     c->dirty_prev = c->dirty_next = NULL;
 }

@@ -61,7 +61,7 @@ struct conn {
 /* every connection of the instance, those with queued tcp_output, and
  * writers waiting for shared segments */
 extern conn *tc_all_head;
-extern conn *tc_dirty_head;
+extern conn *tc_dirty_head, *tc_dirty_tail; /* oldest first */
 extern conn *tc_res_head;
 
 /* What the instance counts for stack_counters (tcp_glue.c). */
