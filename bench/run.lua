@@ -455,6 +455,9 @@ row("conns", function()
             while gen:alive() do sleep(0.1) end
             local r2 = kv(gen:stdout())
             if not r2.req_s then error("load generator: " .. gen:stdout() .. read(gen.err)) end
+            if (r2.errors or 0) > 0 then -- say why (the generator's first error)
+                io.stderr:write("conns: ", r2.errors, " errors at ", many, " connections; ", read(gen.err))
+            end
             add(m, "ours_req_s_many", r2.req_s)
             add(m, "ours_errors_many", r2.errors)
         end)

@@ -423,10 +423,13 @@ int glue_recv(dl_conn *dc, char *buf, size_t len, size_t *got, uint32_t token, i
     c->pub.read_token = token;
     /* The reader parks: what it sent goes out now, not at the next turn's
      * poll (a request-response peer waits for it; the sends of the task's
-     * run are batched up to here). */
-    if (c->dirty) {
+     * run are batched up to here). Not while a TX queue is backlogged: then
+     * it waits its turn in glue_output_dirty, as do segments lwIP kept for
+     * want of an mbuf (ERR_MEM; nothing else would send them). */
+    if (c->dirty && !st_netif_tx_backlogged()) {
         tc_unmark_dirty(c);
-        tcp_output(c->pub.pcb);
+        if (tcp_output(c->pub.pcb) == ERR_MEM)
+            tc_mark_dirty(c);
         st_flush_now();
     }
     return DL_AGAIN;
