@@ -33,6 +33,12 @@ rt:block_on(function()
     end
 end)
 ]]
+-- A memif case's runtime: the config's path goes in (child.memif_configs).
+local MEMIF_PROLOGUE = [[
+local dpdk = require "dpdk"
+local tcp = require "dpdk.tcp"
+local rt = assert(dpdk.runtime{ workers = 1, config = %q })
+]]
 local CLOSE_FIRST = 'local rt = assert(dpdk.runtime{ workers = 1, config = CONFIG })\nlocal LISTEN = "*"\n' .. SERVE
 
 -- From one fixed local port: request, read to EOF (the server closed first),
@@ -208,23 +214,11 @@ describe("a server-side TIME_WAIT", function()
     -- Before 85-timewait-rst.patch those clients timed out (p = 1 - 2^-9 that
     -- one of ten rounds does).
     it("lets new client processes reuse a port whatever their sequence numbers (memif)", function()
-        local sock = ("%s/twp.sock"):format(child.tmpdir())
-        local function cfg(role, host)
-            return child.config({ cores = { 0, 1 }, devices = { {
-                vdev = ("net_memif_%stwp,role=%s,socket=%s,id=0"):format(role:sub(1, 1), role, sock),
-                mac = ("02:d2:1d:00:00:%02x"):format(host),
-                addresses = { ("10.89.0.%d/24"):format(host) },
-            } } })
-        end
-        local prologue = [[
-local dpdk = require "dpdk"
-local tcp = require "dpdk.tcp"
-local rt = assert(dpdk.runtime{ workers = 1, config = %q })
-]]
-        local server = child.start(prologue:format(cfg("server", 2)) .. 'local LISTEN = "10.89.0.2"\n' .. SERVE)
+        local server_cfg, client_cfg = child.memif_configs("twp", 89)
+        local server = child.start(MEMIF_PROLOGUE:format(server_cfg) .. 'local LISTEN = "10.89.0.2"\n' .. SERVE)
         finally(function() server:kill(9) end)
         assert(server:wait_output("READY"), server:stderr())
-        local client = prologue:format(cfg("client", 3)) .. [[
+        local client = MEMIF_PROLOGUE:format(client_cfg) .. [[
 rt:block_on(function()
     local t0, s, ok, err = dpdk.now()
     repeat -- the memif link may come up after the first SYN
@@ -253,23 +247,11 @@ end)
     end)
 
     it("lets a dpdklua client reuse its port at once (two processes over memif)", function()
-        local sock = ("%s/tw.sock"):format(child.tmpdir())
-        local function cfg(role, host)
-            return child.config({ cores = { 0, 1 }, devices = { {
-                vdev = ("net_memif_%stw,role=%s,socket=%s,id=0"):format(role:sub(1, 1), role, sock),
-                mac = ("02:d2:1c:00:00:%02x"):format(host),
-                addresses = { ("10.28.0.%d/24"):format(host) },
-            } } })
-        end
-        local prologue = [[
-local dpdk = require "dpdk"
-local tcp = require "dpdk.tcp"
-local rt = assert(dpdk.runtime{ workers = 1, config = %q })
-]]
-        local server = child.start(prologue:format(cfg("server", 2)) .. 'local LISTEN = "10.28.0.2"\n' .. SERVE)
+        local server_cfg, client_cfg = child.memif_configs("tw", 28)
+        local server = child.start(MEMIF_PROLOGUE:format(server_cfg) .. 'local LISTEN = "10.28.0.2"\n' .. SERVE)
         finally(function() server:kill(9) end)
         assert(server:wait_output("READY"), server:stderr())
-        local r = child.run(prologue:format(cfg("client", 3)) .. [[
+        local r = child.run(MEMIF_PROLOGUE:format(client_cfg) .. [[
 rt:block_on(function()
     for i = 1, 20 do
         local t0, s, ok, err = dpdk.now()
