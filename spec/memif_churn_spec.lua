@@ -9,23 +9,9 @@
 -- docs/reliability.md for the figures.
 local child = require "spec.helpers.child"
 
--- 10.235.0.0/24: this spec's memif subnet (no tap: memif only)
+-- 10.235.0.0/24: this spec's memif subnet (no tap: memif only); each case
+-- its own socket (child.memif_configs)
 local SERVER_IP = "10.235.0.2"
-
-local function configs(sock)
-    local eal = child.EAL_ARGS
-    local server = child.config({ cores = { 0, 1 }, eal_args = eal, devices = { {
-        vdev = ("net_memif_chs,role=server,socket=%s,id=0"):format(sock),
-        mac = "02:d3:eb:00:00:02",
-        addresses = { SERVER_IP .. "/24" },
-    } } })
-    local client = child.config({ cores = { 0, 1 }, eal_args = eal, devices = { {
-        vdev = ("net_memif_chc,role=client,socket=%s,id=0"):format(sock),
-        mac = "02:d3:eb:00:00:03",
-        addresses = { "10.235.0.3/24" },
-    } } })
-    return server, client
-end
 
 local SERVER = [[
 local dpdk = require "dpdk"
@@ -93,8 +79,7 @@ end))
 
 describe("a memif server under client churn", function()
     it("survives 160 memif peers connecting, blasting and leaving", function()
-        local sock = child.tmpdir() .. "/churn.sock"
-        local server_cfg, client_cfg = configs(sock)
+        local server_cfg, client_cfg = child.memif_configs("churn", 235)
         local server = child.start(SERVER:format(server_cfg, SERVER_IP),
             { env = { DPDKLUA_LOG = "warn,watchdog=info" } })
         finally(function() server:kill(9) end)
@@ -139,8 +124,7 @@ describe("a memif server under client churn", function()
     -- crash reporter as librte_net_memif+0x4175, a write to address 0). By
     -- hand, before the fix: 12 of 30 such processes (20 runtimes each) died.
     it("survives 150 client runtimes stopped during their memif handshake", function()
-        local sock = child.tmpdir() .. "/handshake.sock"
-        local server_cfg, client_cfg = configs(sock)
+        local server_cfg, client_cfg = child.memif_configs("handshake", 235)
         local server = child.start(SERVER:format(server_cfg, SERVER_IP))
         finally(function() server:kill(9) end)
         assert(server:wait_output("READY"), server:stderr())
@@ -189,8 +173,7 @@ print("lives " .. lives)
     -- stops died (exit 139). The server is stopped 0 to 0.8 s after the
     -- client's first memif link came up.
     it("exits normally on SIGTERM while a client keeps connecting, 6 rounds", function()
-        local sock = child.tmpdir() .. "/stop.sock"
-        local server_cfg, client_cfg = configs(sock)
+        local server_cfg, client_cfg = child.memif_configs("stop", 235)
         local server, client
         finally(function() -- (busted keeps one finally: it covers both)
             if client then client:kill(9) end
