@@ -87,6 +87,16 @@ print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) <= 1240, reply)
         assert.matches("ring_link: ok\n", out)
     end)
 
+    it("expires TIME-WAIT in timer order: a FIN that restarts a pcb's 2 MSL moves it behind newer ones", function()
+        -- stack/patches/86-timewait-timer-order.patch expires the TIME-WAIT list
+        -- from its tail and stops at the first pcb to keep; ring_link's
+        -- timewait scenario runs two copies on a clock it moves itself
+        local rc, out = child.sh(RING_LINK .. " timewait")
+        assert.are.equal(0, rc, out)
+        assert.matches("timewait: B expired at its 2 MSL with A still kept, then A at its own\n", out)
+        assert.matches("pool: 4096 of 4096 mbufs back after shutdown\nring_link: ok\n", out)
+    end)
+
     it("is refused with what works when the device cannot take it", function()
         local dev = child.tap_device("dltjmb", 123, { mtu = 9001 })
         local cfg = child.config({ cores = { 0 }, devices = { dev } })

@@ -9,6 +9,10 @@
  *   MTU=9001 (default) or MTU=1500; SPLIT=1 chains every received frame
  *   into two mbufs (multi-segment RX).
  * Prints one line per transfer and exits non-zero on any failure.
+ *
+ * `ring_link timewait` runs instead the TIME-WAIT order check (timewait()
+ * below: stack/patches/86-timewait-timer-order.patch) on a clock the test
+ * moves itself, 5 ms a turn.
  * Built by `make ring-link` (build/stack/ring_link); spec/tcp_stack_spec.lua runs it.
  */
 #include <stdio.h>
@@ -47,8 +51,13 @@ static void wake(void *w, uint32_t t, int64_t a)
     (void)a;
     wakes++;
 }
+/* lwIP's clock: the real one, or (timewait()) one the test moves itself */
+static bool fake_clock;
+static uint32_t fake_ms;
 static uint32_t now_ms(void)
 {
+    if (fake_clock)
+        return fake_ms;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
@@ -63,6 +72,44 @@ static uint16_t pid[2];
 static bool split;
 static uint64_t splits;
 static uint64_t frames[2], bytes[2], maxframe[2]; /* received by copy i */
+
+/* timewait(): frames to copy 0 for this TCP port are dropped (0: none), and
+ * the time a FIN from copy 0's port fin_port last reached copy 1 */
+static uint16_t drop_to_port, fin_port;
+static uint32_t fin_seen_ms;
+
+/* An IPv4 TCP frame's ports and flags; false for anything else. */
+static bool tcp_of(struct rte_mbuf *m, uint16_t *sport, uint16_t *dport, uint8_t *flags)
+{
+    const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+    if (m->data_len < 54 || f[12] != 0x08 || f[13] != 0x00 || f[23] != 6)
+        return false;
+    const uint8_t *t = f + 14 + (f[14] & 0x0f) * 4;
+    if (t + 14 > f + m->data_len)
+        return false;
+    *sport = (uint16_t)(t[0] << 8 | t[1]);
+    *dport = (uint16_t)(t[2] << 8 | t[3]);
+    *flags = t[13];
+    return true;
+}
+
+/* Drops the frames drop_to_port asks for from rx[0..n) and notes FINs. */
+static uint16_t filter(int to, struct rte_mbuf **rx, uint16_t n)
+{
+    uint16_t kept = 0;
+    for (uint16_t k = 0; k < n; k++) {
+        uint16_t sp, dp;
+        uint8_t fl;
+        bool tcp = tcp_of(rx[k], &sp, &dp, &fl);
+        if (tcp && to == 1 && sp == fin_port && (fl & 0x01))
+            fin_seen_ms = now_ms();
+        if (tcp && to == 0 && drop_to_port && dp == drop_to_port)
+            rte_pktmbuf_free(rx[k]);
+        else
+            rx[kept++] = rx[k];
+    }
+    return kept;
+}
 
 static void turn(void)
 {
@@ -88,6 +135,8 @@ static void turn(void)
                 CHECK(rte_pktmbuf_chain(m, t) == 0, "chain");
                 splits++;
             }
+        if (drop_to_port || fin_port)
+            n = filter(i, rx, n);
         if (n)
             S[i]->input(0, rx, n);
     }
@@ -170,6 +219,108 @@ static void transfer(int family, const char *dst, size_t total)
         turn();
 }
 
+/* The clock moves in steps of lwIP's fast timer, a turn each; 10 minutes of
+ * it bound every wait of the scenario. */
+static uint32_t fake_start;
+static void advance(uint32_t ms)
+{
+    for (uint32_t t = 0; t < ms; t += 5) {
+        fake_ms += 5;
+        turn();
+    }
+    CHECK(fake_ms - fake_start < 600000, "stuck at %u ms", fake_ms - fake_start);
+}
+
+static uint64_t time_wait_pcbs(void)
+{
+    stack_tcp_stats st;
+    S[1]->tcp_stats(&st);
+    return st.time_wait;
+}
+
+/* One connection to copy 1's port 5001 that copy 1 closes first, so copy 1
+ * keeps the TIME-WAIT pcb; returns copy 0's port. drop: copy 0 never hears
+ * the ACK of its FIN, so it keeps retransmitting the FIN. */
+static uint16_t close_first(dl_conn *l, bool drop)
+{
+    int err = 0, family;
+    uint8_t a[16];
+    uint16_t port;
+    inet_pton(AF_INET, "10.88.0.2", a);
+    dl_conn *c = S[0]->conn_new(4, &err);
+    int rc;
+    while ((rc = S[0]->connect(c, a, 5001, 1, &err)) == DL_AGAIN)
+        advance(5);
+    CHECK(rc == DL_OK, "connect err %d", err);
+    dl_conn *s = NULL;
+    while (S[1]->accept(l, &s, 2, &err) == DL_AGAIN)
+        advance(5);
+    CHECK(s, "accept");
+    S[0]->local_addr(c, &family, a, &port);
+    uint64_t tw = time_wait_pcbs();
+    S[1]->close(s, &err); /* FIN from copy 1 first */
+    S[1]->conn_free(s);
+    char b[8];
+    size_t got = 0;
+    while ((rc = S[0]->recv(c, b, sizeof b, &got, 3, &err)) == DL_AGAIN)
+        advance(5);
+    CHECK(rc == DL_OK && got == 0, "want EOF: rc %d, %zu bytes, err %d", rc, got, err);
+    if (drop)
+        drop_to_port = port;
+    S[0]->close(c, &err); /* copy 1 goes to TIME-WAIT on this FIN */
+    S[0]->conn_free(c);
+    while (time_wait_pcbs() == tw)
+        advance(5);
+    return port;
+}
+
+/* stack/patches/86-timewait-timer-order.patch keeps the TIME-WAIT list in
+ * timer order and expires it from the tail, stopping at the first pcb to
+ * keep. A FIN that restarts a pcb's 2 MSL must move it behind the newer ones:
+ * left in place, the oldest entry with the newest timer would hold back every
+ * pcb registered after it. Copy 1 gets A (whose final ACK copy 0 never hears)
+ * into TIME-WAIT, then B; A's FIN retransmitted after B entered restarts A's
+ * timer. Past B's 2 MSL only A may remain, past A's none. */
+static void timewait(void)
+{
+    int err = 0;
+    uint8_t any[16] = {0};
+    fake_start = fake_ms = now_ms();
+    fake_clock = true;
+    dl_conn *l = S[1]->conn_new(4, &err);
+    CHECK(S[1]->bind(l, any, 5001, &err) == DL_OK && S[1]->listen(l, 8, &err) == DL_OK, "listen %d",
+          err);
+    uint16_t a = close_first(l, true);
+    uint32_t a_entered = fake_ms;
+    advance(2000);
+    close_first(l, false);
+    uint32_t b_entered = fake_ms;
+    const uint32_t two_msl = 120000, margin = 300; /* lwIP counts it in 10 ms ticks */
+    fin_port = a;
+    fin_seen_ms = 0;
+    while (fin_seen_ms < b_entered + 2 * margin) /* A's FIN retransmitted well after B */
+        advance(5);
+    drop_to_port = 0; /* now copy 0 hears the ACK: that FIN is A's last */
+    uint32_t a_restarted = fin_seen_ms;
+    advance(100);
+    CHECK(time_wait_pcbs() == 2, "%lu TIME-WAIT pcbs, want A and B",
+          (unsigned long)time_wait_pcbs());
+    printf("timewait: A entered at %u ms, B at %u ms, A's FIN restarted it at %u ms\n", 0,
+           b_entered - a_entered, a_restarted - a_entered);
+    advance(b_entered + two_msl - margin - fake_ms);
+    CHECK(time_wait_pcbs() == 2, "before B's 2 MSL: %lu TIME-WAIT pcbs, want 2",
+          (unsigned long)time_wait_pcbs());
+    advance(2 * margin);
+    CHECK(time_wait_pcbs() == 1, "past B's 2 MSL: %lu TIME-WAIT pcbs, want 1 (A, restarted later)",
+          (unsigned long)time_wait_pcbs());
+    advance(a_restarted + two_msl + margin - fake_ms);
+    CHECK(time_wait_pcbs() == 0, "past A's 2 MSL: %lu TIME-WAIT pcbs, want 0",
+          (unsigned long)time_wait_pcbs());
+    printf("timewait: B expired at its 2 MSL with A still kept, then A at its own\n");
+    S[1]->conn_free(l);
+    fake_clock = false;
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -222,9 +373,13 @@ int main(int argc, char **argv)
         CHECK(S[i]->add_port(&sp) == DL_OK, "add_port");
     }
     printf("mtu %d\n", mtu);
-    transfer(4, "10.88.0.2", 32u << 20);
-    transfer(6, "fd88::2", 32u << 20);
-    printf("split frames: %lu\n", (unsigned long)splits);
+    if (argc > 1 && strcmp(argv[1], "timewait") == 0) {
+        timewait();
+    } else {
+        transfer(4, "10.88.0.2", 32u << 20);
+        transfer(6, "fd88::2", 32u << 20);
+        printf("split frames: %lu\n", (unsigned long)splits);
+    }
     S[0]->shutdown();
     S[1]->shutdown();
     /* net_ring holds no mbufs of its own: every one must be back */
