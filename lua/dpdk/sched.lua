@@ -641,6 +641,9 @@ local function run_ready()
             resume(task)
         end
     end
+    -- Drained: the next push goes to slot 1 again, so the queue stays in
+    -- the table's array part instead of a new hash key per push.
+    if ready_head > ready_tail then ready_head, ready_tail = 1, 0 end
 end
 
 -- One turn of the loop: poll C, dispatch events, fire timers, run tasks.
