@@ -62,10 +62,19 @@ local function push_ready(task, why, arg)
 end
 
 -- Timer heap ------------------------------------------------------------
--- A binary min-heap of timer records; each record knows its index, so a wait
--- that ends by an event removes its timer at once (the heap holds only live
--- timeouts), and records are reused: a timed wait makes no garbage. A record
--- wakes a task (t.task) or calls t.fn(t.data) from the loop (dpdk.timer).
+-- A binary min-heap of timer records; each record knows its index, and
+-- records are reused: a timed wait makes no garbage. A record wakes a task
+-- (t.task) or calls t.fn(t.data) from the loop (dpdk.timer).
+--
+-- A task keeps one record (task.timer) across its waits: a wait that an
+-- event ends leaves it in the heap, and the task's next timed wait only
+-- writes its deadline into the task (task.deadline, task.dseq) unless that
+-- is earlier than the record's key. So the key is never later than the
+-- deadline it stands for; when it comes due, run_timers fires the task if
+-- the key is its deadline, moves the record to the deadline if it is
+-- later, and drops it if the task no longer waits with one. A reader that
+-- parks once per message (ping-pong, keep-alive) thus touches the heap
+-- about once per timeout period instead of twice per message.
 
 local timer_pool, n_pool = {}, 0
 
@@ -186,6 +195,11 @@ end
 
 local function finish(task, ok, ...)
     task.state = "dead"
+    local timer = task.timer
+    if timer then -- the record a past wait left in the heap
+        task.timer, task.deadline = nil, nil
+        timer_remove(timer)
+    end
     task.ok = ok
     task.results = { n = select("#", ...), ... }
     if not ok and not task.quiet and not task.killed then
@@ -528,7 +542,19 @@ local function wait_at(task, token, at)
         task.token = token
     end
     if at then
-        task.timer = timer_add(at, task)
+        local t = task.timer
+        if not t or not t.index then
+            t = timer_add(at, task)
+            task.timer = t
+            task.deadline, task.dseq = at, t.seq
+        else
+            timer_seq = timer_seq + 1
+            task.deadline, task.dseq = at, timer_seq
+            if at < t.at then -- the key may not be later than the deadline
+                t.at, t.seq = at, timer_seq
+                sift_up(t.index)
+            end
+        end
     end
     task.state = "waiting"
     local why, arg = co_yield(PARKED)
@@ -537,11 +563,7 @@ local function wait_at(task, token, at)
         task.token = nil
     end
     task.woke = nil
-    local timer = task.timer
-    if timer then -- woken before its timeout
-        task.timer = nil
-        timer_remove(timer)
-    end
+    task.deadline = nil -- a record left in the heap is dropped or re-used later
     return why, arg
 end
 
@@ -588,13 +610,19 @@ local function run_timers()
     while n_timers > 0 and timers[1].at <= now do
         local t = timers[1]
         local task, fn, data = t.task, t.fn, t.data
-        timer_remove(t)
-        if task then
+        local d = task and task.state == "waiting" and task.deadline
+        if d and (d ~= t.at or task.dseq ~= t.seq) then -- a past wait's key: move it
+            t.at, t.seq = d, task.dseq
+            sift_down(1)
+        elseif task then
+            timer_remove(t)
             task.timer = nil
-            if task.state == "waiting" then
+            if d then
+                task.deadline = nil
                 push_ready(task, "timeout")
             end
         else
+            timer_remove(t)
             local ok, err = pcall(fn, data)
             if not ok then log(C.DL_LOG_ERROR, "timer callback failed: " .. tostring(err)) end
         end
@@ -613,6 +641,9 @@ local function run_ready()
             resume(task)
         end
     end
+    -- Drained: the next push goes to slot 1 again, so the queue stays in
+    -- the table's array part instead of a new hash key per push.
+    if ready_head > ready_tail then ready_head, ready_tail = 1, 0 end
 end
 
 -- One turn of the loop: poll C, dispatch events, fire timers, run tasks.
@@ -731,6 +762,7 @@ function M.detach(budget)
     turn_clock = nil
     mail_handler = nil
     ready, ready_head, ready_tail = {}, 1, 0
+    for i = 1, n_timers do timers[i].index = nil end -- a task's record is no longer in a heap
     timers, n_timers = {}, 0
     waiting = {}
     stopping = false

@@ -210,8 +210,14 @@ M.Socket = Socket
 
 -- A socket on transport T, owning conn if given. rroom: the bytes its next
 -- read asks for (dpdk.socket_io doubles it from 4 KiB up to 64 KiB).
+-- rtoken, wtoken: the tokens its reads and its sends wait on, the same for
+-- the socket's life (a stable key in the scheduler's table of waiters, not a
+-- new one per wait). A wake that comes late (C armed the token for a wait
+-- that has since timed out) wakes a later wait of the same direction of the
+-- same socket, whose loop just asks C again.
 local function new_socket(T, conn)
-    local self = setmetatable({ T = T, rbuf = buffer.new(), rroom = 4096, reused = 0 }, Socket)
+    local self = setmetatable({ T = T, rbuf = buffer.new(), rroom = 4096, reused = 0,
+        rtoken = sched.token(), wtoken = sched.token() }, Socket)
     if conn then attach(self, conn) end
     return self
 end

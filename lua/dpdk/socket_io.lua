@@ -12,7 +12,7 @@ local sched = require "dpdk.sched"
 local framing = require "dpdk.framing"
 
 local E_AGAIN = C.DL_E_AGAIN
-local new_token, running_task = sched.token, sched.running_task
+local running_task = sched.running_task
 local now = C.dl_now
 local cast = ffi.cast
 local type, tostring, tonumber, error = type, tostring, tonumber, error
@@ -49,13 +49,13 @@ return function(Socket, S)
         local task = running_task()
         self.reader, self.user = task, task
         local gen, rbuf, recv, deadline = self.gen, self.rbuf, self.T.recv, nil
+        local token = self.rtoken
         while true do
             local done, result = try(rbuf, a1, a2)
             if done then
                 self.reader = nil
                 return result
             end
-            local token = new_token()
             local want = self.rroom
             local n = recv(conn, rbuf:reserve(want), want, token)
             if n > 0 then
@@ -203,8 +203,8 @@ return function(Socket, S)
     -- string without copying it); token waits while the send buffer is full.
     local function send_loop(self, conn, data, len)
         local gen, deadline, off, send = self.gen, nil, 0, self.T.send
+        local token = self.wtoken
         while true do
-            local token = new_token()
             local n
             if off == 0 then
                 n = send(conn, data, len, token)
