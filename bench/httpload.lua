@@ -1,12 +1,12 @@
 -- The HTTP/1.1 load generator over the DPDK device (rows http, cps, conns):
 -- dpdklua as the client, one worker on its own core.
---   dpdklua bench/httpload.lua <config> <ip> <port> <connections> <seconds> [close]
+--   dpdklua bench/httpload.lua <config> <ip> <port> <connections> <seconds> [ka|close|idle [hold]]
 -- keep-alive: <connections> connections, each sends GET / and reads the whole
 -- response before the next (no pipelining, as wrk). close: each task
 -- connects, sends one request with "Connection: close", reads the response
 -- and closes, again and again. idle: opens the connections, one request
--- each, prints IDLE and holds them for <seconds> (the server's memory per
--- idle connection), then the keep-alive load on all of them. Prints one line of key=value pairs: req_s,
+-- each, prints IDLE and holds them for <hold> seconds (default <seconds>: the
+-- server's memory per idle connection), then the keep-alive load on all of them. Prints one line of key=value pairs: req_s,
 -- p50_us, p99_us (latency of a request, connect included in close mode), errors.
 local ffi = require "ffi"
 local dpdk = require "dpdk"
@@ -16,6 +16,7 @@ local config, ip, port = arg[1], arg[2], tonumber(arg[3])
 local conns, seconds, mode = tonumber(arg[4]), tonumber(arg[5]), arg[6] or "ka"
 local close_mode = mode == "close"
 local holding = mode == "idle" -- idle: the connections wait after their first request
+local hold = tonumber(arg[7]) or seconds
 local WARM = math.min(1, seconds / 4)
 
 -- the worker's clock (the TSC, scaled: host/worker.c), not clock_gettime: two
@@ -130,7 +131,7 @@ rt:block_on(function()
     if mode == "idle" then
         dpdk.sleep(0.5) -- every first response in
         print("IDLE") io.stdout:flush()
-        dpdk.sleep(seconds)
+        dpdk.sleep(hold)
         holding = false
     end
     dpdk.sleep(WARM)

@@ -460,16 +460,34 @@ row("conns", function()
             end
             add(m, "ours_req_s_many", r2.req_s)
             add(m, "ours_errors_many", r2.errors)
+            add(m, "gen_retransmitted_many", r2.retransmitted)
         end)
         server:stop()
         if not ok then error(err, 0) end
+    end
+    -- the load generator's ceiling at as many connections: the same idle mode
+    -- (held 0.5 s) against the null server, a fresh one each run
+    for _ = 1, os.getenv("BENCH_NO_NGINX") and 0 or RUNS do
+        local null = start(dpdklua("bench/nullhttp.lua", scfg, ip, 8081)):wait_output("READY")
+        local ok, r = pcall(function()
+            return kv(run(dpdklua("bench/httpload.lua", ccfg, ip, 8081, many, HTTP_SECONDS, "idle", 0.5),
+                HTTP_SECONDS + 300))
+        end)
+        null:stop()
+        if not ok then error(r, 0) end
+        if not r.req_s then error("load generator (null server): no figure") end
+        add(m, "null_req_s_many", r.req_s)
+        add(m, "null_errors_many", r.errors)
     end
     record("conns", m, function(s)
         return { ("keep-alive at %d connections: %-9s req/s vs %-9s at 100: %s of it  (target >=80%%); errors %s; server memory per idle connection %s B")
             :format(many, fmt(med(s, "ours_req_s_many")), fmt(med(s, "ours_req_s_c100")),
                 med(s, "ours_req_s_c100") and ("%.0f%%"):format(100 * med(s, "ours_req_s_many")
                     / med(s, "ours_req_s_c100")) or "-",
-                fmt(med(s, "ours_errors_many")), fmt(med(s, "idle_bytes_per_conn"))) }
+                fmt(med(s, "ours_errors_many")), fmt(med(s, "idle_bytes_per_conn"))),
+            ("generator ceiling at %d: %s req/s (null server; errors %s); generator retransmitted %s segments per run")
+                :format(many, fmt(med(s, "null_req_s_many")), fmt(med(s, "null_errors_many")),
+                    fmt(med(s, "gen_retransmitted_many"))) }
     end, { connections = many, seconds = HTTP_SECONDS })
 end)
 

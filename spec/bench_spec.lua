@@ -30,7 +30,8 @@ describe("make bench QUICK=1 #bench", function()
         end
         for _, label in ipairs({ "pingpong 64 B   p50 us", "http keep-alive c=32",
             "http load generator ceiling", "connections/s", "bulk one stream",
-            "keep-alive at 200 connections", "wrk c=32 req/s", "idle turn of the loop" }) do
+            "keep-alive at 200 connections", "generator ceiling at 200:", "wrk c=32 req/s",
+            "idle turn of the loop" }) do
             assert(out:find(label, 1, true), "missing table line " .. label .. "\n" .. out)
         end
     end)

@@ -193,7 +193,11 @@ unsigned short st_chksum(const void *data, int len);
  * 65.5 s with 200 (before the patch's recovery-sample rule; 10.0 s with it at
  * 50). A peer that vanishes is given up after
  * TCP_MAXRTX (12) backed-off retransmissions: ~767 x the floor, ~38 s on a
- * LAN (the application's own timeouts and linger_timeout_ms end it first). */
+ * LAN (the application's own timeouts and linger_timeout_ms end it first).
+ * A round trip that grows past the RTO (a queue under load: 60-80 ms with
+ * 10 000 requests in flight) is learnt, not timed out every time: after a
+ * timeout the RTO stays backed off until a valid RTT sample
+ * (stack/patches/88-rto-karn.patch, Karn). */
 #define TCP_RTO_MIN_MS 50
 
 /* ---- hooks (stack/hooks.h) ---- */
