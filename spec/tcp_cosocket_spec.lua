@@ -426,7 +426,7 @@ local a = dpdk.spawn(function() local s = l:accept() return s and s:receive() en
 local b = dpdk.spawn(function() local s = l:accept() return s and s:receive() end)
 dpdk.sleep(0.05)
 print(dpdk.kill(b))
-os.execute("python3 -c 'import socket, time\ns = socket.create_connection((\"10.150.0.2\", 15102), 5)\ns.sendall(b\"one\\n\")\ntime.sleep(2)' &")
+os.execute("python3 -c 'import socket\ns = socket.create_connection((\"10.150.0.2\", 15102), 5)\ns.sendall(b\"one\\n\")' &")
 print(a:join())
 local t = dpdk.spawn(function() return keep:receive(1) end)
 dpdk.sleep(0.05)
