@@ -164,8 +164,13 @@ end)
     local rc, out = child.sh(("ip route replace 10.%d.0.0/24 dev %s proto kernel scope link "
         .. "src 10.%d.0.1 rto_min 10ms"):format(netn, ifname, netn))
     assert.are.equal(0, rc, out)
+    -- A transfer that stops moving ends itself before the kill at the bound,
+    -- printing what the kernel socket was doing (ss: its rto, backoff,
+    -- windows, unacked and retransmitted segments) at 2, 4, 8 ... s of the
+    -- stall, so a failure says which side stopped.
+    local bound = 60 + mib * 8
     rc, out = net.python(([[
-import hashlib, os, socket, threading, time
+import hashlib, os, select, socket, subprocess, sys, threading, time
 def csum_errors():
     for line in open("/proc/net/snmp"):
         if line.startswith("Tcp:") and "InCsumErrors" not in line:
@@ -174,18 +179,36 @@ before = csum_errors()
 size = %d << 20
 data = os.urandom(size)
 t0 = time.monotonic()
+deadline = t0 + %d - 10
 s = socket.create_connection(("%s", 7000), timeout=60)
+failed = []
 def writer():
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-t = threading.Thread(target=writer); t.start()
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+    except Exception as e:
+        failed.append("send: %%r after %%.1f s" %% (e, time.monotonic() - t0))
+t = threading.Thread(target=writer, daemon=True); t.start()
 rx = hashlib.sha256()
 n = 0
-while True:
+snaps, moved, next_snap = [], time.monotonic(), 2
+def snap():
+    o = subprocess.run(["ss", "-tinOe", "dst", "%s"], capture_output=True, text=True).stdout
+    snaps.append("at %%.1f s, %%d bytes back, %%.0f s without any: %%s" %% (
+        time.monotonic() - t0, n, time.monotonic() - moved, o.strip()))
+while time.monotonic() < deadline:
+    if not select.select([s], [], [], 1.0)[0]:
+        if time.monotonic() - moved >= next_snap:
+            snap(); next_snap *= 2
+        continue
     b = s.recv(1 << 20)
     if not b: break
     rx.update(b)
     n += len(b)
+    moved, next_snap = time.monotonic(), 2
+else:
+    snap()
+    sys.exit("STALLED: %%d of %%d bytes back; %%s\n%%s" %% (n, size, failed, "\n".join(snaps)))
 t.join(); s.close()
 took = time.monotonic() - t0
 assert n == size, n
@@ -193,8 +216,8 @@ assert rx.digest() == hashlib.sha256(data).digest(), "stream differs"
 c = socket.create_connection(("%s", 7000), timeout=30)
 c.sendall(b"STATS\n")
 print(c.recv(200).decode().strip(), "; kernel checksum errors", csum_errors() - before,
-      "; %%.1f s" %% took)
-]]):format(mib, svc.ip, svc.ip), 60 + mib * 8)
+      "; %%.1f s" %% took, "; stalls:" if snaps else "", "\n".join(snaps))
+]]):format(mib, bound, svc.ip, svc.ip, svc.ip), bound)
     assert.are.equal(0, rc, out)
     io.stderr:write(("\nfault_spec: tap, %d MiB each way: %s\n"):format(mib, out:match("[%d.]+ s") or "?"))
     return out
