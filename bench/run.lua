@@ -303,9 +303,11 @@ local function http_server(cfg, port)
         :wait_output("http server on port")
 end
 
-local function load(ccfg, ip, port, conns, seconds, mode)
-    local r = kv(run(dpdklua("bench/httpload.lua", ccfg, ip, port, conns, seconds, mode or "ka"),
-        seconds + 120))
+-- hold: idle mode's hold time (bench/httpload.lua); opening many connections
+-- gets a longer bound.
+local function load(ccfg, ip, port, conns, seconds, mode, hold)
+    local r = kv(run(dpdklua("bench/httpload.lua", ccfg, ip, port, conns, seconds, mode or "ka", hold),
+        seconds + (hold and 300 or 120)))
     if not r.req_s or r.requests == 0 then error("load generator: no requests") end
     return r
 end
@@ -313,6 +315,20 @@ end
 local function add(m, name, v)
     m[name] = m[name] or {}
     table.insert(m[name], v)
+end
+
+-- The load generator's own ceiling: the same load against bench/nullhttp.lua
+-- (no parsing; in close mode it closes after its reply), a fresh null server
+-- each run; its rates go to m[key], its errors to m[errors_key] if given.
+local function ceiling(m, key, errors_key, scfg, ccfg, ip, conns, mode, hold)
+    for _ = 1, os.getenv("BENCH_NO_NGINX") and 0 or RUNS do
+        local null = start(dpdklua("bench/nullhttp.lua", scfg, ip, 8081)):wait_output("READY")
+        local ok, r = pcall(load, ccfg, ip, 8081, conns, HTTP_SECONDS, mode, hold)
+        null:stop()
+        if not ok then error(r, 0) end
+        add(m, key, r.req_s)
+        if errors_key then add(m, errors_key, r.errors) end
+    end
 end
 
 row("http", function()
@@ -383,14 +399,7 @@ row("cps", function()
         add(m, "ours_p50_us", r.p50_us)
         add(m, "ours_errors", r.errors)
     end
-    -- the load generator's ceiling in close mode: a null server (no parsing,
-    -- closes after its reply), a fresh one each run as above
-    for _ = 1, os.getenv("BENCH_NO_NGINX") and 0 or RUNS do
-        local null = start(dpdklua("bench/nullhttp.lua", scfg, ip, 8081)):wait_output("READY")
-        local r = load(ccfg, ip, 8081, 32, HTTP_SECONDS, "close")
-        null:stop()
-        add(m, "null_conn_s", r.req_s)
-    end
+    ceiling(m, "null_conn_s", nil, scfg, ccfg, ip, 32, "close")
     local ngx = nginx(18081)
     for _ = 1, RUNS do
         local r = wrk("http://127.0.0.1:18081/", 32, HTTP_SECONDS, '-H "Connection: close"')
@@ -465,20 +474,9 @@ row("conns", function()
         server:stop()
         if not ok then error(err, 0) end
     end
-    -- the load generator's ceiling at as many connections: the same idle mode
-    -- (held 0.5 s) against the null server, a fresh one each run
-    for _ = 1, os.getenv("BENCH_NO_NGINX") and 0 or RUNS do
-        local null = start(dpdklua("bench/nullhttp.lua", scfg, ip, 8081)):wait_output("READY")
-        local ok, r = pcall(function()
-            return kv(run(dpdklua("bench/httpload.lua", ccfg, ip, 8081, many, HTTP_SECONDS, "idle", 0.5),
-                HTTP_SECONDS + 300))
-        end)
-        null:stop()
-        if not ok then error(r, 0) end
-        if not r.req_s then error("load generator (null server): no figure") end
-        add(m, "null_req_s_many", r.req_s)
-        add(m, "null_errors_many", r.errors)
-    end
+    -- the load generator's ceiling at as many connections: the same idle mode,
+    -- held 0.5 s
+    ceiling(m, "null_req_s_many", "null_errors_many", scfg, ccfg, ip, many, "idle", 0.5)
     record("conns", m, function(s)
         return { ("keep-alive at %d connections: %-9s req/s vs %-9s at 100: %s of it  (target >=80%%); errors %s; server memory per idle connection %s B")
             :format(many, fmt(med(s, "ours_req_s_many")), fmt(med(s, "ours_req_s_c100")),
