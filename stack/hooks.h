@@ -31,6 +31,12 @@ u32_t st_hook_syncookie_make(const ip_addr_t *lip, u16_t lport, const ip_addr_t 
 int st_hook_syncookie_check(const ip_addr_t *lip, u16_t lport, const ip_addr_t *rip, u16_t rport,
                             u32_t peer_isn, u32_t cookie, u8_t *data);
 
+/* The most out-of-order data one pcb may hold (stack/netif_dpdk.c): the
+ * window while the port's pool is healthy, a small cap once it runs low. */
+struct tcp_pcb;
+u32_t st_hook_ooseq_bytes(const struct tcp_pcb *pcb);
+u16_t st_hook_ooseq_pbufs(const struct tcp_pcb *pcb);
+
 /* stack/patches/40-timewait-reuse.patch ended a TIME_WAIT for a new SYN
  * (tcp_glue.c counts it). */
 void st_hook_tcp_timewait_reused(void);

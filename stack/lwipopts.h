@@ -149,11 +149,17 @@ unsigned short st_chksum(const void *data, int len);
 /* Only the netconn API reads TCP_SNDLOWAT; lwIP checks it fits 16 bits. The
  * glue's own "writable again" threshold is WRITE_WAKE_BYTES (tcp_conn.h). */
 #define TCP_SNDLOWAT 16384
-/* Keep out-of-order data (retransmission repairs the hole), but cap what one
- * connection may pin: each pbuf holds an mbuf of the shared port pool. */
+/* Keep out-of-order data (retransmission repairs the hole): as much as the
+ * window while the port's pool is healthy, so one loss costs one resent
+ * segment. A fixed cap below the window (192 KiB of a 1 MiB one) dropped
+ * everything the peer had sent past it, and withdrew its SACK: one loss
+ * became hundreds, and a Linux sender's RTO backed off to tens of seconds
+ * (docs/reliability.md). Once the pool runs low each held pbuf pins an mbuf
+ * every connection needs, so the cap falls to OOSEQ_LOW_PBUFS / _BYTES
+ * (stack/netif_dpdk.c). */
 #define TCP_QUEUE_OOSEQ 1
-#define TCP_OOSEQ_MAX_PBUFS 128
-#define TCP_OOSEQ_MAX_BYTES (192 * 1024)
+#define TCP_OOSEQ_BYTES_LIMIT(pcb) st_hook_ooseq_bytes(pcb)
+#define TCP_OOSEQ_PBUFS_LIMIT(pcb) st_hook_ooseq_pbufs(pcb)
 /* NewReno fast recovery (stack/patches/20-fast-recovery.patch): a partial ACK
  * resends the next lost segment at once, so a window that lost several
  * segments does not wait for a retransmission timeout per loss. */

@@ -30,6 +30,7 @@
 #include "netif/ethernet.h"
 
 #include "chksum.h"
+#include "hooks.h"
 #include "internal.h"
 #include "port_io.h"
 
@@ -151,6 +152,25 @@ static unsigned pool_avail(struct rte_mempool *mp)
     if (cache)
         n += cache->len;
     return n;
+}
+
+/* Out-of-order data a pcb may hold once the pool runs low (each pbuf pins an
+ * mbuf of it); while it is healthy, up to the window (lwipopts.h). */
+#define OOSEQ_LOW_PBUFS 128
+#define OOSEQ_LOW_BYTES (192 * 1024)
+/* A full window of the smallest common MSS (536), in pbufs. */
+#define OOSEQ_WINDOW_PBUFS ((TCP_WND + 535) / 536)
+
+u32_t st_hook_ooseq_bytes(const struct tcp_pcb *pcb)
+{
+    (void)pcb;
+    return st_inst.rx_pool_low ? OOSEQ_LOW_BYTES : TCP_WND;
+}
+
+u16_t st_hook_ooseq_pbufs(const struct tcp_pcb *pcb)
+{
+    (void)pcb;
+    return st_inst.rx_pool_low ? OOSEQ_LOW_PBUFS : OOSEQ_WINDOW_PBUFS;
 }
 
 void st_netif_input(st_port *port, struct rte_mbuf **pkts, int n)

@@ -12,7 +12,8 @@
  *
  * `ring_link timewait` runs instead the TIME-WAIT order check (timewait()
  * below: stack/patches/86-timewait-timer-order.patch) on a clock the test
- * moves itself, 5 ms a turn.
+ * moves itself, 5 ms a turn; `ring_link ooseq` the out-of-order hold
+ * (ooseq() below), on a clock that moves only while the link is idle.
  * Built by `make ring-link` (build/stack/ring_link); spec/tcp_stack_spec.lua runs it.
  */
 #include <stdio.h>
@@ -77,6 +78,11 @@ static uint64_t frames[2], bytes[2], maxframe[2]; /* received by copy i */
  * the time a FIN from copy 0's port fin_port last reached copy 1 */
 static uint16_t drop_to_port, fin_port;
 static uint32_t fin_seen_ms;
+/* ooseq(): TCP payload bytes from copy 0's port data_port that reached the
+ * link to copy 1, and how many of its next data frames to drop */
+static uint16_t data_port;
+static uint64_t data_bytes;
+static int drop_data;
 
 /* An IPv4 TCP frame's ports and flags; false for anything else. */
 static bool tcp_of(struct rte_mbuf *m, uint16_t *sport, uint16_t *dport, uint8_t *flags)
@@ -93,6 +99,14 @@ static bool tcp_of(struct rte_mbuf *m, uint16_t *sport, uint16_t *dport, uint8_t
     return true;
 }
 
+/* The TCP payload length of an IPv4 TCP frame (tcp_of said it is one). */
+static uint32_t tcp_payload(struct rte_mbuf *m)
+{
+    const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+    uint32_t ihl = (uint32_t)(f[14] & 0x0f) * 4, total = (uint32_t)(f[16] << 8 | f[17]);
+    return total - ihl - (uint32_t)(f[14 + ihl + 12] >> 4) * 4;
+}
+
 /* Drops the frames drop_to_port asks for from rx[0..n) and notes FINs. */
 static uint16_t filter(int to, struct rte_mbuf **rx, uint16_t n)
 {
@@ -103,9 +117,12 @@ static uint16_t filter(int to, struct rte_mbuf **rx, uint16_t n)
         bool tcp = tcp_of(rx[k], &sp, &dp, &fl);
         if (tcp && to == 1 && sp == fin_port && (fl & 0x01))
             fin_seen_ms = now_ms();
-        if (tcp && to == 0 && drop_to_port && dp == drop_to_port)
+        uint32_t len = tcp && to == 1 && data_port && sp == data_port ? tcp_payload(rx[k]) : 0;
+        data_bytes += len;
+        if ((tcp && to == 0 && drop_to_port && dp == drop_to_port) || (len && drop_data > 0)) {
+            drop_data -= len ? 1 : 0;
             rte_pktmbuf_free(rx[k]);
-        else
+        } else
             rx[kept++] = rx[k];
     }
     return kept;
@@ -135,7 +152,7 @@ static void turn(void)
                 CHECK(rte_pktmbuf_chain(m, t) == 0, "chain");
                 splits++;
             }
-        if (drop_to_port || fin_port)
+        if (drop_to_port || fin_port || data_port)
             n = filter(i, rx, n);
         if (n)
             S[i]->input(0, rx, n);
@@ -321,6 +338,91 @@ static void timewait(void)
     fake_clock = false;
 }
 
+/* A turn; the clock moves 5 ms only when no frame moved (an idle link), so
+ * a window in flight is never late and a timer fires only on a stall. */
+static uint64_t moved(void)
+{
+    return frames[0] + frames[1];
+}
+static void turn_or_tick(void)
+{
+    uint64_t before = moved();
+    turn();
+    if (moved() == before)
+        fake_ms += 5;
+    CHECK(fake_ms - fake_start < 600000, "stuck at %u ms", fake_ms - fake_start);
+}
+
+/* Sends n bytes from c to s; s reads them all (and checks them). */
+static void pass(dl_conn *c, dl_conn *s, size_t n)
+{
+    static unsigned char buf[1 << 16];
+    size_t sent = 0, got = 0;
+    int err = 0;
+    while (got < n) {
+        if (sent < n) {
+            size_t want = n - sent < sizeof buf ? n - sent : sizeof buf, k = 0;
+            memset(buf, (int)(sent & 0xff), want);
+            CHECK(S[0]->send(c, (char *)buf, want, &k, 3, &err) != DL_ERROR, "send err %d", err);
+            sent += k;
+        }
+        size_t k = 0;
+        int rc = S[1]->recv(s, (char *)buf, sizeof buf, &k, 4, &err);
+        CHECK(rc != DL_ERROR && !(rc == DL_OK && k == 0), "recv rc %d err %d", rc, err);
+        got += rc == DL_OK ? k : 0;
+        turn_or_tick();
+    }
+}
+
+/* A receiver that has earned its whole window (1 MiB) holds what arrives
+ * after a hole, up to that window: one lost segment costs one resent
+ * segment. With a fixed cap of 192 KiB (before) everything past it was
+ * dropped and had to be sent again: one loss, hundreds of segments. */
+static void ooseq(int mtu)
+{
+    int err = 0;
+    uint8_t any[16] = {0}, a[16];
+    fake_start = fake_ms = now_ms();
+    fake_clock = true;
+    inet_pton(AF_INET, "10.88.0.2", a);
+    dl_conn *l = S[1]->conn_new(4, &err);
+    CHECK(S[1]->bind(l, any, 5002, &err) == DL_OK && S[1]->listen(l, 8, &err) == DL_OK, "listen %d",
+          err);
+    dl_conn *c = S[0]->conn_new(4, &err);
+    int rc;
+    while ((rc = S[0]->connect(c, a, 5002, 1, &err)) == DL_AGAIN)
+        turn_or_tick();
+    CHECK(rc == DL_OK, "connect err %d", err);
+    dl_conn *s = NULL;
+    while (S[1]->accept(l, &s, 2, &err) == DL_AGAIN)
+        turn_or_tick();
+    CHECK(s, "accept");
+    int family;
+    S[0]->local_addr(c, &family, a, &data_port);
+    pass(c, s, 4u << 20); /* read as it comes: the window grows to 1 MiB */
+    const size_t burst = 900 * 1024;
+    uint64_t before = data_bytes;
+    stack_tcp_stats st0, st1;
+    S[0]->tcp_stats(&st0);
+    drop_data = 1; /* the burst's first segment */
+    pass(c, s, burst);
+    S[0]->tcp_stats(&st1);
+    uint64_t resent = data_bytes - before - burst;
+    printf("ooseq: %zu bytes after one lost segment: %lu bytes resent, %lu segments\n", burst,
+           (unsigned long)resent, (unsigned long)(st1.retrans_segs - st0.retrans_segs));
+    CHECK(resent <= 4 * (uint64_t)(mtu - 40), "%lu bytes resent for one lost segment",
+          (unsigned long)resent);
+    data_port = 0;
+    S[0]->close(c, &err);
+    S[0]->conn_free(c);
+    S[1]->close(s, &err);
+    S[1]->conn_free(s);
+    S[1]->conn_free(l);
+    for (int i = 0; i < 200; i++)
+        turn_or_tick();
+    fake_clock = false;
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -375,6 +477,8 @@ int main(int argc, char **argv)
     printf("mtu %d\n", mtu);
     if (argc > 1 && strcmp(argv[1], "timewait") == 0) {
         timewait();
+    } else if (argc > 1 && strcmp(argv[1], "ooseq") == 0) {
+        ooseq(mtu);
     } else {
         transfer(4, "10.88.0.2", 32u << 20);
         transfer(6, "fd88::2", 32u << 20);
