@@ -285,6 +285,10 @@ static err_t low_level_output(struct netif *netif, struct pbuf *p)
     if (port->n_tx >= cap)
         st_netif_flush(port); /* a burst now rather than a drop */
     if (port->n_tx >= cap) {
+        if (cap < DL_TX_QUEUE) { /* the queue's share of the pool: as if it were empty */
+            port->tx_nombuf++;
+            return ERR_MEM; /* lwIP keeps the segment (or the ACK) and sends it later */
+        }
         port->tx_dropped++;
         return ERR_OK; /* lost on the wire, as far as lwIP knows */
     }
