@@ -7,7 +7,10 @@
 -- and closes, again and again. idle: opens the connections, one request
 -- each, prints IDLE and holds them for <hold> seconds (default <seconds>: the
 -- server's memory per idle connection), then the keep-alive load on all of them. Prints one line of key=value pairs: req_s,
--- p50_us, p99_us (latency of a request, connect included in close mode), errors.
+-- p50_us, p99_us (latency of a request, connect included in close mode), errors,
+-- connect_s (opening the connections, keep-alive and idle modes); on stderr
+-- each error message with its count and the phase of its first (connect,
+-- hold, load).
 local ffi = require "ffi"
 local dpdk = require "dpdk"
 local tcp = require "dpdk.tcp"
@@ -28,6 +31,8 @@ local lat = ffi.new("float[?]", CAP)
 local n_lat, count, errors = 0, 0, 0
 local measuring, done = false, false
 local first_error
+local phase = "connect" -- connect, hold (idle mode), load
+local error_counts, error_phase = {}, {}
 
 local REQUEST = ("GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: dpdklua-bench\r\n%s\r\n"):format(ip,
     close_mode and "Connection: close\r\n" or "")
@@ -61,8 +66,16 @@ end
 
 local function fail(err)
     errors = errors + 1
-    first_error = first_error or tostring(err)
+    err = tostring(err)
+    first_error = first_error or err
+    if not error_counts[err] then error_phase[err] = phase end
+    error_counts[err] = (error_counts[err] or 0) + 1
 end
+
+-- idle mode: the connections wait here after their first request, all
+-- released at once (one post each); a poll per connection every few ms
+-- would cost the generator ~N wake-ups per poll period while it connects.
+local gate = dpdk.semaphore.new(0)
 
 -- keep-alive: the first response is parsed; the server's responses all have
 -- the same length, so each later one is read in one receive and checked.
@@ -74,7 +87,7 @@ local function keepalive(c)
     if length > 0 and not c:receive(length) then return fail("body") end
     local total = head + length
     note(t0)
-    while holding do dpdk.sleep(0.05) end
+    if holding then gate:wait(1e6) end
     while not done do
         t0 = clock()
         local ok, err = c:send(REQUEST)
@@ -118,6 +131,7 @@ end
 
 local rt = assert(dpdk.runtime{ workers = 1, config = config })
 rt:block_on(function()
+    local t_start = clock()
     local tasks = {}
     if close_mode then
         for i = 1, conns do tasks[i] = dpdk.spawn(closing) end
@@ -128,12 +142,16 @@ rt:block_on(function()
             if mode == "idle" then dpdk.yield() end
         end
     end
+    local connect_s = clock() - t_start
     if mode == "idle" then
+        phase = "hold"
         dpdk.sleep(0.5) -- every first response in
         print("IDLE") io.stdout:flush()
         dpdk.sleep(hold)
         holding = false
+        gate:post(conns)
     end
+    phase = "load"
     dpdk.sleep(WARM)
     measuring = true
     local t0 = clock()
@@ -147,7 +165,11 @@ rt:block_on(function()
     table.sort(t)
     local function pct(p) return #t > 0 and t[math.floor(#t * p) + 1] * 1e6 or -1 end
     local w = dpdk.stats().workers[1] -- the generator's own frames lost and resent
-    print(("req_s=%.1f p50_us=%.2f p99_us=%.2f requests=%d errors=%d seconds=%.3f tx_full=%d retransmitted=%d"):format(
-        count / elapsed, pct(0.5), pct(0.99), count, errors, elapsed, w.tx_full, w.tcp_retrans_segs))
+    print(("req_s=%.1f p50_us=%.2f p99_us=%.2f requests=%d errors=%d seconds=%.3f tx_full=%d retransmitted=%d connect_s=%.2f tx_nombuf=%d rx_nobuf=%d tx_dropped=%d"):format(
+        count / elapsed, pct(0.5), pct(0.99), count, errors, elapsed, w.tx_full, w.tcp_retrans_segs,
+        close_mode and 0 or connect_s, w.tx_nombuf, w.rx_nobuf, w.tx_dropped))
     if first_error then io.stderr:write("first error: ", first_error, "\n") end
+    for err, n in pairs(error_counts) do
+        io.stderr:write(("errors: %d x %s (first while: %s)\n"):format(n, err, error_phase[err]))
+    end
 end)

@@ -9,8 +9,9 @@
 # state instead of perf: which Lua functions (and "[C]"/VM states) take the time.
 #   bash bench/profile.sh bulk [seconds=5]
 #   bash bench/profile.sh pingpong [seconds=5]  (64 B ping-pong: echo side and client)
-#   bash bench/profile.sh many [connections=10000] [seconds=5]  (the conns row's
-#     keep-alive load on many held connections: server and load generator)
+#   bash bench/profile.sh many [connections=10000] [seconds=5] [perf|lua]  (the conns
+#     row's keep-alive load on many held connections: server and load generator;
+#     lua: jit.p on the load generator against bench/nullhttp.lua, its ceiling)
 # bulk: one stream (bench/bulk.lua), perf on the sender (core 1) and the
 # receiver (core 0) at once; prints the Gbit/s and both reports.
 set -euo pipefail
@@ -93,6 +94,15 @@ if [ "$conns" = many ]; then
     # generator has opened and released its connections (httpload.lua idle).
     n=${2:-10000}
     secs=${3:-5}
+    if [ "${4:-perf}" = lua ]; then
+        "${DPDKLUA:-./dpdklua}" bench/nullhttp.lua "$dir/server.json" 10.9.0.2 8080 > "$dir/server.out" 2>&1 &
+        for _ in $(seq 100); do grep -q READY "$dir/server.out" && break; sleep 0.1; done
+        "${DPDKLUA:-./dpdklua}" bench/jitp.lua "$dir/jitp.txt" bench/httpload.lua "$dir/client.json" \
+            10.9.0.2 8080 "$n" "$secs" idle 0.5 > "$dir/load.out" 2>&1 || true
+        cat "$dir/load.out"
+        head -45 "$dir/jitp.txt"
+        exit 0
+    fi
     DPDK_ENV_CONFIG=$dir/server.json ./dpdklua examples/http.lua 8080 1 > "$dir/server.out" 2>&1 &
     server=$!
     for _ in $(seq 100); do grep -q "http server" "$dir/server.out" && break; sleep 0.1; done

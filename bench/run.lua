@@ -49,7 +49,7 @@ local function run(cmd, timeout)
         error(("bench: `%s` failed (%s)\nstdout:\n%s\nstderr:\n%s"):format(cmd, tostring(rc),
             read(out), read(err)), 2)
     end
-    return read(out)
+    return read(out), read(err)
 end
 
 local Proc = {}
@@ -306,10 +306,19 @@ end
 -- hold: idle mode's hold time (bench/httpload.lua); opening many connections
 -- gets a longer bound.
 local function load(ccfg, ip, port, conns, seconds, mode, hold)
-    local r = kv(run(dpdklua("bench/httpload.lua", ccfg, ip, port, conns, seconds, mode or "ka", hold),
-        seconds + (hold and 300 or 120)))
+    local out, err = run(dpdklua("bench/httpload.lua", ccfg, ip, port, conns, seconds, mode or "ka", hold),
+        seconds + (hold and 300 or 120))
+    local r = kv(out)
     if not r.req_s or r.requests == 0 then error("load generator: no requests") end
+    r.stderr = err
     return r
+end
+
+-- the load generator's errors by message (its stderr's "errors:" lines)
+local function error_lines(stderr)
+    local t = {}
+    for l in stderr:gmatch("errors: [^\n]*") do t[#t + 1] = l end
+    return table.concat(t, "; ")
 end
 
 local function add(m, name, v)
@@ -328,6 +337,10 @@ local function ceiling(m, key, errors_key, scfg, ccfg, ip, conns, mode, hold)
         if not ok then error(r, 0) end
         add(m, key, r.req_s)
         if errors_key then add(m, errors_key, r.errors) end
+        if (r.errors or 0) > 0 then
+            io.stderr:write(("generator ceiling (%s, %d connections): %s (generator: tx_nombuf %s, rx_nobuf %s)\n")
+                :format(mode or "ka", conns, error_lines(r.stderr), r.tx_nombuf, r.rx_nobuf))
+        end
     end
 end
 
@@ -464,12 +477,14 @@ row("conns", function()
             while gen:alive() do sleep(0.1) end
             local r2 = kv(gen:stdout())
             if not r2.req_s then error("load generator: " .. gen:stdout() .. read(gen.err)) end
-            if (r2.errors or 0) > 0 then -- say why (the generator's first error)
-                io.stderr:write("conns: ", r2.errors, " errors at ", many, " connections; ", read(gen.err))
+            if (r2.errors or 0) > 0 then -- say why (the generator's errors by message)
+                io.stderr:write(("conns: %d errors at %d connections: %s (generator: tx_nombuf %s, rx_nobuf %s)\n")
+                    :format(r2.errors, many, error_lines(read(gen.err)), r2.tx_nombuf, r2.rx_nobuf))
             end
             add(m, "ours_req_s_many", r2.req_s)
             add(m, "ours_errors_many", r2.errors)
             add(m, "gen_retransmitted_many", r2.retransmitted)
+            add(m, "gen_connect_s_many", r2.connect_s)
         end)
         server:stop()
         if not ok then error(err, 0) end
@@ -483,9 +498,9 @@ row("conns", function()
                 med(s, "ours_req_s_c100") and ("%.0f%%"):format(100 * med(s, "ours_req_s_many")
                     / med(s, "ours_req_s_c100")) or "-",
                 fmt(med(s, "ours_errors_many")), fmt(med(s, "idle_bytes_per_conn"))),
-            ("generator ceiling at %d: %s req/s (null server; errors %s); generator retransmitted %s segments per run")
+            ("generator ceiling at %d: %s req/s (null server; errors %s); generator retransmitted %s segments per run; opened the %d in %s s")
                 :format(many, fmt(med(s, "null_req_s_many")), fmt(med(s, "null_errors_many")),
-                    fmt(med(s, "gen_retransmitted_many"))) }
+                    fmt(med(s, "gen_retransmitted_many")), many, fmt(med(s, "gen_connect_s_many"))) }
     end, { connections = many, seconds = HTTP_SECONDS })
 end)
 

@@ -17,9 +17,10 @@
 
 /* Frames waiting for the NIC on one port, flushed once per loop turn (a ring:
  * a power of two). Deep enough for a timer's burst (lwIP's fast timer sends
- * every delayed ACK at once: one frame per connection, up to the mbuf pool's
- * 8192 by default); connections' output waits in lwIP while a queue holds
- * DL_TX_QUEUE_HIGH frames or more (glue_output_dirty). */
+ * every delayed ACK at once: one frame per connection), but never more than
+ * half the port's mbuf pool (netif_dpdk.c: 4096 with the default 8192);
+ * connections' output waits in lwIP while a queue holds DL_TX_QUEUE_HIGH
+ * frames or more (glue_output_dirty). */
 enum { DL_TX_QUEUE = 8192, DL_TX_QUEUE_HIGH = 512 };
 _Static_assert((DL_TX_QUEUE & (DL_TX_QUEUE - 1)) == 0, "DL_TX_QUEUE: a power of two");
 

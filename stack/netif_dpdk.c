@@ -12,8 +12,9 @@
  * TX copies each frame into one mbuf of the port's pool (the host sizes the
  * data room for MTU + headers) and queues it; st_netif_flush() sends a port's
  * queue with one rte_eth_tx_burst per loop turn and keeps what the NIC did not
- * take for the next. The queue is bounded: a frame that finds it full even
- * after a burst is dropped (tx_full). Connections' output waits in lwIP
+ * take for the next. The queue is bounded (DL_TX_QUEUE frames, at most half
+ * the port's pool): a frame that finds it full even after a burst is dropped
+ * (tx_full). Connections' output waits in lwIP
  * instead while any queue holds DL_TX_QUEUE_HIGH frames (glue_output_dirty),
  * so a turn in which thousands of connections send does not fill it.
  */
@@ -281,12 +282,35 @@ static bool is_answer(const struct pbuf *p)
            h[ETH_HLEN + 40] == ICMP6_TYPE_NA;
 }
 
+/* The frames a port's TX queue may hold: DL_TX_QUEUE, or half its pool if
+ * that is less (the default pool is DL_TX_QUEUE mbufs). */
+static unsigned tx_cap(const st_port *port)
+{
+    unsigned half = port->pool->size / 2;
+    return half < DL_TX_QUEUE ? half : DL_TX_QUEUE;
+}
+
 static err_t low_level_output(struct netif *netif, struct pbuf *p)
 {
     st_port *port = ((st_nif *)netif->state)->port;
     if (port->quiet && is_answer(p)) { /* another worker answers this request */
         port->tx_quieted++;
         return ERR_OK;
+    }
+    /* At most half the pool waits in the queue; the rest stays free for
+     * receiving. A queue that took the whole pool while its peer's did the
+     * same (each ring full, each receiver out of mbufs to take a frame from
+     * it) stopped both directions until lwIP gave the connections up. */
+    unsigned cap = tx_cap(port);
+    if (port->n_tx >= cap)
+        st_netif_flush(port); /* a burst now rather than a drop */
+    if (port->n_tx >= cap) {
+        if (cap < DL_TX_QUEUE) { /* the queue's share of the pool: as if it were empty */
+            port->tx_nombuf++;
+            return ERR_MEM; /* lwIP keeps the segment (or the ACK) and sends it later */
+        }
+        port->tx_dropped++;
+        return ERR_OK; /* lost on the wire, as far as lwIP knows */
     }
     struct rte_mbuf *m = rte_pktmbuf_alloc(port->pool);
     if (!m) {
@@ -302,13 +326,6 @@ static err_t low_level_output(struct netif *netif, struct pbuf *p)
     pbuf_copy_partial(p, rte_pktmbuf_append(m, p->tot_len), p->tot_len, 0);
     if (port->tx_ip_cksum || port->tx_tcp_cksum)
         st_io_tx_offload(m, port->tx_ip_cksum, port->tx_tcp_cksum);
-    if (port->n_tx == DL_TX_QUEUE)
-        st_netif_flush(port); /* a burst now rather than a drop */
-    if (port->n_tx == DL_TX_QUEUE) {
-        rte_pktmbuf_free(m);
-        port->tx_dropped++;
-        return ERR_OK; /* lost on the wire, as far as lwIP knows */
-    }
     uint16_t slot = (uint16_t)((port->tx_head + port->n_tx) & (DL_TX_QUEUE - 1));
     port->tx[slot] = m; /* ownership: mbuf → the port's TX queue */
     port->tx_len[slot] = p->tot_len;
