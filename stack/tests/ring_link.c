@@ -168,25 +168,53 @@ static uint64_t fnv(uint64_t h, const unsigned char *p, size_t n)
     return h;
 }
 
-static void transfer(int family, const char *dst, size_t total)
+/* Copy 1 listens on port, any address. */
+static dl_conn *listener(int family, uint16_t port)
 {
     int err = 0;
-    uint8_t any[16] = {0}, a[16] = {0};
-    inet_pton(family == 6 ? AF_INET6 : AF_INET, dst, a);
+    uint8_t any[16] = {0};
     dl_conn *l = S[1]->conn_new(family, &err);
-    CHECK(S[1]->bind(l, any, 5000, &err) == DL_OK && S[1]->listen(l, 8, &err) == DL_OK, "listen %d",
+    CHECK(S[1]->bind(l, any, port, &err) == DL_OK && S[1]->listen(l, 8, &err) == DL_OK, "listen %d",
           err);
-    dl_conn *c = S[0]->conn_new(family, &err);
-    int rc = S[0]->connect(c, a, 5000, 1, &err);
-    while (rc == DL_AGAIN) {
-        turn();
-        rc = S[0]->connect(c, a, 5000, 1, &err);
-    }
+    return l;
+}
+
+/* Copy 0 connects to dst:port, copy 1 accepts on l; step() moves the link
+ * (and the scenario's clock) while either waits. */
+static void connect_accept(dl_conn *l, int family, const char *dst, uint16_t port,
+                           void (*step)(void), dl_conn **c, dl_conn **s)
+{
+    int err = 0, rc;
+    uint8_t a[16] = {0};
+    inet_pton(family == 6 ? AF_INET6 : AF_INET, dst, a);
+    *c = S[0]->conn_new(family, &err);
+    while ((rc = S[0]->connect(*c, a, port, 1, &err)) == DL_AGAIN)
+        step();
     CHECK(rc == DL_OK, "connect err %d", err);
-    dl_conn *s = NULL;
-    while (S[1]->accept(l, &s, 2, &err) == DL_AGAIN)
-        turn();
-    CHECK(s, "accept");
+    *s = NULL;
+    while (S[1]->accept(l, s, 2, &err) == DL_AGAIN)
+        step();
+    CHECK(*s, "accept");
+}
+
+/* Closes and frees both ends and the listener, then lets the closes finish. */
+static void close_conns(dl_conn *l, dl_conn *c, dl_conn *s, void (*step)(void))
+{
+    int err = 0;
+    S[0]->close(c, &err);
+    S[0]->conn_free(c);
+    S[1]->close(s, &err);
+    S[1]->conn_free(s);
+    S[1]->conn_free(l);
+    for (int i = 0; i < 200; i++)
+        step();
+}
+
+static void transfer(int family, const char *dst, size_t total)
+{
+    int err = 0, rc;
+    dl_conn *l = listener(family, 5000), *c, *s;
+    connect_accept(l, family, dst, 5000, turn, &c, &s);
     static unsigned char out[1 << 16], in[1 << 16];
     for (size_t i = 0; i < sizeof out; i++)
         out[i] = (unsigned char)(i * 131 + 7);
@@ -227,13 +255,7 @@ static void transfer(int family, const char *dst, size_t total)
            family, dst, sent, got, hs == hr && sent == got ? "OK" : "MISMATCH", ms,
            (unsigned long)nf, (unsigned long)(nf ? nb / nf : 0), (unsigned long)maxframe[1]);
     CHECK(hs == hr && sent == got, "content differs");
-    S[0]->close(c, &err);
-    S[0]->conn_free(c);
-    S[1]->close(s, &err);
-    S[1]->conn_free(s);
-    S[1]->conn_free(l);
-    for (int i = 0; i < 200; i++)
-        turn();
+    close_conns(l, c, s, turn);
 }
 
 /* The clock moves in steps of lwIP's fast timer, a turn each; 10 minutes of
@@ -246,6 +268,10 @@ static void advance(uint32_t ms)
         turn();
     }
     CHECK(fake_ms - fake_start < 600000, "stuck at %u ms", fake_ms - fake_start);
+}
+static void tick(void)
+{
+    advance(5);
 }
 
 static uint64_t time_wait_pcbs(void)
@@ -260,19 +286,11 @@ static uint64_t time_wait_pcbs(void)
  * the ACK of its FIN, so it keeps retransmitting the FIN. */
 static uint16_t close_first(dl_conn *l, bool drop)
 {
-    int err = 0, family;
+    int err = 0, family, rc;
     uint8_t a[16];
     uint16_t port;
-    inet_pton(AF_INET, "10.88.0.2", a);
-    dl_conn *c = S[0]->conn_new(4, &err);
-    int rc;
-    while ((rc = S[0]->connect(c, a, 5001, 1, &err)) == DL_AGAIN)
-        advance(5);
-    CHECK(rc == DL_OK, "connect err %d", err);
-    dl_conn *s = NULL;
-    while (S[1]->accept(l, &s, 2, &err) == DL_AGAIN)
-        advance(5);
-    CHECK(s, "accept");
+    dl_conn *c, *s;
+    connect_accept(l, 4, "10.88.0.2", 5001, tick, &c, &s);
     S[0]->local_addr(c, &family, a, &port);
     uint64_t tw = time_wait_pcbs();
     S[1]->close(s, &err); /* FIN from copy 1 first */
@@ -300,13 +318,9 @@ static uint16_t close_first(dl_conn *l, bool drop)
  * timer. Past B's 2 MSL only A may remain, past A's none. */
 static void timewait(void)
 {
-    int err = 0;
-    uint8_t any[16] = {0};
     fake_start = fake_ms = now_ms();
     fake_clock = true;
-    dl_conn *l = S[1]->conn_new(4, &err);
-    CHECK(S[1]->bind(l, any, 5001, &err) == DL_OK && S[1]->listen(l, 8, &err) == DL_OK, "listen %d",
-          err);
+    dl_conn *l = listener(4, 5001);
     uint16_t a = close_first(l, true);
     uint32_t a_entered = fake_ms;
     advance(2000);
@@ -380,24 +394,12 @@ static void pass(dl_conn *c, dl_conn *s, size_t n)
  * dropped and had to be sent again: one loss, hundreds of segments. */
 static void ooseq(int mtu)
 {
-    int err = 0;
-    uint8_t any[16] = {0}, a[16];
     fake_start = fake_ms = now_ms();
     fake_clock = true;
-    inet_pton(AF_INET, "10.88.0.2", a);
-    dl_conn *l = S[1]->conn_new(4, &err);
-    CHECK(S[1]->bind(l, any, 5002, &err) == DL_OK && S[1]->listen(l, 8, &err) == DL_OK, "listen %d",
-          err);
-    dl_conn *c = S[0]->conn_new(4, &err);
-    int rc;
-    while ((rc = S[0]->connect(c, a, 5002, 1, &err)) == DL_AGAIN)
-        turn_or_tick();
-    CHECK(rc == DL_OK, "connect err %d", err);
-    dl_conn *s = NULL;
-    while (S[1]->accept(l, &s, 2, &err) == DL_AGAIN)
-        turn_or_tick();
-    CHECK(s, "accept");
+    dl_conn *l = listener(4, 5002), *c, *s;
+    connect_accept(l, 4, "10.88.0.2", 5002, turn_or_tick, &c, &s);
     int family;
+    uint8_t a[16];
     S[0]->local_addr(c, &family, a, &data_port);
     pass(c, s, 4u << 20); /* read as it comes: the window grows to 1 MiB */
     const size_t burst = 900 * 1024;
@@ -413,13 +415,7 @@ static void ooseq(int mtu)
     CHECK(resent <= 4 * (uint64_t)(mtu - 40), "%lu bytes resent for one lost segment",
           (unsigned long)resent);
     data_port = 0;
-    S[0]->close(c, &err);
-    S[0]->conn_free(c);
-    S[1]->close(s, &err);
-    S[1]->conn_free(s);
-    S[1]->conn_free(l);
-    for (int i = 0; i < 200; i++)
-        turn_or_tick();
+    close_conns(l, c, s, turn_or_tick);
     fake_clock = false;
 }
 
