@@ -11,6 +11,10 @@
 #   scripts/test-routes.sh add      add the routes (idempotent)
 #   scripts/test-routes.sh del      remove the routes this script adds
 #   scripts/test-routes.sh list     print the prefixes it would protect
+#   scripts/test-routes.sh check    exit 1 (and name them) when any of those
+#                                   prefixes lacks its route: a spec started by
+#                                   hand outside scripts/test.sh (spec/helpers/
+#                                   child.lua refuses to make a tap then)
 #   scripts/test-routes.sh run CMD… run CMD with the routes in place (make bench,
 #                                   make soak): shared with other runs, removed
 #                                   by the last one to end
@@ -73,6 +77,16 @@ del)
 list)
     candidates
     ;;
+check)
+    missing=$(comm -23 <(candidates | sort) <({
+        ip -4 route show type unreachable
+        ip -6 route show type unreachable
+    } | awk '{print $2}' | sort))
+    if [ -n "$missing" ]; then
+        echo "$(echo "$missing" | wc -l) test prefixes have no unreachable route, e.g. $(echo "$missing" | head -1)" >&2
+        exit 1
+    fi
+    ;;
 run)
     shift
     # the lock scripts/test.sh holds the same way: shared while routes are
@@ -87,7 +101,7 @@ run)
     exit "$rc"
     ;;
 *)
-    echo "usage: $0 add|del|list|run CMD..." >&2
+    echo "usage: $0 add|del|list|check|run CMD..." >&2
     exit 2
     ;;
 esac

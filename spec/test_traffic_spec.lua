@@ -22,3 +22,33 @@ for family, addr in ((socket.AF_INET, "10.238.0.1"), (socket.AF_INET6, "fdee::1"
         assert.are.equal("10.238.0.1 EHOSTUNREACH fast\nfdee::1 EHOSTUNREACH fast\n", out)
     end)
 end)
+
+describe("a spec started by hand, outside scripts/test.sh", function()
+    local child = require "spec.helpers.child"
+
+    it("refuses to make a tap while the test routes are missing, and names the fix", function()
+        -- a namespace of its own: no routes at all, as a machine where no suite runs
+        local ns = ("dlrt%d"):format(math.random(1e6))
+        assert.are.equal(0, (child.sh("ip netns add " .. ns)))
+        finally(function() child.sh("ip netns del " .. ns) end)
+        local script = child.tmpfile(".lua", [[
+package.path = "./?.lua;" .. package.path
+local child = require "spec.helpers.child"
+local ok, err = pcall(child.tap_device, "dlrtx", 238)
+print(ok, err)
+]])
+        local function try()
+            return child.sh(("ip netns exec %s %s %s"):format(ns, child.quote(child.DPDKLUA), child.quote(script)))
+        end
+        local rc, out = try()
+        assert.are.equal(0, rc, out)
+        assert.matches("^false\t.*test prefixes have no unreachable route.*run specs through "
+            .. "`bash scripts/test.sh <spec>`", out)
+        -- with the routes in place (what scripts/test.sh does) the same call makes its tap
+        rc, out = child.sh(("ip netns exec %s bash scripts/test-routes.sh add"):format(ns))
+        assert.are.equal(0, rc, out)
+        rc, out = try()
+        assert.are.equal(0, rc, out)
+        assert.matches("^true\ttable: ", out)
+    end)
+end)

@@ -256,7 +256,25 @@ end
 
 -- A tap device config with its own interface name and /24 (10.<net>.0.0):
 -- the stack is .2, the kernel side .1.
+-- A tap's kernel peers (python, curl) reach its address through the tap's
+-- /24; once the tap is gone their SYN would follow the default route out of
+-- the uplink unless scripts/test-routes.sh's unreachable routes are in place
+-- (scripts/test.sh adds them). Checked once per load, before the first tap.
+local routes_checked = false
+local function require_test_routes()
+    if routes_checked then return end
+    local rc, out = M.sh(("bash %s/scripts/test-routes.sh check"):format(M.quote(ROOT)))
+    if rc ~= 0 then
+        error(out .. "the suite's test routes are not in place, so a kernel client could send to a"
+            .. " test address through the default route once its tap is gone: run specs"
+            .. " through `bash scripts/test.sh <spec>` (or `bash scripts/test-routes.sh run"
+            .. " busted <spec>`)", 3)
+    end
+    routes_checked = true
+end
+
 function M.tap_device(name, net, extra)
+    require_test_routes()
     local d = {
         vdev = ("net_tap_%s,iface=%s"):format(name, name),
         mac = ("02:d1:%02x:00:00:02"):format(net % 256),
