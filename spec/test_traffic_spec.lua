@@ -28,7 +28,7 @@ describe("a spec started by hand, outside scripts/test.sh", function()
 
     it("refuses to make a tap while the test routes are missing, and names the fix", function()
         -- a namespace of its own: no routes at all, as a machine where no suite runs
-        local ns = ("dlrt%d"):format(math.random(1e6))
+        local ns = "dlrt" .. child.tmpdir():match("([^/]+)$")
         assert.are.equal(0, (child.sh("ip netns add " .. ns)))
         finally(function() child.sh("ip netns del " .. ns) end)
         local script = child.tmpfile(".lua", [[
@@ -37,18 +37,22 @@ local child = require "spec.helpers.child"
 local ok, err = pcall(child.tap_device, "dlrtx", 238)
 print(ok, err)
 ]])
-        local function try()
-            return child.sh(("ip netns exec %s %s %s"):format(ns, child.quote(child.DPDKLUA), child.quote(script)))
+        local function try(env)
+            return child.sh(("ip netns exec %s env -u DPDKLUA_TEST_RUN %s %s %s"):format(ns, env or "",
+                child.quote(child.DPDKLUA), child.quote(script)))
         end
+        -- started by hand: not marked as a scripts/test.sh run's process
         local rc, out = try()
         assert.are.equal(0, rc, out)
         assert.matches("^false\t.*test prefixes have no unreachable route.*run specs through "
             .. "`bash scripts/test.sh <spec>`", out)
-        -- with the routes in place (what scripts/test.sh does) the same call makes its tap
-        rc, out = child.sh(("ip netns exec %s bash scripts/test-routes.sh add"):format(ns))
-        assert.are.equal(0, rc, out)
-        rc, out = try()
+        rc, out = child.sh(("ip netns exec %s bash scripts/test-routes.sh check"):format(ns))
+        assert.are_not.equal(0, rc, out)
+        -- inside a scripts/test.sh run the missing routes are added and the tap is made
+        rc, out = try("DPDKLUA_TEST_RUN=1.1")
         assert.are.equal(0, rc, out)
         assert.matches("^true\ttable: ", out)
+        rc, out = child.sh(("ip netns exec %s bash scripts/test-routes.sh check"):format(ns))
+        assert.are.equal(0, rc, out)
     end)
 end)
