@@ -107,6 +107,19 @@ print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) <= 1240, reply)
         assert.matches("pool: 4096 of 4096 mbufs back after shutdown\nring_link: ok\n", out)
     end)
 
+    it("sends a delayed ACK its full TX queue refused at a later tick: the peer does not retransmit", function()
+        -- lwIP's fast timer cleared a delayed ACK's flags even when the netif
+        -- refused the frame (ERR_MEM: the TX queue holds its share of the
+        -- pool), so the ACK was never sent and the peer waited for its RTO
+        -- (stack/patches/89-fasttmr-ack-retry.patch); before: 1 segment
+        -- retransmitted
+        local rc, out = child.sh(RING_LINK .. " ackretry")
+        assert.are.equal(0, rc, out)
+        assert.matches("ackretry: a delayed ACK refused %d+ times by a full TX queue: the peer "
+            .. "retransmitted 0 segments\n", out)
+        assert.matches("pool1: 64 of 64 mbufs back after shutdown\nring_link: ok\n", out)
+    end)
+
     it("is refused with what works when the device cannot take it", function()
         local dev = child.tap_device("dltjmb", 123, { mtu = 9001 })
         local cfg = child.config({ cores = { 0 }, devices = { dev } })

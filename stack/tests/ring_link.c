@@ -13,7 +13,9 @@
  * `ring_link timewait` runs instead the TIME-WAIT order check (timewait()
  * below: stack/patches/86-timewait-timer-order.patch) on a clock the test
  * moves itself, 5 ms a turn; `ring_link ooseq` the out-of-order hold
- * (ooseq() below), on a clock that moves only while the link is idle.
+ * (ooseq() below), on a clock that moves only while the link is idle;
+ * `ring_link ackretry` a delayed ACK refused by a full TX queue (ackretry()
+ * below: stack/patches/89-fasttmr-ack-retry.patch).
  * Built by `make ring-link` (build/stack/ring_link); spec/tcp_stack_spec.lua runs it.
  */
 #include <stdio.h>
@@ -126,6 +128,16 @@ static uint16_t filter(int to, struct rte_mbuf **rx, uint16_t n)
             rx[kept++] = rx[k];
     }
     return kept;
+}
+
+/* stack_env.tx_burst: copy 1's NIC takes nothing while stall_1 is set, so
+ * its frames wait in its TX queue (ackretry()). */
+static bool stall_1;
+static uint16_t tx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
+{
+    if (stall_1 && port_id == pid[1])
+        return 0;
+    return rte_eth_tx_burst(port_id, queue, pkts, n);
 }
 
 static void turn(void)
@@ -419,6 +431,86 @@ static void ooseq(int mtu)
     fake_clock = false;
 }
 
+/* Moves n bytes from copy `from`'s conn a to the other copy's conn b. */
+static void move(int from, dl_conn *a, dl_conn *b, size_t n)
+{
+    static unsigned char buf[1 << 16];
+    size_t sent = 0, got = 0;
+    int err = 0;
+    while (got < n) {
+        size_t k = 0;
+        if (sent < n) {
+            size_t want = n - sent < sizeof buf ? n - sent : sizeof buf;
+            CHECK(S[from]->send(a, (char *)buf, want, &k, 3, &err) != DL_ERROR, "send err %d", err);
+            sent += k;
+        }
+        k = 0;
+        int rc = S[1 - from]->recv(b, (char *)buf, sizeof buf, &k, 4, &err);
+        CHECK(rc != DL_ERROR && !(rc == DL_OK && k == 0), "recv rc %d err %d", rc, err);
+        got += rc == DL_OK ? k : 0;
+        turn_or_tick();
+    }
+}
+
+/* A delayed ACK that lwIP's fast timer cannot send because copy 1's TX queue
+ * holds its share of the pool (ERR_MEM) is sent at a later tick, not lost:
+ * lost, the peer (with nothing more to send) waits for its RTO and
+ * retransmits. Copy 1 (a pool of ACK_POOL mbufs) fills its queue with a bulk
+ * connection's frames while its NIC takes nothing; copy 0 sends 100 bytes on
+ * a second connection that copy 1 only has to ACK; 20 ms (four fast timer
+ * ticks, under the 50 ms RTO floor) later copy 1's NIC takes frames again. */
+#define ACK_POOL 64
+static void ackretry(void)
+{
+    fake_start = fake_ms = now_ms();
+    fake_clock = true;
+    dl_conn *l = listener(4, 5003), *c1, *s1, *c2, *s2;
+    connect_accept(l, 4, "10.88.0.2", 5003, turn_or_tick, &c1, &s1);
+    connect_accept(l, 4, "10.88.0.2", 5003, turn_or_tick, &c2, &s2);
+    move(1, s1, c1, 4u << 20); /* copy 1's congestion window opens */
+    stack_counters k0, k1;
+    S[1]->counters(&k0);
+    stall_1 = true;
+    static char buf[1 << 16];
+    size_t k = 0;
+    int err = 0;
+    for (int i = 0; i < 8; i++) { /* more than the queue may hold */
+        CHECK(S[1]->send(s1, buf, sizeof buf, &k, 3, &err) != DL_ERROR, "send err %d", err);
+        turn();
+    }
+    S[1]->counters(&k1);
+    CHECK(k1.tx_nombuf > k0.tx_nombuf, "copy 1's TX queue never refused a frame");
+    stack_tcp_stats t0, t1;
+    S[0]->tcp_stats(&t0);
+    CHECK(S[0]->send(c2, buf, 100, &k, 5, &err) == DL_OK && k == 100, "send err %d", err);
+    for (int i = 0; i < 4; i++)
+        tick(); /* the request arrives; the fast timer's ACKs are refused */
+    S[1]->counters(&k0);
+    stall_1 = false;
+    for (int i = 0; i < 400; i++) /* 2 s of idle link at most */
+        turn_or_tick();
+    S[0]->tcp_stats(&t1);
+    printf("ackretry: a delayed ACK refused %lu times by a full TX queue: the peer retransmitted "
+           "%lu segments\n",
+           (unsigned long)(k0.tx_nombuf - k1.tx_nombuf),
+           (unsigned long)(t1.retrans_segs - t0.retrans_segs));
+    CHECK(k0.tx_nombuf > k1.tx_nombuf, "the delayed ACK was never refused");
+    CHECK(t1.retrans_segs == t0.retrans_segs, "the ACK was lost: %lu segments retransmitted",
+          (unsigned long)(t1.retrans_segs - t0.retrans_segs));
+    for (size_t got = 0; got < 8 * sizeof buf;) { /* copy 0 reads the bulk's rest */
+        size_t n = 0;
+        if (S[0]->recv(c1, buf, sizeof buf, &n, 4, &err) == DL_OK)
+            got += n;
+        turn_or_tick();
+    }
+    S[0]->close(c2, &err);
+    S[0]->conn_free(c2);
+    S[1]->close(s2, &err);
+    S[1]->conn_free(s2);
+    close_conns(l, c1, s1, turn_or_tick);
+    fake_clock = false;
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -435,6 +527,10 @@ int main(int argc, char **argv)
         room = RTE_MBUF_DEFAULT_BUF_SIZE;
     struct rte_mempool *pool = rte_pktmbuf_pool_create("rp", 4096, 256, 64, (uint16_t)room, 0);
     CHECK(pool, "pool");
+    bool ack = argc > 1 && strcmp(argv[1], "ackretry") == 0; /* copy 1 sends from a small pool */
+    struct rte_mempool *pool1 =
+        ack ? rte_pktmbuf_pool_create("rp1", ACK_POOL, 0, 64, (uint16_t)room, 0) : pool;
+    CHECK(pool1, "pool1");
     struct rte_ring *r01 = rte_ring_create("r01", 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
     struct rte_ring *r10 = rte_ring_create("r10", 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
     int p0 = rte_eth_from_rings("ringA", &r10, 1, &r01, 1, 0); /* rx from r10, tx to r01 */
@@ -443,7 +539,7 @@ int main(int argc, char **argv)
     pid[0] = (uint16_t)p0;
     pid[1] = (uint16_t)p1;
     static dl_device_config dev[2];
-    stack_env env = {.wake = wake, .now_ms = now_ms, .log = slog};
+    stack_env env = {.wake = wake, .now_ms = now_ms, .log = slog, .tx_burst = tx_burst};
     for (int i = 0; i < 2; i++) {
         struct rte_eth_conf conf;
         memset(&conf, 0, sizeof conf);
@@ -465,7 +561,7 @@ int main(int argc, char **argv)
         env.worker_index = i;
         CHECK(S[i]->init(&env) == DL_OK, "init");
         stack_port sp = {
-            .index = 0, .port_id = pid[i], .queue = 0, .pool = pool, .mtu = mtu, .dev = &dev[i]};
+            .index = 0, .port_id = pid[i], .queue = 0, .pool = i ? pool1 : pool, .mtu = mtu, .dev = &dev[i]};
         uint8_t mac[6] = {0x02, 0, 0, 0, 0x88, (uint8_t)(i + 1)};
         memcpy(sp.mac, mac, 6);
         CHECK(S[i]->add_port(&sp) == DL_OK, "add_port");
@@ -475,6 +571,8 @@ int main(int argc, char **argv)
         timewait();
     } else if (argc > 1 && strcmp(argv[1], "ooseq") == 0) {
         ooseq(mtu);
+    } else if (ack) {
+        ackretry();
     } else {
         transfer(4, "10.88.0.2", 32u << 20);
         transfer(6, "fd88::2", 32u << 20);
@@ -486,6 +584,11 @@ int main(int argc, char **argv)
     unsigned avail = rte_mempool_avail_count(pool);
     printf("pool: %u of 4096 mbufs back after shutdown\n", avail);
     CHECK(avail == 4096, "%u mbufs leaked", 4096 - avail);
+    if (pool1 != pool) {
+        printf("pool1: %u of %u mbufs back after shutdown\n", rte_mempool_avail_count(pool1),
+               ACK_POOL);
+        CHECK(rte_mempool_avail_count(pool1) == ACK_POOL, "copy 1's mbufs leaked");
+    }
     printf("ring_link: ok\n");
     rte_eal_cleanup();
     char cmd[128]; /* --no-huge leaves the EAL's runtime directory behind */
