@@ -35,6 +35,7 @@ local worker          -- dl_worker* driven by this state, nil when detached
 local slot            -- its dl_task_slot: the task running now, for the watchdog
 local turn_clock      -- const double *: dl_now at the start of the worker's turn
 local ready, ready_head, ready_tail = {}, 1, 0
+local lonely = false  -- this turn's run_ready runs one task (M.spin)
 local timers, n_timers, timer_seq = {}, 0, 0 -- binary min-heap of timer records
 -- coroutine -> task: each task's own coroutine (removed when it ends: the
 -- value refers to the key, which a weak key alone would keep alive) and the
@@ -636,6 +637,7 @@ local function run_ready()
     -- Only the tasks queued before this turn: a task that yields runs again
     -- after the next poll, so yielding lets packets and timers through.
     local last = ready_tail
+    lonely = ready_head == last
     while ready_head <= last do
         local task = ready[ready_head]
         ready[ready_head] = nil
@@ -695,9 +697,11 @@ end
 -- stop, or a task that another task is running (dpdk.spawn's child runs
 -- until it first waits, then its parent goes on). The caller bounds how
 -- many turns it spins before it parks; a wake for a token it does not wait
--- on yet finds no waiter (its next attempt sees what C has).
+-- on yet finds no waiter (its next attempt sees what C has). Only in a
+-- turn that ran this one task (lonely): where a turn runs many (a server
+-- under load) the next turn's poll finds work for them anyway.
 function M.spin()
-    if depth ~= 1 or stopping or mail_due or ready_head <= ready_tail or worker == nil
+    if not lonely or depth ~= 1 or stopping or mail_due or ready_head <= ready_tail or worker == nil
         or (n_timers > 0 and timers[1].at <= turn_clock[0]) then
         return false
     end
