@@ -699,10 +699,12 @@ end
 -- many turns it spins before it parks; a wake for a token it does not wait
 -- on yet finds no waiter (its next attempt sees what C has). Only in a
 -- turn that ran this one task (lonely): where a turn runs many (a server
--- under load) the next turn's poll finds work for them anyway.
-function M.spin()
+-- under load) the next turn's poll finds work for them anyway. at: the
+-- caller's deadline; once the turn's clock reaches it the caller parks, and
+-- its wait ends at once with "timeout", as a parked one's would.
+function M.spin(at)
     if not lonely or depth ~= 1 or stopping or mail_due or ready_head <= ready_tail or worker == nil
-        or (n_timers > 0 and timers[1].at <= turn_clock[0]) then
+        or at <= turn_clock[0] or (n_timers > 0 and timers[1].at <= turn_clock[0]) then
         return false
     end
     dispatch(C.dl_poll(worker, events, MAX_EVENTS))

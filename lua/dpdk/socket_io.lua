@@ -81,7 +81,7 @@ return function(Socket, S)
                     return nil, fail(self, n), p
                 end
                 deadline = deadline or now() + seconds(self.read_timeout, defaults.read_timeout)
-                if spins > 0 and spin() then -- a turn of the loop in this task, then again
+                if spins > 0 and spin(deadline) then -- a turn of the loop in this task, then again
                     spins = spins - 1
                 else
                     local why = park(token, deadline)
