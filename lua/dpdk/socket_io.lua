@@ -34,10 +34,6 @@ local char_ptr = ffi.typeof("const char *")
 -- then allocates it on every exit to the scheduler (24 bytes a round trip).
 local RECV_CHUNK = 65536
 
--- Loop turns a reader waiting for data may run itself (sched.spin) before it
--- parks: about 2-4 µs of idle turns, a request-response peer's round trip.
-local SPIN_TURNS = 64
-
 return function(Socket, S)
     local busy, fail, park, seconds, timeout_ms, defaults = S.busy, S.fail, S.park, S.seconds,
         S.timeout_ms, S.defaults
@@ -55,7 +51,11 @@ return function(Socket, S)
         self.reader, self.user = task, task
         local gen, rbuf, recv, deadline = self.gen, self.rbuf, self.T.recv, nil
         local token = self.rtoken
-        local spins = SPIN_TURNS
+        -- loop turns it may run itself before it parks (sched.spin; the
+        -- transport's figure: 64 on dpdk, ~2-4 µs of idle turns, about a
+        -- request-response peer's round trip; 0 on kernel sockets)
+        local spin_turns = self.T.spin_turns
+        local spins = spin_turns
         while true do
             local done, result = try(rbuf, a1, a2)
             if done then
@@ -85,7 +85,7 @@ return function(Socket, S)
                     spins = spins - 1
                 else
                     local why = park(token, deadline)
-                    spins = SPIN_TURNS
+                    spins = spin_turns
                     if why == "timeout" and self.gen == gen then
                         self.reader = nil
                         return nil, "timeout", left(rbuf, a1, a2, false)
