@@ -188,9 +188,9 @@ static struct netif *owner6(const ip6_addr_t *a)
  * matching address, as Linux picks the primary one. */
 static struct netif *first_on_link4(const ip4_addr_t *dest)
 {
-    for (int p = 0; p < DL_MAX_DEVICES; p++) {
-        st_port *port = &st_inst.ports[p];
-        for (int k = 0; port->used && k < port->n_nifs; k++) {
+    for (int p = 0; p < st_inst.n_live; p++) {
+        st_port *port = st_inst.live[p];
+        for (int k = 0; k < port->n_nifs; k++) {
             struct netif *n = &port->nifs[k].netif;
             if (netif_is_up(n) && !ip4_addr_isany_val(*netif_ip4_addr(n)) &&
                 ip4_addr_net_eq(dest, netif_ip4_addr(n), netif_ip4_netmask(n)))
@@ -202,9 +202,9 @@ static struct netif *first_on_link4(const ip4_addr_t *dest)
 
 static struct netif *first_on_link6(const ip6_addr_t *dest)
 {
-    for (int p = 0; p < DL_MAX_DEVICES; p++) {
-        st_port *port = &st_inst.ports[p];
-        for (int k = 0; port->used && k < port->n_nifs; k++) {
+    for (int p = 0; p < st_inst.n_live; p++) {
+        st_port *port = st_inst.live[p];
+        for (int k = 0; k < port->n_nifs; k++) {
             struct netif *n = &port->nifs[k].netif;
             for (int i = 0; netif_is_up(n) && i < LWIP_IPV6_NUM_ADDRESSES; i++)
                 if (ip6_addr_isvalid(netif_ip6_addr_state(n, i)) &&
@@ -263,10 +263,7 @@ bool st_addr_is_local(const ip_addr_t *addr)
 
 struct netif *st_first_netif(void)
 {
-    for (int i = 0; i < DL_MAX_DEVICES; i++)
-        if (st_inst.ports[i].used)
-            return &st_inst.ports[i].nifs[0].netif;
-    return NULL;
+    return st_inst.n_live ? &st_inst.live[0]->nifs[0].netif : NULL;
 }
 
 /* ---- ops ---- */
@@ -304,6 +301,15 @@ static int count_netifs(void)
         n++;
     }
     return n;
+}
+
+/* st_inst.live: the used ports, in index (configuration) order. */
+static void live_ports(void)
+{
+    st_inst.n_live = 0;
+    for (int i = 0; i < DL_MAX_DEVICES; i++)
+        if (st_inst.ports[i].used)
+            st_inst.live[st_inst.n_live++] = &st_inst.ports[i];
 }
 
 static void port_free(st_port *port)
@@ -435,6 +441,7 @@ static int inst_add_port(const stack_port *sp)
         netif_set_default(first);
     if (port->has_gw6 && !st_inst.gw6_netif)
         st_inst.gw6_netif = first;
+    live_ports();
     return DL_OK;
 }
 
@@ -462,9 +469,8 @@ static void inst_input_quiet(int port_index, struct rte_mbuf **pkts, int n)
 
 void st_flush_now(void)
 {
-    for (int i = 0; i < DL_MAX_DEVICES; i++)
-        if (st_inst.ports[i].used)
-            st_inst.sent_early += st_netif_flush(&st_inst.ports[i]);
+    for (int i = 0; i < st_inst.n_live; i++)
+        st_inst.sent_early += st_netif_flush(st_inst.live[i]);
 }
 
 static int inst_poll(void)
@@ -474,19 +480,16 @@ static int inst_poll(void)
     glue_output_dirty();
     int sent = st_inst.sent_early;
     st_inst.sent_early = 0;
-    for (int i = 0; i < DL_MAX_DEVICES; i++)
-        if (st_inst.ports[i].used)
-            sent += st_netif_flush(&st_inst.ports[i]);
+    for (int i = 0; i < st_inst.n_live; i++)
+        sent += st_netif_flush(st_inst.live[i]);
     return sent;
 }
 
 static void inst_counters(stack_counters *out)
 {
     memset(out, 0, sizeof *out);
-    for (int i = 0; i < DL_MAX_DEVICES; i++) {
-        const st_port *port = &st_inst.ports[i];
-        if (!port->used)
-            continue;
+    for (int i = 0; i < st_inst.n_live; i++) {
+        const st_port *port = st_inst.live[i];
         out->tx_bytes += port->tx_bytes;
         out->rx_dropped += port->rx_dropped;
         out->tx_dropped += port->tx_dropped + port->tx_nombuf + port->tx_too_big;
@@ -579,6 +582,7 @@ static void inst_shutdown(void)
                port->tx_dropped, port->tx_too_big);
         port_free(port);
     }
+    st_inst.n_live = 0;
     netif_set_default(NULL);
     st_inst.gw6_netif = NULL;
 }

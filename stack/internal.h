@@ -71,6 +71,11 @@ typedef struct st_instance {
     uint32_t cookie_last_ms; /* sys_now() of the last SYN cookie sent (syncookie.c) */
     uint64_t cookies_sent, cookies_ok, cookies_bad;
     st_port ports[DL_MAX_DEVICES];
+    /* The used ports in index order: the loops of every turn and of a parked
+     * reader's flush walk these, not all DL_MAX_DEVICES slots (each ~80 KiB
+     * apart: a line and a TLB entry per slot). */
+    st_port *live[DL_MAX_DEVICES];
+    int n_live;
     struct netif *gw6_netif; /* where unbound pcbs send to off-link IPv6 destinations */
     bool rx_pool_low;        /* the last input burst's pool was below half free (tcp_conn.c) */
     int sent_early;          /* frames st_flush_now sent since the last poll (poll counts them) */

@@ -250,8 +250,8 @@ int st_netif_flush(st_port *port)
 
 bool st_netif_tx_backlogged(void)
 {
-    for (int i = 0; i < DL_MAX_DEVICES; i++)
-        if (st_inst.ports[i].n_tx >= DL_TX_QUEUE_HIGH) /* 0 when not used */
+    for (int i = 0; i < st_inst.n_live; i++)
+        if (st_inst.live[i]->n_tx >= DL_TX_QUEUE_HIGH)
             return true;
     return false;
 }

@@ -35,6 +35,7 @@ local worker          -- dl_worker* driven by this state, nil when detached
 local slot            -- its dl_task_slot: the task running now, for the watchdog
 local turn_clock      -- const double *: dl_now at the start of the worker's turn
 local ready, ready_head, ready_tail = {}, 1, 0
+local lonely = false  -- this turn's run_ready runs one task (M.spin)
 local timers, n_timers, timer_seq = {}, 0, 0 -- binary min-heap of timer records
 -- coroutine -> task: each task's own coroutine (removed when it ends: the
 -- value refers to the key, which a weak key alone would keep alive) and the
@@ -261,12 +262,14 @@ end
 -- The task resume() runs now (see M.running_task); a nested resume (a spawn
 -- that starts its child at once) restores the outer one.
 local running
+local depth = 0 -- resume()s in progress (1: a task the scheduler runs; M.spin)
 local function resume(task)
     local co = task.co
     local ok, res
     task.state = "running"
     local outer = running
     running = task
+    depth = depth + 1
     if slot ~= nil then -- the watchdog names this task if it never yields
         slot.id, slot.name = task.id, task.where
     end
@@ -281,6 +284,7 @@ local function resume(task)
         task.why, task.arg = nil, nil
         ok, res = co_resume(co, why, arg)
     end
+    depth = depth - 1
     running = outer
     if slot ~= nil then
         if outer then
@@ -633,6 +637,7 @@ local function run_ready()
     -- Only the tasks queued before this turn: a task that yields runs again
     -- after the next poll, so yielding lets packets and timers through.
     local last = ready_tail
+    lonely = ready_head == last
     while ready_head <= last do
         local task = ready[ready_head]
         ready[ready_head] = nil
@@ -646,24 +651,64 @@ local function run_ready()
     if ready_head > ready_tail then ready_head, ready_tail = 1, 0 end
 end
 
--- One turn of the loop: poll C, dispatch events, fire timers, run tasks.
-function M.turn()
-    local n = C.dl_poll(worker, events, MAX_EVENTS)
+-- The events of one dl_poll: wakes queue their tasks. Mail is read by the
+-- scheduler's own turn, never inside a task: a task's turn (M.spin) leaves
+-- it for the next one (mail_due), and the mailbox holds it until then.
+local mail_due = false
+local function dispatch(n)
     for i = 0, n - 1 do
         local ev = events[i]
         local kind = ev.kind
         if kind == EV_WAKE then
             M.wake(ev.token, tonumber(ev.arg))
         elseif kind == EV_MAIL then
-            if mail_handler then mail_handler() end
+            if running then
+                mail_due = true
+            elseif mail_handler then
+                mail_handler()
+            end
         elseif kind == EV_STOP then
             stopping = true
         elseif kind == EV_STATS then -- every DL_STATS_PERIOD_MS (dpdk.stats: lua_bytes)
             C.dl_stats_set_lua(worker, collectgarbage("count") * 1024)
         end
     end
+end
+
+-- One turn of the loop: poll C, dispatch events, fire timers, run tasks.
+function M.turn()
+    if mail_due then
+        mail_due = false
+        if mail_handler then mail_handler() end
+    end
+    dispatch(C.dl_poll(worker, events, MAX_EVENTS))
     run_timers()
     run_ready()
+end
+
+-- A task that would wait for C (its attempt said "again") may instead turn
+-- the loop itself, one turn per call, and try again: when it is the only
+-- task the scheduler would run, the turn is the scheduler's own (dl_poll
+-- and its events; no timer is due, nothing else is ready), minus the yield
+-- to the scheduler and the resume back, which LuaJIT compiles neither of
+-- (each is a trace exit: ~250 ns a message per side in ping-pong). Returns
+-- false, having done nothing, when the task must park instead: another
+-- task ready (a wake this turn dispatched, too), a timer due, mail, the
+-- stop, or a task that another task is running (dpdk.spawn's child runs
+-- until it first waits, then its parent goes on). The caller bounds how
+-- many turns it spins before it parks; a wake for a token it does not wait
+-- on yet finds no waiter (its next attempt sees what C has). Only in a
+-- turn that ran this one task (lonely): where a turn runs many (a server
+-- under load) the next turn's poll finds work for them anyway. at: the
+-- caller's deadline; once the turn's clock reaches it the caller parks, and
+-- its wait ends at once with "timeout", as a parked one's would.
+function M.spin(at)
+    if not lonely or depth ~= 1 or stopping or mail_due or ready_head <= ready_tail or worker == nil
+        or at <= turn_clock[0] or (n_timers > 0 and timers[1].at <= turn_clock[0]) then
+        return false
+    end
+    dispatch(C.dl_poll(worker, events, MAX_EVENTS))
+    return true
 end
 
 -- Drive the loop until pred() is true, the runtime stops or, on the main

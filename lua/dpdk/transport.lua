@@ -23,6 +23,7 @@ M.dpdk = {
     box = ffi.new("dl_conn *[1]"), -- accept's out parameter
     pool_prefix = "",              -- pool keys as OpenResty's ("ip:port" or connect's pool)
     listen_reuseaddr = false,
+    spin_turns = 64, -- loop turns a reader may run itself before it parks (sched.spin)
 }
 
 M.kernel = {
@@ -35,6 +36,7 @@ M.kernel = {
     box = ffi.new("dl_kconn *[1]"),
     pool_prefix = "ktcp:", -- a kernel connection never lands in a DPDK socket's pool
     listen_reuseaddr = true, -- as nginx's listeners: a restart finds its port in TIME_WAIT
+    spin_turns = 0, -- each attempt is a system call: park at once
 }
 
 local E_MISUSE, E_SYSTEM = C.DL_E_MISUSE, C.DL_E_SYSTEM
