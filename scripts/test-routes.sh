@@ -61,9 +61,12 @@ add_routes() {
         candidates | while read -r p; do ip route replace unreachable "$p" || true; done
 }
 
+unreachable_routes() { # the prefixes that have an unreachable route, one per line
+    { ip -4 route show type unreachable; ip -6 route show type unreachable; } | awk '{print $2}'
+}
+
 del_routes() {
-    { ip -4 route show type unreachable; ip -6 route show type unreachable; } |
-        awk '{print $2}' | grep -E '^(10\.[0-9]+\.0\.0/16|fd[0-9a-f]{2}::/16)$' |
+    unreachable_routes | grep -E '^(10\.[0-9]+\.0\.0/16|fd[0-9a-f]{2}::/16)$' |
         sed 's/^/route del unreachable /' | ip -batch - 2>/dev/null || true
 }
 
@@ -78,10 +81,7 @@ list)
     candidates
     ;;
 check)
-    missing=$(comm -23 <(candidates | sort) <({
-        ip -4 route show type unreachable
-        ip -6 route show type unreachable
-    } | awk '{print $2}' | sort))
+    missing=$(comm -23 <(candidates | sort) <(unreachable_routes | sort))
     if [ -n "$missing" ]; then
         echo "$(echo "$missing" | wc -l) test prefixes have no unreachable route, e.g. $(echo "$missing" | head -1)" >&2
         exit 1

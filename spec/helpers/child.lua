@@ -254,8 +254,6 @@ function M.config(spec)
     return M.tmpfile(".json", json(cfg))
 end
 
--- A tap device config with its own interface name and /24 (10.<net>.0.0):
--- the stack is .2, the kernel side .1.
 -- A tap's kernel peers (python, curl) reach its address through the tap's
 -- /24; once the tap is gone their SYN would follow the default route out of
 -- the uplink unless scripts/test-routes.sh's unreachable routes are in place
@@ -280,6 +278,8 @@ local function require_test_routes()
     routes_checked = true
 end
 
+-- A tap device config with its own interface name and /24 (10.<net>.0.0):
+-- the stack is .2, the kernel side .1.
 function M.tap_device(name, net, extra)
     require_test_routes()
     local d = {

@@ -209,14 +209,20 @@ static void connect_accept(dl_conn *l, int family, const char *dst, uint16_t por
     CHECK(*s, "accept");
 }
 
-/* Closes and frees both ends and the listener, then lets the closes finish. */
-static void close_conns(dl_conn *l, dl_conn *c, dl_conn *s, void (*step)(void))
+/* Closes and frees both ends of a connection (c on copy 0, s on copy 1). */
+static void close_pair(dl_conn *c, dl_conn *s)
 {
     int err = 0;
     S[0]->close(c, &err);
     S[0]->conn_free(c);
     S[1]->close(s, &err);
     S[1]->conn_free(s);
+}
+
+/* Closes and frees both ends and the listener, then lets the closes finish. */
+static void close_conns(dl_conn *l, dl_conn *c, dl_conn *s, void (*step)(void))
+{
+    close_pair(c, s);
     S[1]->conn_free(l);
     for (int i = 0; i < 200; i++)
         step();
@@ -379,21 +385,22 @@ static void turn_or_tick(void)
     CHECK(fake_ms - fake_start < 600000, "stuck at %u ms", fake_ms - fake_start);
 }
 
-/* Sends n bytes from c to s; s reads them all (and checks them). */
-static void pass(dl_conn *c, dl_conn *s, size_t n)
+/* Moves n bytes from copy `from`'s conn a to the other copy's conn b, which
+ * reads them as they come (their content is not checked). */
+static void move(int from, dl_conn *a, dl_conn *b, size_t n)
 {
     static unsigned char buf[1 << 16];
     size_t sent = 0, got = 0;
     int err = 0;
     while (got < n) {
+        size_t k = 0;
         if (sent < n) {
-            size_t want = n - sent < sizeof buf ? n - sent : sizeof buf, k = 0;
-            memset(buf, (int)(sent & 0xff), want);
-            CHECK(S[0]->send(c, (char *)buf, want, &k, 3, &err) != DL_ERROR, "send err %d", err);
+            size_t want = n - sent < sizeof buf ? n - sent : sizeof buf;
+            CHECK(S[from]->send(a, (char *)buf, want, &k, 3, &err) != DL_ERROR, "send err %d", err);
             sent += k;
         }
-        size_t k = 0;
-        int rc = S[1]->recv(s, (char *)buf, sizeof buf, &k, 4, &err);
+        k = 0;
+        int rc = S[1 - from]->recv(b, (char *)buf, sizeof buf, &k, 4, &err);
         CHECK(rc != DL_ERROR && !(rc == DL_OK && k == 0), "recv rc %d err %d", rc, err);
         got += rc == DL_OK ? k : 0;
         turn_or_tick();
@@ -413,13 +420,13 @@ static void ooseq(int mtu)
     int family;
     uint8_t a[16];
     S[0]->local_addr(c, &family, a, &data_port);
-    pass(c, s, 4u << 20); /* read as it comes: the window grows to 1 MiB */
+    move(0, c, s, 4u << 20); /* read as it comes: the window grows to 1 MiB */
     const size_t burst = 900 * 1024;
     uint64_t before = data_bytes;
     stack_tcp_stats st0, st1;
     S[0]->tcp_stats(&st0);
     drop_data = 1; /* the burst's first segment */
-    pass(c, s, burst);
+    move(0, c, s, burst);
     S[0]->tcp_stats(&st1);
     uint64_t resent = data_bytes - before - burst;
     printf("ooseq: %zu bytes after one lost segment: %lu bytes resent, %lu segments\n", burst,
@@ -429,27 +436,6 @@ static void ooseq(int mtu)
     data_port = 0;
     close_conns(l, c, s, turn_or_tick);
     fake_clock = false;
-}
-
-/* Moves n bytes from copy `from`'s conn a to the other copy's conn b. */
-static void move(int from, dl_conn *a, dl_conn *b, size_t n)
-{
-    static unsigned char buf[1 << 16];
-    size_t sent = 0, got = 0;
-    int err = 0;
-    while (got < n) {
-        size_t k = 0;
-        if (sent < n) {
-            size_t want = n - sent < sizeof buf ? n - sent : sizeof buf;
-            CHECK(S[from]->send(a, (char *)buf, want, &k, 3, &err) != DL_ERROR, "send err %d", err);
-            sent += k;
-        }
-        k = 0;
-        int rc = S[1 - from]->recv(b, (char *)buf, sizeof buf, &k, 4, &err);
-        CHECK(rc != DL_ERROR && !(rc == DL_OK && k == 0), "recv rc %d err %d", rc, err);
-        got += rc == DL_OK ? k : 0;
-        turn_or_tick();
-    }
 }
 
 /* A delayed ACK that lwIP's fast timer cannot send because copy 1's TX queue
@@ -503,10 +489,7 @@ static void ackretry(void)
             got += n;
         turn_or_tick();
     }
-    S[0]->close(c2, &err);
-    S[0]->conn_free(c2);
-    S[1]->close(s2, &err);
-    S[1]->conn_free(s2);
+    close_pair(c2, s2);
     close_conns(l, c1, s1, turn_or_tick);
     fake_clock = false;
 }
