@@ -155,7 +155,7 @@ rt:block_on(function()
     phase = "load"
     dpdk.sleep(WARM)
     measuring = true
-    print("MEASURE") io.stdout:flush() -- the conns row reads the server's worker from here
+    print("MEASURE") io.stdout:flush() -- the conns and http rows read the server's worker from here
     local t0 = clock()
     dpdk.sleep(seconds)
     measuring = false

@@ -161,6 +161,7 @@ for _, d in ipairs({
     "long send(int fd, const void *buf, size_t len, int flags);",
     "long recv(int fd, void *buf, size_t len, int flags);",
     "int close(int fd);",
+    "unsigned int getuid(void);",
 }) do pcall(ffi.cdef, d) end -- each alone: the host may have declared some
 
 local function now()
@@ -168,6 +169,10 @@ local function now()
     ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
     return tonumber(ts.sec) + tonumber(ts.nsec) * 1e-9
 end
+
+-- DPDK's runtime directory: /var/run/dpdk for root, else under XDG_RUNTIME_DIR or /tmp.
+local RUNTIME_DIR = ffi.C.getuid() == 0 and "/var/run/dpdk"
+    or (os.getenv("XDG_RUNTIME_DIR") or "/tmp") .. "/dpdk"
 
 -- One command on process pid's telemetry socket (dpdklua's file prefix is
 -- dpdklua-<pid>); its JSON answer as a string.
@@ -177,7 +182,7 @@ local function telemetry(pid, cmd)
     assert(fd >= 0, "telemetry: socket")
     local addr = ffi.new("struct dl_bench_sun")
     addr.family = 1
-    ffi.copy(addr.path, ("/var/run/dpdk/dpdklua-%d/dpdk_telemetry.v2"):format(pid))
+    ffi.copy(addr.path, ("%s/dpdklua-%d/dpdk_telemetry.v2"):format(RUNTIME_DIR, pid))
     local tv = ffi.new("long[2]", 2, 0) -- SO_RCVTIMEO 2 s: a hung server fails the row
     C.setsockopt(fd, 1, 20, tv, ffi.sizeof(tv))
     local buf = ffi.new("char[?]", 65536)
@@ -192,15 +197,14 @@ local function telemetry(pid, cmd)
     return answer
 end
 
--- The server worker's counters now: t (s), cpu (ns), loops, rx and tx frames.
+-- The server worker's counters now: t (s), cpu (ns), loops, frames received.
 local function worker_snap(proc)
     local t = now()
     local cpu = tonumber(read(("/proc/%d/task/%d/schedstat"):format(proc.pid, proc.pid))
         :match("^(%d+)"))
     local a = telemetry(proc.pid, "/dpdklua/stats,0")
     local function field(k) return tonumber(a:match('"' .. k .. '":%s*(%d+)')) end
-    local s = { t = t, cpu = cpu, loops = field("loops"), rx = field("rx_packets"),
-        tx = field("tx_packets") }
+    local s = { t = t, cpu = cpu, loops = field("loops"), rx = field("rx_packets") }
     if not (s.cpu and s.loops and s.rx) then error("telemetry: " .. a, 2) end
     return s
 end
