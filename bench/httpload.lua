@@ -8,7 +8,8 @@
 -- each, prints IDLE and holds them for <hold> seconds (default <seconds>: the
 -- server's memory per idle connection), then the keep-alive load on all of them. Prints one line of key=value pairs: req_s,
 -- p50_us, p99_us (latency of a request, connect included in close mode), errors,
--- connect_s (opening the connections, keep-alive and idle modes); on stderr
+-- connect_s (opening the connections, keep-alive and idle modes); before it,
+-- MEASURE when its measurement starts (after the warm-up); on stderr
 -- each error message with its count and the phase of its first (connect,
 -- hold, load).
 local ffi = require "ffi"
@@ -154,6 +155,7 @@ rt:block_on(function()
     phase = "load"
     dpdk.sleep(WARM)
     measuring = true
+    print("MEASURE") io.stdout:flush() -- the conns and http rows read the server's worker from here
     local t0 = clock()
     dpdk.sleep(seconds)
     measuring = false

@@ -144,6 +144,107 @@ local function dpdklua(script, ...)
     return table.concat(args, " ")
 end
 
+-- ---- the server worker's busy time (DPDK telemetry) -----------------------
+-- The server stays the real examples/http.lua: started with DPDKLUA_TELEMETRY=1,
+-- its worker's loop turns come from its telemetry socket (/dpdklua/stats,0:
+-- live counters; host/telemetry.c), its thread's CPU time from schedstat
+-- (worker 0 is the main thread: tid = pid). It busy-polls (100 % CPU), so its
+-- busy time = CPU time - loop turns x the CPU of one idle turn.
+
+for _, d in ipairs({
+    "struct dl_bench_ts { long sec; long nsec; };",
+    "struct dl_bench_sun { unsigned short family; char path[108]; };",
+    "int clock_gettime(int clk, struct dl_bench_ts *ts);",
+    "int socket(int domain, int type, int protocol);",
+    "int connect(int fd, const void *addr, unsigned int len);",
+    "int setsockopt(int fd, int level, int name, const void *value, unsigned int len);",
+    "long send(int fd, const void *buf, size_t len, int flags);",
+    "long recv(int fd, void *buf, size_t len, int flags);",
+    "int close(int fd);",
+    "unsigned int getuid(void);",
+}) do pcall(ffi.cdef, d) end -- each alone: the host may have declared some
+
+local function now()
+    local ts = ffi.new("struct dl_bench_ts")
+    ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+    return tonumber(ts.sec) + tonumber(ts.nsec) * 1e-9
+end
+
+-- DPDK's runtime directory: /var/run/dpdk for root, else under XDG_RUNTIME_DIR or /tmp.
+local RUNTIME_DIR = ffi.C.getuid() == 0 and "/var/run/dpdk"
+    or (os.getenv("XDG_RUNTIME_DIR") or "/tmp") .. "/dpdk"
+
+-- One command on process pid's telemetry socket (dpdklua's file prefix is
+-- dpdklua-<pid>); its JSON answer as a string.
+local function telemetry(pid, cmd)
+    local C = ffi.C
+    local fd = C.socket(1, 5, 0) -- AF_UNIX, SOCK_SEQPACKET
+    assert(fd >= 0, "telemetry: socket")
+    local addr = ffi.new("struct dl_bench_sun")
+    addr.family = 1
+    ffi.copy(addr.path, ("%s/dpdklua-%d/dpdk_telemetry.v2"):format(RUNTIME_DIR, pid))
+    local tv = ffi.new("long[2]", 2, 0) -- SO_RCVTIMEO 2 s: a hung server fails the row
+    C.setsockopt(fd, 1, 20, tv, ffi.sizeof(tv))
+    local buf = ffi.new("char[?]", 65536)
+    local answer
+    if C.connect(fd, addr, ffi.sizeof(addr)) == 0 and C.recv(fd, buf, 65536, 0) > 0 -- its greeting
+        and C.send(fd, cmd, #cmd, 0) == #cmd then
+        local n = C.recv(fd, buf, 65536, 0)
+        if n > 0 then answer = ffi.string(buf, n) end
+    end
+    C.close(fd)
+    if not answer then error(("telemetry: no answer to %s from %d"):format(cmd, pid), 2) end
+    return answer
+end
+
+-- The server worker's counters now: t (s), cpu (ns), loops, frames received.
+local function worker_snap(proc)
+    local t = now()
+    local cpu = tonumber(read(("/proc/%d/task/%d/schedstat"):format(proc.pid, proc.pid))
+        :match("^(%d+)"))
+    local a = telemetry(proc.pid, "/dpdklua/stats,0")
+    local function field(k) return tonumber(a:match('"' .. k .. '":%s*(%d+)')) end
+    local s = { t = t, cpu = cpu, loops = field("loops"), rx = field("rx_packets") }
+    if not (s.cpu and s.loops and s.rx) then error("telemetry: " .. a, 2) end
+    return s
+end
+
+-- CPU ns of one idle turn between two snapshots taken with no load.
+local function idle_turn(a, b)
+    return (b.cpu - a.cpu) / math.max(1, b.loops - a.loops)
+end
+
+-- The worker over a load generator's measurement: a snapshot once it prints
+-- MEASURE and one 0.1 s before its window of <seconds> ends; its figures once
+-- it has exited (its req_s gives the requests served between the snapshots).
+local function measure_worker(server, gen, seconds, timeout)
+    local deadline = os.time() + timeout
+    while not gen:stdout():find("MEASURE", 1, true) do
+        if not gen:alive() or os.time() > deadline then
+            error(("load generator printed no MEASURE\nstdout:\n%s\nstderr:\n%s")
+                :format(gen:stdout(), read(gen.err)), 2)
+        end
+        sleep(0.005)
+    end
+    local a = worker_snap(server)
+    sleep(math.max(0, seconds - 0.1 - (now() - a.t)))
+    local b = worker_snap(server)
+    while gen:alive() and os.time() <= deadline do sleep(0.05) end
+    return a, b
+end
+
+-- Work per request (busy CPU ns per request) between snapshots a and b, the
+-- generator's rate req_s: and the busy share of the worker's CPU, the loop
+-- turns and frames received per request, the worker's share of the core.
+local function work_per_request(a, b, turn, req_s)
+    local dt = b.t - a.t
+    local requests = req_s * dt
+    local cpu, loops = b.cpu - a.cpu, b.loops - a.loops
+    local busy = cpu - loops * turn
+    return { ns = busy / requests, busy_share = busy / cpu, cpu_share = cpu / (dt * 1e9),
+        loops_per_request = loops / requests, rx_per_request = (b.rx - a.rx) / requests }
+end
+
 -- ---- statistics and output ----------------------------------------------
 
 local function summary(values)
@@ -297,10 +398,11 @@ end
 
 local HTTP_SECONDS = tonumber(os.getenv("BENCH_SECONDS") or "") or (QUICK and 1 or 5)
 
--- examples/http.lua on a memif config, with its server core.
+-- examples/http.lua on a memif config, with its server core; its telemetry
+-- socket open (measure_worker reads its worker's loop turns there).
 local function http_server(cfg, port)
-    return start(("env DPDK_ENV_CONFIG=%s %s"):format(q(cfg), dpdklua("examples/http.lua", port, 1)))
-        :wait_output("http server on port")
+    return start(("env DPDK_ENV_CONFIG=%s DPDKLUA_TELEMETRY=1 %s"):format(q(cfg),
+        dpdklua("examples/http.lua", port, 1))):wait_output("http server on port")
 end
 
 -- hold: idle mode's hold time (bench/httpload.lua); opening many connections
@@ -324,6 +426,34 @@ end
 local function add(m, name, v)
     m[name] = m[name] or {}
     table.insert(m[name], v)
+end
+
+-- The keep-alive load of <conns> connections against an http_server, first
+-- held idle 1 s (the worker's idle turn, link up, in the same process); the
+-- generator's figures, the worker's over its measurement (work_per_request)
+-- and the idle turn.
+local function load_measured(server, ccfg, ip, port, conns)
+    local gen = start(dpdklua("bench/httpload.lua", ccfg, ip, port, conns, HTTP_SECONDS, "idle", 1))
+    gen:wait_output("IDLE", 60)
+    sleep(0.2)
+    local i0 = worker_snap(server)
+    sleep(0.5)
+    local turn = idle_turn(i0, worker_snap(server))
+    local a, b = measure_worker(server, gen, HTTP_SECONDS, HTTP_SECONDS + 120)
+    local r = kv(gen:stdout())
+    if not r.req_s or r.requests == 0 then
+        error("load generator: no requests\n" .. gen:stdout() .. read(gen.err), 2)
+    end
+    return r, work_per_request(a, b, turn, r.req_s), turn
+end
+
+-- A load's worker figures into m, each name ending in _<suffix>.
+local function add_work(m, suffix, w)
+    add(m, "work_ns_" .. suffix, w.ns)
+    add(m, "busy_share_" .. suffix, w.busy_share)
+    add(m, "cpu_share_" .. suffix, w.cpu_share)
+    add(m, "loops_per_req_" .. suffix, w.loops_per_request)
+    add(m, "rx_per_req_" .. suffix, w.rx_per_request)
 end
 
 -- The load generator's own ceiling: the same load against bench/nullhttp.lua
@@ -362,7 +492,9 @@ row("http", function()
     local server = http_server(scfg, 8080)
     for _, c in ipairs(levels) do
         for _ = 1, RUNS do
-            local r = load(ccfg, ip, 8080, c, HTTP_SECONDS)
+            local r, w, turn = load_measured(server, ccfg, ip, 8080, c)
+            add_work(m, "c" .. c, w)
+            add(m, "idle_turn_ns_c" .. c, turn)
             add(m, "ours_req_s_c" .. c, r.req_s)
             add(m, "ours_p50_us_c" .. c, r.p50_us)
             add(m, "ours_p99_us_c" .. c, r.p99_us)
@@ -392,6 +524,14 @@ row("http", function()
                     fmt(med(s, "ours_errors_c" .. c)), fmt(med(s, "nginx_errors_c" .. c)),
                     c == 32 and "  (target >=300k, >=4x)" or "")
         end
+        local work = {}
+        for _, c in ipairs(levels) do
+            local busy = med(s, "busy_share_c" .. c)
+            work[#work + 1] = ("c=%d %s ns (busy %s)"):format(c, fmt(med(s, "work_ns_c" .. c)),
+                busy and ("%.0f%%"):format(100 * busy) or "-")
+        end
+        out[#out + 1] = ("http server work per request (busy CPU of its worker): %s; idle turn %s ns")
+            :format(table.concat(work, ", "), fmt(med(s, "idle_turn_ns_c" .. levels[1])))
         out[#out + 1] = ("http load generator ceiling (null server, c=32): %s req/s")
             :format(fmt(med(s, "null_req_s_c32")))
         return out
@@ -467,14 +607,22 @@ row("conns", function()
     for _ = 1, RUNS do
         local server = http_server(scfg, 8080)
         local ok, err = pcall(function()
-            local r = load(ccfg, ip, 8080, 100, HTTP_SECONDS)
+            -- 100 connections, held 1 s first: the idle turn, link up
+            local r, w, turn = load_measured(server, ccfg, ip, 8080, 100)
             add(m, "ours_req_s_c100", r.req_s)
+            add(m, "idle_turn_ns", turn)
+            add_work(m, "c100", w)
             local before = rss_kb(server.pid)
             local gen = start(dpdklua("bench/httpload.lua", ccfg, ip, 8080, many, HTTP_SECONDS, "idle"))
             gen:wait_output("IDLE", 300)
             local during = rss_kb(server.pid)
             add(m, "idle_bytes_per_conn", (during - before) * 1024 / many)
-            while gen:alive() do sleep(0.1) end
+            -- a turn with <many> idle connections: their timers' share, for the record
+            sleep(0.2)
+            local i0 = worker_snap(server)
+            sleep(0.5)
+            add(m, "idle_turn_ns_many", idle_turn(i0, worker_snap(server)))
+            local a, b = measure_worker(server, gen, HTTP_SECONDS, HTTP_SECONDS + 300)
             local r2 = kv(gen:stdout())
             if not r2.req_s then error("load generator: " .. gen:stdout() .. read(gen.err)) end
             if (r2.errors or 0) > 0 then -- say why (the generator's errors by message)
@@ -485,6 +633,10 @@ row("conns", function()
             add(m, "ours_errors_many", r2.errors)
             add(m, "gen_retransmitted_many", r2.retransmitted)
             add(m, "gen_connect_s_many", r2.connect_s)
+            -- the idle turn of the 100's hold: the timers of <many> connections count as work
+            local w2 = work_per_request(a, b, turn, r2.req_s)
+            add_work(m, "many", w2)
+            add(m, "capacity_ratio", w.ns / w2.ns)
         end)
         server:stop()
         if not ok then error(err, 0) end
@@ -492,12 +644,19 @@ row("conns", function()
     -- the load generator's ceiling at as many connections: the same idle mode,
     -- held 0.5 s
     ceiling(m, "null_req_s_many", "null_errors_many", scfg, ccfg, ip, many, "idle", 0.5)
+    local function pct(v) return v and ("%.0f%%"):format(100 * v) or "-" end
     record("conns", m, function(s)
+        local w100, wmany = med(s, "work_ns_c100"), med(s, "work_ns_many")
         return { ("keep-alive at %d connections: %-9s req/s vs %-9s at 100: %s of it  (target >=80%%); errors %s; server memory per idle connection %s B")
             :format(many, fmt(med(s, "ours_req_s_many")), fmt(med(s, "ours_req_s_c100")),
                 med(s, "ours_req_s_c100") and ("%.0f%%"):format(100 * med(s, "ours_req_s_many")
                     / med(s, "ours_req_s_c100")) or "-",
                 fmt(med(s, "ours_errors_many")), fmt(med(s, "idle_bytes_per_conn"))),
+            ("server work per request (busy CPU): %s ns at %d vs %s ns at 100: capacity at %d %s of it; busy %s of the worker's CPU at %d, %s at 100; idle turn %s ns (%s with %d idle)")
+                :format(fmt(wmany), many, fmt(w100), many,
+                    w100 and wmany and pct(w100 / wmany) or "-", pct(med(s, "busy_share_many")),
+                    many, pct(med(s, "busy_share_c100")), fmt(med(s, "idle_turn_ns")),
+                    fmt(med(s, "idle_turn_ns_many")), many),
             ("generator ceiling at %d: %s req/s (null server; errors %s); generator retransmitted %s segments per run; opened the %d in %s s")
                 :format(many, fmt(med(s, "null_req_s_many")), fmt(med(s, "null_errors_many")),
                     fmt(med(s, "gen_retransmitted_many")), many, fmt(med(s, "gen_connect_s_many"))) }

@@ -26,11 +26,15 @@ describe("make bench QUICK=1 #bench", function()
                 assert(tonumber(v), row .. ": median " .. v)
             end
             assert(medians >= 1, row .. ": no metric\n" .. json)
+            for k, v in json:gmatch('"(work_ns_[%w_]+)":{[^}]-"median":([%-%d%.e]+)') do
+                assert(tonumber(v) > 0, row .. ": " .. k .. " " .. v) -- busy CPU per request
+            end
             assert(json:find('"nproc":2', 1, true) or json:find('"nproc":', 1, true), json)
         end
         for _, label in ipairs({ "pingpong 64 B   p50 us", "http keep-alive c=32",
             "http load generator ceiling", "connections/s", "bulk one stream",
             "keep-alive at 200 connections", "generator ceiling at 200:", "wrk c=32 req/s",
+            "server work per request (busy CPU): ", "http server work per request",
             "idle turn of the loop" }) do
             assert(out:find(label, 1, true), "missing table line " .. label .. "\n" .. out)
         end
