@@ -26,6 +26,8 @@
 #include "lwip/etharp.h"
 #include "lwip/ethip6.h"
 #include "lwip/pbuf.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/prot/ip.h"
 #include "lwip/prot/icmp6.h"
 #include "lwip/prot/ip6.h"
 #include "netif/ethernet.h"
@@ -38,7 +40,7 @@
 /* The host creates its pools with a 64-byte private area (host/port.c). */
 static_assert(sizeof(struct pbuf_custom) <= 64, "pbuf_custom must fit the mbuf private area");
 
-enum { ETH_HLEN = 14 };
+enum { ETH_HLEN = 14, DL_PREFETCH_BURST = 64 };
 
 static inline struct pbuf_custom *mbuf_pbuf(struct rte_mbuf *m)
 {
@@ -174,8 +176,73 @@ u16_t st_hook_ooseq_pbufs(const struct tcp_pcb *pcb)
     return st_inst.rx_pool_low ? OOSEQ_LOW_PBUFS : OOSEQ_WINDOW_PBUFS;
 }
 
+/* A TCP/IPv4 frame's pcb bucket, or NULL (another protocol, IP options
+ * longer than the frame): the 4-tuple as tcp_input will see it. */
+static struct tcp_pcb **frame_slot(const struct rte_mbuf *m)
+{
+    const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+    if (m->data_len < ETH_HLEN + 20 || f[12] != 0x08 || f[13] != 0x00)
+        return NULL;
+    const uint8_t *ip = f + ETH_HLEN;
+    unsigned ihl = (ip[0] & 0xfu) * 4u;
+    if (ip[9] != IP_PROTO_TCP || m->data_len < ETH_HLEN + ihl + 4)
+        return NULL;
+    const uint8_t *th = ip + ihl;
+    ip_addr_t src, dst;
+    memcpy(&ip_2_ip4(&src)->addr, ip + 12, 4);
+    memcpy(&ip_2_ip4(&dst)->addr, ip + 16, 4);
+    IP_SET_TYPE_VAL(src, IPADDR_TYPE_V4);
+    IP_SET_TYPE_VAL(dst, IPADDR_TYPE_V4);
+    return tcp_pcb_hash_slot(&dst, (u16_t)(th[2] << 8 | th[3]), &src, (u16_t)(th[0] << 8 | th[1]));
+}
+
+/* At many connections each frame's pcb, its glue connection and the oldest
+ * segment its ACK frees are cold (a miss each), and lwIP takes the frames
+ * one after another: the misses of a burst came one at a time. Walk the
+ * chain for the whole burst first, a level per pass, prefetching the next
+ * level, so that each level's misses overlap; tcp_input then finds the
+ * lines in the cache. Only hints: a wrong guess costs a wasted prefetch. */
+static void prefetch_pcbs(struct rte_mbuf **pkts, int n)
+{
+    struct tcp_pcb **slot[DL_PREFETCH_BURST];
+    struct tcp_pcb *pcb[DL_PREFETCH_BURST];
+    if (n > DL_PREFETCH_BURST)
+        n = DL_PREFETCH_BURST;
+    for (int i = 0; i < n; i++) {
+        slot[i] = frame_slot(pkts[i]);
+        if (slot[i])
+            rte_prefetch0(slot[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        pcb[i] = slot[i] ? *slot[i] : NULL;
+        if (pcb[i])
+            for (size_t o = 0; o < sizeof(struct tcp_pcb); o += RTE_CACHE_LINE_SIZE)
+                rte_prefetch0((const char *)pcb[i] + o);
+    }
+    for (int i = 0; i < n; i++) {
+        if (!pcb[i])
+            continue;
+        uintptr_t arg = (uintptr_t)pcb[i]->callback_arg;
+        if (arg && !(arg & 1)) { /* a conn (tcp_conn.c), not an orphan's deadline */
+            rte_prefetch0((const void *)arg);
+            rte_prefetch0((const char *)arg + RTE_CACHE_LINE_SIZE);
+        }
+        if (pcb[i]->unacked)
+            rte_prefetch0(pcb[i]->unacked);
+    }
+    for (int i = 0; i < n; i++) {
+        struct tcp_seg *seg = pcb[i] ? pcb[i]->unacked : NULL;
+        if (seg) {
+            rte_prefetch0(seg->tcphdr);
+            rte_prefetch0(seg->p);
+        }
+    }
+}
+
 void st_netif_input(st_port *port, struct rte_mbuf **pkts, int n)
 {
+    if (n > 1)
+        prefetch_pcbs(pkts, n);
     /* Below a quarter of the pool free, stop pinning mbufs in lwIP queues. */
     unsigned avail = pool_avail(port->pool);
     bool low = avail < port->pool->size / 4;
