@@ -9,9 +9,10 @@
 # state instead of perf: which Lua functions (and "[C]"/VM states) take the time.
 #   bash bench/profile.sh bulk [seconds=5]
 #   bash bench/profile.sh pingpong [seconds=5]  (64 B ping-pong: echo side and client)
-#   bash bench/profile.sh many [connections=10000] [seconds=5] [perf|lua]  (the conns
-#     row's keep-alive load on many held connections: server and load generator;
-#     lua: jit.p on the load generator against bench/nullhttp.lua, its ceiling)
+#   bash bench/profile.sh many [connections=10000] [seconds=5] [perf|lua|luaserver]  (the
+#     conns row's keep-alive load on many held connections: server and load generator;
+#     lua: jit.p on the load generator against bench/nullhttp.lua, its ceiling;
+#     luaserver: jit.p on the HTTP server, JITP_MODE=v for its VM states)
 # bulk: one stream (bench/bulk.lua), perf on the sender (core 1) and the
 # receiver (core 0) at once; prints the Gbit/s and both reports.
 set -euo pipefail
@@ -99,6 +100,21 @@ if [ "$conns" = many ]; then
         for _ in $(seq 100); do grep -q READY "$dir/server.out" && break; sleep 0.1; done
         "${DPDKLUA:-./dpdklua}" bench/jitp.lua "$dir/jitp.txt" bench/httpload.lua "$dir/client.json" \
             10.9.0.2 8080 "$n" "$secs" idle 0.5 > "$dir/load.out" 2>&1 || true
+        cat "$dir/load.out"
+        head -45 "$dir/jitp.txt"
+        exit 0
+    fi
+    if [ "${4:-perf}" = luaserver ]; then
+        # jit.p on the HTTP server for its whole life: its start, the
+        # generator's connect and 0.5 s hold are a small part of a long run
+        DPDK_ENV_CONFIG=$dir/server.json "${DPDKLUA:-./dpdklua}" bench/jitp.lua "$dir/jitp.txt" \
+            examples/http.lua 8080 1 > "$dir/server.out" 2>&1 &
+        server=$!
+        for _ in $(seq 100); do grep -q "http server" "$dir/server.out" && break; sleep 0.1; done
+        "${DPDKLUA:-./dpdklua}" bench/httpload.lua "$dir/client.json" 10.9.0.2 8080 "$n" "$secs" \
+            idle 0.5 > "$dir/load.out" 2>&1 || true
+        kill -INT $server 2>/dev/null || true # block_on returns "interrupted", jit.p writes
+        wait $server || true
         cat "$dir/load.out"
         head -45 "$dir/jitp.txt"
         exit 0
