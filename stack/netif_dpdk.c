@@ -36,6 +36,7 @@
 #include "hooks.h"
 #include "internal.h"
 #include "port_io.h"
+#include "tcp_conn.h"
 
 /* The host creates its pools with a 64-byte private area (host/port.c). */
 static_assert(sizeof(struct pbuf_custom) <= 64, "pbuf_custom must fit the mbuf private area");
@@ -222,9 +223,9 @@ static void prefetch_pcbs(struct rte_mbuf **pkts, int n)
     for (int i = 0; i < n; i++) {
         if (!pcb[i])
             continue;
-        uintptr_t arg = (uintptr_t)pcb[i]->callback_arg;
-        if (arg && !(arg & 1)) { /* a conn (tcp_conn.c), not an orphan's deadline */
-            rte_prefetch0((const void *)arg);
+        const void *arg = pcb[i]->callback_arg;
+        if (arg && !tc_is_orphan(arg)) { /* a conn, not an orphan's deadline */
+            rte_prefetch0(arg);
             rte_prefetch0((const char *)arg + RTE_CACHE_LINE_SIZE);
         }
         if (pcb[i]->unacked)

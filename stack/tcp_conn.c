@@ -341,13 +341,6 @@ static void tc_on_err(void *arg, err_t err)
     tc_wake(&c->pub.write_token, c->pub.error);
 }
 
-/* An orphan's callback arg: odd (a conn is aligned), with the sys_now()
- * deadline of its linger above the low bit. */
-static bool tc_is_orphan(const void *arg)
-{
-    return ((uintptr_t)arg & 1) != 0;
-}
-
 /* The application let go of pcb (close, or both FINs exchanged) but lwIP
  * still finishes it: queued data, FIN, retransmissions, zero-window probes.
  * It may live linger_ms more, then it is reset and freed (tc_on_poll). Call

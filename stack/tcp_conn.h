@@ -95,6 +95,12 @@ void tc_res_park(conn *c, u16_t need);
 void tc_res_unlink(conn *c);
 u16_t tc_segs_used(void);
 void tc_orphan(struct tcp_pcb *pcb);
+/* An orphan's callback arg (tc_orphan): odd (a conn is aligned), with the
+ * sys_now() deadline of its linger above the low bit. */
+static inline bool tc_is_orphan(const void *arg)
+{
+    return ((uintptr_t)arg & 1) != 0;
+}
 void tc_return_window(conn *c, size_t n, bool announce);
 
 #endif
