@@ -209,9 +209,19 @@ local function worker_snap(proc)
     return s
 end
 
--- CPU ns of one idle turn between two snapshots taken with no load.
+-- CPU ns of one idle turn between two snapshots taken with no load (each
+-- with cpu and loops: worker_snap's, or bench/steer.lua's per worker).
 local function idle_turn(a, b)
     return (b.cpu - a.cpu) / math.max(1, b.loops - a.loops)
+end
+
+-- The server worker's idle turn now, over 0.5 s (its load generator holds
+-- its connections idle), 0.2 s after the caller's last event.
+local function idle_turn_now(server)
+    sleep(0.2)
+    local a = worker_snap(server)
+    sleep(0.5)
+    return idle_turn(a, worker_snap(server))
 end
 
 -- The worker over a load generator's measurement: a snapshot once it prints
@@ -435,10 +445,7 @@ end
 local function load_measured(server, ccfg, ip, port, conns)
     local gen = start(dpdklua("bench/httpload.lua", ccfg, ip, port, conns, HTTP_SECONDS, "idle", 1))
     gen:wait_output("IDLE", 60)
-    sleep(0.2)
-    local i0 = worker_snap(server)
-    sleep(0.5)
-    local turn = idle_turn(i0, worker_snap(server))
+    local turn = idle_turn_now(server)
     local a, b = measure_worker(server, gen, HTTP_SECONDS, HTTP_SECONDS + 120)
     local r = kv(gen:stdout())
     if not r.req_s or r.requests == 0 then
@@ -618,10 +625,7 @@ row("conns", function()
             local during = rss_kb(server.pid)
             add(m, "idle_bytes_per_conn", (during - before) * 1024 / many)
             -- a turn with <many> idle connections: their timers' share, for the record
-            sleep(0.2)
-            local i0 = worker_snap(server)
-            sleep(0.5)
-            add(m, "idle_turn_ns_many", idle_turn(i0, worker_snap(server)))
+            add(m, "idle_turn_ns_many", idle_turn_now(server))
             local a, b = measure_worker(server, gen, HTTP_SECONDS, HTTP_SECONDS + 300)
             local r2 = kv(gen:stdout())
             if not r2.req_s then error("load generator: " .. gen:stdout() .. read(gen.err)) end
@@ -735,11 +739,11 @@ named_row("steer", function()
             for w = 0, workers - 1 do
                 local a, b, c = idle0.workers[w], idle1.workers[w], done.workers[w]
                 if not (a and b and c) or a.cpu < 0 then error("steer.lua: no figures for worker " .. w) end
-                local idle_turn = (b.cpu - a.cpu) / math.max(1, b.loops - a.loops)
-                work = work + math.max(0, (c.cpu - b.cpu) - (c.loops - b.loops) * idle_turn)
+                local turn = idle_turn(a, b)
+                work = work + math.max(0, (c.cpu - b.cpu) - (c.loops - b.loops) * turn)
                 frames = frames + (c.rx - b.rx)
                 fwd = fwd + (c.fout - b.fout)
-                add(m, ("%s_idle_turn_ns_w%d"):format(name, w), idle_turn)
+                add(m, ("%s_idle_turn_ns_w%d"):format(name, w), turn)
             end
             add(m, name .. "_req_s", r.req_s)
             if workers == 2 then
