@@ -16,8 +16,12 @@ $(BENCH_BIN)/tcp_pp: bench/tcp_pp.c | $(OBJ)
 	mkdir -p $(BENCH_BIN)
 	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Werror -o $@ $<
 
+$(BENCH_BIN)/memlat: bench/memlat.c | $(OBJ)
+	mkdir -p $(BENCH_BIN)
+	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Werror -o $@ $<
+
 .PHONY: bench bench-tools
-bench-tools: $(BENCH_BIN)/memif_pp $(BENCH_BIN)/tcp_pp
+bench-tools: $(BENCH_BIN)/memif_pp $(BENCH_BIN)/tcp_pp $(BENCH_BIN)/memlat
 
 bench: $(EXE) bench-tools
 	$(SUDO) env BENCH_RUNS=$(BENCH_RUNS) BENCH_QUICK=$(QUICK) BENCH_BIN=$(BENCH_BIN) \
