@@ -84,6 +84,34 @@ local ARGS = 14   -- start arguments until its first run
 local CB = 0      -- call_at record: the function (a task's slot 0 is nil)
 local DATA = 15   -- call_at record: its argument
 local NSLOTS = 15 -- table.new(NSLOTS, ...): slots 0..15, colocated
+local LADDR = 15  -- its coroutine's lua_State address, nil without peek (below)
+
+-- Before a turn resumes two or more tasks, run_ready reads a few bytes of
+-- each one's coroutine stack below its top frame, so the cache misses of
+-- the coming resumes overlap in one loop instead of stalling each resume
+-- in turn (at 10 000 connections every task's stack is cold). Lua cannot
+-- reach a coroutine's stack, so this reads LuaJIT 2.1's lua_State (GC64:
+-- base, top, maxstack, stack at bytes 32-63) through its address
+-- (string.format "%p"); checked once below on a live coroutine, and left
+-- off when the check fails.
+ffi.cdef[[typedef struct { uint8_t pad[32]; uint8_t *base; uint8_t *top; uint8_t *maxstack;
+    uint8_t *stack; } dl_lstate_peek;]]
+local peek_p = ffi.typeof("dl_lstate_peek *")
+local function lstate(co)
+    return tonumber(string.format("%p", co))
+end
+local peek = false
+if ffi.abi("gc64") and ffi.abi("64bit") and jit and jit.version:match("^LuaJIT 2%.1") then
+    local co = co_create(function(a, b, c) co_yield(a, b, c) end)
+    co_resume(co, 1, 2, 3)
+    local a = lstate(co)
+    if a then
+        local L = ffi.cast(peek_p, a)
+        local lo, b, t, hi = L.stack, L.base, L.top, L.maxstack
+        peek = lo ~= nil and lo < b and b <= t and t <= hi and hi - lo < 65536
+    end
+end
+local touched = 0 -- what the reads summed (kept, so the loads are not dropped)
 
 local Task = {}
 M.Task = Task
@@ -304,6 +332,7 @@ local function new_task(fn, ...)
     task[ST], task[ID], task[WHERE] = "new", task_count, where(fn)
     local co = co_create(task_body)
     task[CO] = co
+    if peek then task[LADDR] = lstate(co) end
     by_co[co] = task
     task[ARGS] = { n = select("#", ...), ... }
     task.fn = fn
@@ -686,6 +715,18 @@ local function run_ready()
     -- after the next poll, so yielding lets packets and timers through.
     local last = ready_tail
     lonely = ready_head == last
+    if peek and not lonely then -- read each one's stack below its top frame first
+        local sum = 0
+        for i = ready_head, last do
+            local L = ffi.cast(peek_p, ready[i][LADDR])
+            local b, lo = L.base, L.stack
+            sum = sum + b[0]
+            if b - 64 >= lo then sum = sum + b[-64] end
+            if b - 128 >= lo then sum = sum + b[-128] end
+            if b - 192 >= lo then sum = sum + b[-192] end
+        end
+        touched = sum
+    end
     while ready_head <= last do
         local task = ready[ready_head]
         ready[ready_head] = nil
