@@ -7,16 +7,22 @@
 -- Lua: each loop turn asks C for events (dl_poll) and resumes the tasks they
 -- name.
 --
+-- A task's fields that each park and wake touch are array slots of its
+-- table (task[ST], ...; "A task's layout" below): task.state and the like
+-- still read through the Task metatable, read-only.
+--
 -- Coroutines that user code creates inside a task may wait too: this module
 -- replaces coroutine.resume, wrap and status (see "User coroutines" below).
 local ffi = require "ffi"
 local C = require "dpdk.cdef"
+local table_new = require "table.new"
 
 local co_create, co_resume, co_running, co_status, co_yield =
     coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.yield
 local traceback = debug.traceback
 local select, unpack, type, error, xpcall, pcall, setmetatable, getmetatable, tostring =
     select, unpack, type, error, xpcall, pcall, setmetatable, getmetatable, tostring
+local rawget = rawget
 
 local EV_WAKE, EV_MAIL, EV_STOP = C.DL_EV_WAKE, C.DL_EV_MAIL, C.DL_EV_STOP
 local EV_STATS = C.DL_EV_STATS
@@ -36,7 +42,7 @@ local slot            -- its dl_task_slot: the task running now, for the watchdo
 local turn_clock      -- const double *: dl_now at the start of the worker's turn
 local ready, ready_head, ready_tail = {}, 1, 0
 local lonely = false  -- this turn's run_ready runs one task (M.spin)
-local timers, n_timers, timer_seq = {}, 0, 0 -- binary min-heap of timer records
+local timers, n_timers, timer_seq = {}, 0, 0 -- binary min-heap: tasks and call_at records
 -- coroutine -> task: each task's own coroutine (removed when it ends: the
 -- value refers to the key, which a weak key alone would keep alive) and the
 -- user coroutines a task resumed (collected with them).
@@ -46,9 +52,76 @@ local next_token = 0
 local mail_handler    -- function(data_ptr, len) for DL_EV_MAIL
 local stopping = false
 
+-- A task's layout. What one park/wake cycle touches lives in the array part
+-- of the task's table, in these slots: table.new(15, n) colocates the 16
+-- array slots (0..15) right after the table's header (LuaJIT's lj_tab.c,
+-- newtab), about three cache lines in all, where 14 string keys spread over
+-- a 16-node hash part (six lines) plus a separate timer record (three or
+-- four more). At 10 000 connections each task is cold when its request
+-- comes, so each line is a miss. The task is its own timer heap entry (AT,
+-- SEQ, HIDX); dpdk.timer's records (M.call_at) are tables of the same
+-- shape with CB and DATA set and no ST. Rarely used fields (name, parent,
+-- joiners, joining, results, ok, err, killed, waited, quiet, fn) stay
+-- string keys.
+-- Task's __index answers the slots' names (task.state, task.id, ...) for
+-- code outside this module; they are read-only through those names. A slot
+-- that may be nil is read with rawget here: a plain read of a nil slot
+-- would call that __index.
+local ST = 1      -- state: "new" | "ready" | "running" | "waiting" | "dead"
+local WHY = 2     -- what its wait returns: "event" | "timeout" | nil
+local ARG = 3     -- the waker's value
+local WOKE = 4    -- the token that woke it (until it runs)
+local CO = 5      -- its coroutine
+local TOKEN = 6   -- the token it waits on
+local DL = 7      -- its wait's deadline (dl_now() seconds), nil without one
+local DSEQ = 8    -- the timer sequence number of that deadline
+local HIDX = 9    -- heap entry: index in the timer heap, nil when not in it
+local AT = 10     -- heap entry: key (never later than DL, see the heap)
+local SEQ = 11    -- heap entry: sequence number (FIFO among equal keys)
+local ID = 12     -- its number
+local WHERE = 13  -- its name for the watchdog
+local ARGS = 14   -- start arguments until its first run
+local CB = 0      -- call_at record: the function (a task's slot 0 is nil)
+local DATA = 15   -- call_at record: its argument
+local NSLOTS = 15 -- table.new(NSLOTS, ...): slots 0..15, colocated
+local LADDR = 15  -- its coroutine's lua_State address, nil without peek (below)
+
+-- Before a turn resumes two or more tasks, run_ready reads a few bytes of
+-- each one's coroutine stack below its top frame, so the cache misses of
+-- the coming resumes overlap in one loop instead of stalling each resume
+-- in turn (at 10 000 connections every task's stack is cold). Lua cannot
+-- reach a coroutine's stack, so this reads LuaJIT 2.1's lua_State (GC64:
+-- base, top, maxstack, stack at bytes 32-63) through its address
+-- (string.format "%p"); checked once below on a live coroutine, and left
+-- off when the check fails.
+ffi.cdef[[typedef struct { uint8_t pad[32]; uint8_t *base; uint8_t *top; uint8_t *maxstack;
+    uint8_t *stack; } dl_lstate_peek;]]
+local peek_p = ffi.typeof("dl_lstate_peek *")
+local function lstate(co)
+    return tonumber(string.format("%p", co))
+end
+local peek = false
+if ffi.abi("gc64") and ffi.abi("64bit") and jit and jit.version:match("^LuaJIT 2%.1") then
+    local co = co_create(function(a, b, c) co_yield(a, b, c) end)
+    co_resume(co, 1, 2, 3)
+    local a = lstate(co)
+    if a then
+        local L = ffi.cast(peek_p, a)
+        local lo, b, t, hi = L.stack, L.base, L.top, L.maxstack
+        peek = lo ~= nil and lo < b and b <= t and t <= hi and hi - lo < 65536
+    end
+end
+local touched = 0 -- what the reads summed (kept, so the loads are not dropped)
+
 local Task = {}
-Task.__index = Task
 M.Task = Task
+local FIELD = { state = ST, why = WHY, arg = ARG, woke = WOKE, co = CO, token = TOKEN,
+    deadline = DL, dseq = DSEQ, id = ID, where = WHERE, start_args = ARGS }
+Task.__index = function(task, k)
+    local i = FIELD[k]
+    if i then return task[i] end
+    return Task[k]
+end
 
 local function log(level, msg)
     C.dl_log_write(level, "sched", msg)
@@ -58,34 +131,35 @@ end
 local function push_ready(task, why, arg)
     ready_tail = ready_tail + 1
     ready[ready_tail] = task
-    task.state = "ready"
-    task.why, task.arg = why, arg
+    task[ST] = "ready"
+    task[WHY], task[ARG] = why, arg
 end
 
 -- Timer heap ------------------------------------------------------------
--- A binary min-heap of timer records; each record knows its index, and
--- records are reused: a timed wait makes no garbage. A record wakes a task
--- (t.task) or calls t.fn(t.data) from the loop (dpdk.timer).
+-- A binary min-heap of entries keyed by [AT], [SEQ]; each knows its index
+-- ([HIDX]). An entry is a task (its own timed waits; [ST] set) or a record
+-- that calls record[CB](record[DATA]) from the loop (dpdk.timer); records
+-- are reused, and a task's waits make no garbage.
 --
--- A task keeps one record (task.timer) across its waits: a wait that an
--- event ends leaves it in the heap, and the task's next timed wait only
--- writes its deadline into the task (task.deadline, task.dseq) unless that
--- is earlier than the record's key. So the key is never later than the
--- deadline it stands for; when it comes due, run_timers fires the task if
--- the key is its deadline, moves the record to the deadline if it is
--- later, and drops it if the task no longer waits with one. A reader that
--- parks once per message (ping-pong, keep-alive) thus touches the heap
--- about once per timeout period instead of twice per message.
+-- A task stays in the heap across its waits: a wait that an event ends
+-- leaves it there, and the task's next timed wait only writes its deadline
+-- ([DL], [DSEQ]) unless that is earlier than its key. So the key is never
+-- later than the deadline it stands for; when it comes due, run_timers
+-- fires the task if the key is its deadline, moves the key to the deadline
+-- if it is later, and drops the entry if the task no longer waits with one.
+-- A reader that parks once per message (ping-pong, keep-alive) thus touches
+-- the heap about once per timeout period instead of twice per message.
 
 local timer_pool, n_pool = {}, 0
 
 local function heap_less(a, b)
-    return a.at < b.at or (a.at == b.at and a.seq < b.seq)
+    local aa, ba = a[AT], b[AT]
+    return aa < ba or (aa == ba and a[SEQ] < b[SEQ])
 end
 
 local function heap_place(t, i)
     timers[i] = t
-    t.index = i
+    t[HIDX] = i
 end
 
 local function sift_up(i)
@@ -114,25 +188,16 @@ local function sift_down(i)
     heap_place(t, i)
 end
 
-local function timer_add(at, task, fn, data)
-    local t
-    if n_pool > 0 then
-        t = timer_pool[n_pool]
-        timer_pool[n_pool] = nil
-        n_pool = n_pool - 1
-    else
-        t = {}
-    end
-    timer_seq = timer_seq + 1
-    t.at, t.seq, t.task, t.fn, t.data = at, timer_seq, task, fn, data
+-- Put entry t (a task or a record) in the heap with key at, seq.
+local function heap_add(t, at, seq)
+    t[AT], t[SEQ] = at, seq
     n_timers = n_timers + 1
     heap_place(t, n_timers)
     sift_up(n_timers)
-    return t
 end
 
 local function timer_remove(t)
-    local i = t.index
+    local i = rawget(t, HIDX)
     if not i then return end -- already fired or removed
     local last = timers[n_timers]
     timers[n_timers] = nil
@@ -140,23 +205,36 @@ local function timer_remove(t)
     if i <= n_timers then
         heap_place(last, i)
         sift_down(i)
-        sift_up(last.index)
+        sift_up(last[HIDX])
     end
-    t.task, t.fn, t.data, t.index = nil, nil, nil, nil
-    n_pool = n_pool + 1
-    timer_pool[n_pool] = t
+    t[HIDX] = nil
+    if rawget(t, ST) == nil then -- a record: back to the pool
+        t[CB], t[DATA] = nil, nil
+        n_pool = n_pool + 1
+        timer_pool[n_pool] = t
+    end
 end
 
 -- Call fn(data) from the loop (outside any task) at time `at` (dl_now()
 -- seconds); returns a handle for M.cancel. fn must not wait: it may spawn.
 function M.call_at(at, fn, data)
-    local t = timer_add(at, nil, fn, data)
-    return t, t.seq
+    local t
+    if n_pool > 0 then
+        t = timer_pool[n_pool]
+        timer_pool[n_pool] = nil
+        n_pool = n_pool - 1
+    else
+        t = table_new(NSLOTS, 0)
+    end
+    t[CB], t[DATA] = fn, data
+    timer_seq = timer_seq + 1
+    heap_add(t, at, timer_seq)
+    return t, timer_seq
 end
 
 -- Cancel what call_at returned (seq guards against a reused record).
 function M.cancel(t, seq)
-    if t.index and t.seq == seq then timer_remove(t) end
+    if rawget(t, HIDX) and t[SEQ] == seq then timer_remove(t) end
 end
 
 -- Task ends -------------------------------------------------------------
@@ -195,11 +273,10 @@ local function abandoned(token, woken, arg)
 end
 
 local function finish(task, ok, ...)
-    task.state = "dead"
-    local timer = task.timer
-    if timer then -- the record a past wait left in the heap
-        task.timer, task.deadline = nil, nil
-        timer_remove(timer)
+    task[ST] = "dead"
+    if rawget(task, HIDX) then -- in the heap since a past wait
+        task[DL] = nil
+        timer_remove(task)
     end
     task.ok = ok
     task.results = { n = select("#", ...), ... }
@@ -217,7 +294,7 @@ local function finish(task, ok, ...)
             M.wake(joiners[i], task)
         end
     end
-    by_co[task.co] = nil
+    by_co[task[CO]] = nil
 end
 
 -- xpcall's handler: keeps the error as raised (dpdk.wait returns it, as
@@ -250,11 +327,14 @@ end
 
 local function new_task(fn, ...)
     task_count = task_count + 1
-    local task = setmetatable({ name = "#" .. task_count, id = task_count, where = where(fn),
-        state = "new" }, Task)
-    task.co = co_create(task_body)
-    by_co[task.co] = task
-    task.start_args = { n = select("#", ...), ... }
+    local task = setmetatable(table_new(NSLOTS, 4), Task)
+    task.name = "#" .. task_count
+    task[ST], task[ID], task[WHERE] = "new", task_count, where(fn)
+    local co = co_create(task_body)
+    task[CO] = co
+    if peek then task[LADDR] = lstate(co) end
+    by_co[co] = task
+    task[ARGS] = { n = select("#", ...), ... }
     task.fn = fn
     return task
 end
@@ -264,31 +344,31 @@ end
 local running
 local depth = 0 -- resume()s in progress (1: a task the scheduler runs; M.spin)
 local function resume(task)
-    local co = task.co
+    local co = task[CO]
     local ok, res
-    task.state = "running"
+    task[ST] = "running"
     local outer = running
     running = task
     depth = depth + 1
     if slot ~= nil then -- the watchdog names this task if it never yields
-        slot.id, slot.name = task.id, task.where
+        slot.id, slot.name = task[ID], task[WHERE]
     end
-    local a = task.start_args
+    local a = rawget(task, ARGS)
     if a then
-        task.start_args = nil
+        task[ARGS] = nil
         local fn = task.fn
         task.fn = nil
         ok, res = co_resume(co, task, fn, unpack(a, 1, a.n))
     else
-        local why, arg = task.why, task.arg
-        task.why, task.arg = nil, nil
+        local why, arg = rawget(task, WHY), rawget(task, ARG)
+        task[WHY], task[ARG] = nil, nil
         ok, res = co_resume(co, why, arg)
     end
     depth = depth - 1
     running = outer
     if slot ~= nil then
         if outer then
-            slot.id, slot.name = outer.id, outer.where
+            slot.id, slot.name = outer[ID], outer[WHERE]
         else
             slot.id = 0
         end
@@ -296,10 +376,10 @@ local function resume(task)
     if not ok then
         -- task_body catches errors, so this is a scheduler bug or an error in
         -- the error handler itself: report it rather than lose it.
-        if task.state ~= "dead" then finish(task, false, traceback(co, tostring(res))) end
+        if task[ST] ~= "dead" then finish(task, false, traceback(co, tostring(res))) end
         return
     end
-    if res ~= PARKED and task.state == "running" and co_status(co) ~= "dead" then
+    if res ~= PARKED and task[ST] == "running" and co_status(co) ~= "dead" then
         push_ready(task) -- a plain coroutine.yield() acts like dpdk.yield()
     end
 end
@@ -329,14 +409,14 @@ function M.start(fn, ...)
 end
 
 function Task:done()
-    return self.state == "dead"
+    return self[ST] == "dead"
 end
 
 -- Wait for the task to end: true, results... or false, error (with traceback).
 -- Any task may join any task, any number of times; a failure that a joiner
 -- collects was still logged when it happened.
 function Task:join()
-    if self.state ~= "dead" then
+    if self[ST] ~= "dead" then
         local me = M.current_task("join")
         if me == self then error("a task cannot join itself", 2) end
         local joiners = self.joiners
@@ -362,7 +442,7 @@ function Task:set_name(name)
     if type(name) ~= "string" then
         error("task:set_name: expected a string, got " .. type(name), 2)
     end
-    self.where = name
+    self[WHERE] = name
     if running == self and slot ~= nil then slot.name = name end
     return self
 end
@@ -383,30 +463,29 @@ function M.kill(target)
     check_handle(target, "dpdk.kill", 1)
     if not target.parent then return nil, "not user thread" end
     if target.parent ~= me then return nil, "killer not parent" end
-    if target.state == "dead" then
+    if target[ST] == "dead" then
         if target.waited then return nil, "already waited or killed" end
         target.waited = true
         return nil, "already terminated"
     end
     target.killed, target.waited = true, true
-    local token = target.token
+    local token = target[TOKEN]
     if token then
-        target.token = nil
+        target[TOKEN] = nil
         forget_joins(target, token)
         if waiting[token] == target then
             waiting[token] = nil
             abandoned(token, false)
         end
     end
-    local timer = target.timer
-    if timer then
-        target.timer = nil
-        timer_remove(timer)
+    if rawget(target, HIDX) then
+        target[DL] = nil
+        timer_remove(target)
     end
-    if target.state == "ready" and target.why == "event" and target.woke then
-        abandoned(target.woke, true, target.arg) -- handed something it will never take
+    if target[ST] == "ready" and rawget(target, WHY) == "event" and rawget(target, WOKE) then
+        abandoned(target[WOKE], true, target[ARG]) -- handed something it will never take
     end
-    target.why, target.arg, target.woke = nil, nil, nil
+    target[WHY], target[ARG], target[WOKE] = nil, nil, nil
     target.err = "killed"
     finish(target, false, "killed") -- state "dead": its ready slot is skipped
     return true
@@ -459,7 +538,7 @@ function M.wait_any(...)
         if t.parent ~= me then
             error("dpdk.wait: only the parent task can wait on the thread", 2)
         end
-        if t.state == "dead" then
+        if t[ST] == "dead" then
             if not t.waited then return collect(t) end
             if i == n then return nil, "already waited or killed" end
         end
@@ -467,7 +546,7 @@ function M.wait_any(...)
     local token = M.token()
     for i = 1, n do
         local t = select(i, ...)
-        if t.state ~= "dead" then
+        if t[ST] ~= "dead" then
             local joiners = t.joiners
             if not joiners then
                 joiners = {}
@@ -543,31 +622,27 @@ end
 local function wait_at(task, token, at)
     if token then
         waiting[token] = task
-        task.token = token
+        task[TOKEN] = token
     end
     if at then
-        local t = task.timer
-        if not t or not t.index then
-            t = timer_add(at, task)
-            task.timer = t
-            task.deadline, task.dseq = at, t.seq
-        else
-            timer_seq = timer_seq + 1
-            task.deadline, task.dseq = at, timer_seq
-            if at < t.at then -- the key may not be later than the deadline
-                t.at, t.seq = at, timer_seq
-                sift_up(t.index)
-            end
+        timer_seq = timer_seq + 1
+        task[DL], task[DSEQ] = at, timer_seq
+        local i = rawget(task, HIDX)
+        if not i then
+            heap_add(task, at, timer_seq)
+        elseif at < task[AT] then -- the key may not be later than the deadline
+            task[AT], task[SEQ] = at, timer_seq
+            sift_up(i)
         end
     end
-    task.state = "waiting"
+    task[ST] = "waiting"
     local why, arg = co_yield(PARKED)
     if token then
         if waiting[token] == task then waiting[token] = nil end
-        task.token = nil
+        task[TOKEN] = nil
     end
-    task.woke = nil
-    task.deadline = nil -- a record left in the heap is dropped or re-used later
+    task[WOKE] = nil
+    task[DL] = nil -- its heap entry is dropped or re-used later
     return why, arg
 end
 
@@ -590,10 +665,10 @@ end
 -- false when nobody waits on it (any more).
 function M.wake(token, arg)
     local task = waiting[token]
-    if task and task.state == "waiting" then
+    if task and task[ST] == "waiting" then
         waiting[token] = nil
         push_ready(task, "event", arg)
-        task.woke = token
+        task[WOKE] = token
         return true
     end
     return false
@@ -603,7 +678,7 @@ end
 -- tokens whose waiters timed out or were killed).
 function M.is_waiting(token)
     local task = waiting[token]
-    return task ~= nil and task.state == "waiting"
+    return task ~= nil and task[ST] == "waiting"
 end
 
 local function run_timers()
@@ -611,21 +686,23 @@ local function run_timers()
     -- the time the turn began (one clock read per turn, in dl_poll): never
     -- later than dl_now, so a timer never fires before its time
     local now = turn_clock[0]
-    while n_timers > 0 and timers[1].at <= now do
+    while n_timers > 0 and timers[1][AT] <= now do
         local t = timers[1]
-        local task, fn, data = t.task, t.fn, t.data
-        local d = task and task.state == "waiting" and task.deadline
-        if d and (d ~= t.at or task.dseq ~= t.seq) then -- a past wait's key: move it
-            t.at, t.seq = d, task.dseq
-            sift_down(1)
-        elseif task then
-            timer_remove(t)
-            task.timer = nil
-            if d then
-                task.deadline = nil
-                push_ready(task, "timeout")
+        local st = rawget(t, ST)
+        if st then -- a task
+            local d = st == "waiting" and rawget(t, DL)
+            if d and (d ~= t[AT] or t[DSEQ] ~= t[SEQ]) then -- a past wait's key: move it
+                t[AT], t[SEQ] = d, t[DSEQ]
+                sift_down(1)
+            else
+                timer_remove(t)
+                if d then
+                    t[DL] = nil
+                    push_ready(t, "timeout")
+                end
             end
         else
+            local fn, data = t[CB], t[DATA]
             timer_remove(t)
             local ok, err = pcall(fn, data)
             if not ok then log(C.DL_LOG_ERROR, "timer callback failed: " .. tostring(err)) end
@@ -638,11 +715,23 @@ local function run_ready()
     -- after the next poll, so yielding lets packets and timers through.
     local last = ready_tail
     lonely = ready_head == last
+    if peek and not lonely then -- read each one's stack below its top frame first
+        local sum = 0
+        for i = ready_head, last do
+            local L = ffi.cast(peek_p, ready[i][LADDR])
+            local b, lo = L.base, L.stack
+            sum = sum + b[0]
+            if b - 64 >= lo then sum = sum + b[-64] end
+            if b - 128 >= lo then sum = sum + b[-128] end
+            if b - 192 >= lo then sum = sum + b[-192] end
+        end
+        touched = sum
+    end
     while ready_head <= last do
         local task = ready[ready_head]
         ready[ready_head] = nil
         ready_head = ready_head + 1
-        if task.state == "ready" then
+        if task[ST] == "ready" then
             resume(task)
         end
     end
@@ -704,7 +793,7 @@ end
 -- its wait ends at once with "timeout", as a parked one's would.
 function M.spin(at)
     if not lonely or depth ~= 1 or stopping or mail_due or ready_head <= ready_tail or worker == nil
-        or at <= turn_clock[0] or (n_timers > 0 and timers[1].at <= turn_clock[0]) then
+        or at <= turn_clock[0] or (n_timers > 0 and timers[1][AT] <= turn_clock[0]) then
         return false
     end
     dispatch(C.dl_poll(worker, events, MAX_EVENTS))
@@ -778,7 +867,7 @@ local function run_exit_hooks(budget)
     local deadline = C.dl_now() + budget
     local function all_done()
         for i = 1, #tasks do
-            if tasks[i].state ~= "dead" then return false end
+            if tasks[i][ST] ~= "dead" then return false end
         end
         return true
     end
@@ -807,7 +896,7 @@ function M.detach(budget)
     turn_clock = nil
     mail_handler = nil
     ready, ready_head, ready_tail = {}, 1, 0
-    for i = 1, n_timers do timers[i].index = nil end -- a task's record is no longer in a heap
+    for i = 1, n_timers do timers[i][HIDX] = nil end -- no entry is in a heap any more
     timers, n_timers = {}, 0
     waiting = {}
     stopping = false
@@ -841,15 +930,15 @@ local function resume_co(co, ...)
     local task = running and by_co[running]
     local owner = by_co[co]
     if not task then
-        if owner and owner.co ~= co then by_co[co] = nil end
+        if owner and owner[CO] ~= co then by_co[co] = nil end
         return co_resume(co, ...)
     end
     local p = parked[co]
     if p then -- waiting for the scheduler on behalf of a task
-        if p.state == "dead" then return false, "cannot resume dead coroutine" end
+        if p[ST] == "dead" then return false, "cannot resume dead coroutine" end
         return false, "cannot resume non-suspended coroutine"
     end
-    if owner and owner.co == co then -- a task's own coroutine is the scheduler's
+    if owner and owner[CO] == co then -- a task's own coroutine is the scheduler's
         return false, "cannot resume non-suspended coroutine"
     end
     by_co[co] = task
@@ -858,7 +947,7 @@ end
 
 local function status_co(co)
     local p = parked[co]
-    if p then return p.state == "dead" and "dead" or "normal" end
+    if p then return p[ST] == "dead" and "dead" or "normal" end
     return co_status(co)
 end
 
