@@ -104,8 +104,8 @@ local peek = false
 if ffi.abi("gc64") and ffi.abi("64bit") and jit and jit.version:match("^LuaJIT 2%.1") then
     local co = co_create(function(a, b, c) co_yield(a, b, c) end)
     co_resume(co, 1, 2, 3)
-    local a = lstate(co)
-    if a then
+    local ok, a = pcall(lstate, co) -- a LuaJIT without "%p" leaves it off
+    if ok and a then
         local L = ffi.cast(peek_p, a)
         local lo, b, t, hi = L.stack, L.base, L.top, L.maxstack
         peek = lo ~= nil and lo < b and b <= t and t <= hi and hi - lo < 65536
