@@ -42,8 +42,8 @@ M.err_text = err_text
 -- The object's layout. A socket (and a listener) is a table whose fields
 -- live in a colocated array part, slots 0..15 right after the table's header
 -- (table.new(15, 0): LuaJIT colocates an array of up to 16 slots), and no
--- hash part: 192 bytes, 3 cache lines, where string keys spread ~16 fields
--- over a separate hash part by their hashes (7 lines). At 10 000 connections
+-- hash part: 192 bytes (3 or 4 cache lines), where ~16 string keys took a
+-- 16-node hash part of 384 bytes apart from the header. At 10 000 connections
 -- each request meets its socket cold, so every line counts
 -- (docs/performance.md, "10 000 connections, seventh pass"). A slot that has
 -- no value holds false, not nil: a nil would send the read on to the
