@@ -297,7 +297,7 @@ print(pcall(ktcp.connect, "127.0.0.1", P.echo))  -- outside the runtime
 local addr = rt:block_on(function()
     local ffi = require "ffi"
     KEEP = assert(ktcp.connect("127.0.0.1", P.echo))
-    return tonumber(ffi.cast("uintptr_t", KEEP.conn))
+    return tonumber(ffi.cast("uintptr_t", KEEP[require("dpdk.socket").SLOTS.CONN]))
 end)
 print(pcall(rt.run, rt, function(a)
     local dpdk = require "dpdk"

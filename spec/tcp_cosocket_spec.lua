@@ -233,7 +233,7 @@ local ffi = require "ffi"
 local leaked = rt:block_on(function()
     local c = assert(tcp.connect(PEER, 15004))
     assert(c:send("five5"))
-    local conn = c.conn -- the connection outlives its socket object
+    local conn = c[require("dpdk.socket").SLOTS.CONN] -- the connection outlives its socket object
     c = nil
     collectgarbage() collectgarbage()
     return conn

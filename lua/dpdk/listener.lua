@@ -8,11 +8,15 @@ local transport = require "dpdk.transport"
 local E_AGAIN = C.DL_E_AGAIN
 local new_token, wake, running_task = sched.token, sched.wake, sched.running_task
 local now = C.dl_now
-local type, tostring, error, setmetatable, pairs = type, tostring, error, setmetatable, pairs
+local type, tostring, error, pairs = type, tostring, error, pairs
 local floor = math.floor
 local attach, release, err_text, park, timeout_ms = socket.attach, socket.release,
     socket.err_text, socket.park, socket.timeout_ms
 local accepting = socket.accepting
+-- a listener has a socket's layout (dpdk.socket: T, CONN, GEN, USER); its
+-- waiters (task -> token) and accept timeout (ms) live in its side table
+local F = socket.SLOTS
+local T_, CONN, GEN, USER, COLD = F.T, F.CONN, F.GEN, F.USER, F.COLD
 
 local M = {}
 
@@ -28,13 +32,15 @@ function M.listen(T, ip, port, opts, what)
         error(what .. ": expected a port number 0..65535, got " .. tostring(port), 3)
     end
     local backlog = opts and opts.backlog or 511
-    local self = setmetatable({ T = T, accept_timeout = 0, waiters = {} }, Listener)
+    local self = socket.new_object(T, Listener)
+    self[COLD] = { accept_timeout = 0, waiters = {} }
     attach(self, socket.new_conn(T, socket.is_ipv6(ip) and 6 or 4, 3))
+    local conn = self[CONN]
     local bind_ip = (ip == "0.0.0.0" or ip == "::") and "*" or ip
     local rc = 0
-    if T.listen_reuseaddr then rc = T.setopt(self.conn, C.DL_OPT_REUSEADDR, 1) end
-    if rc == 0 then rc = T.bind(self.conn, bind_ip, port) end
-    if rc == 0 then rc = T.listen(self.conn, backlog) end
+    if T.listen_reuseaddr then rc = T.setopt(conn, C.DL_OPT_REUSEADDR, 1) end
+    if rc == 0 then rc = T.bind(conn, bind_ip, port) end
+    if rc == 0 then rc = T.listen(conn, backlog) end
     if rc ~= 0 then
         local err = err_text(rc, 3)
         if rc == -C.DL_E_ADDRNOTAVAIL and T == transport.dpdk then
@@ -52,31 +58,30 @@ end
 -- connection, a timeout or its end) wakes the others to try again and one of
 -- them re-arms it.
 function Listener:accept()
-    local conn = self.conn
+    local conn = self[CONN]
     if not conn then return nil, "closed" end
     local task = running_task()
-    self.user = task
-    local T = self.T
-    local gen, waiters, box, deadline = self.gen, self.waiters, T.box, nil
+    self[USER] = task or false
+    local T, c = self[T_], self[COLD]
+    local gen, waiters, box, deadline = self[GEN], c.waiters, T.box, nil
     while true do
         local token = new_token()
         local rc = T.accept(conn, box, token)
         if rc == 0 then
-            local sock = socket.new(T, box[0])
-            sock.used = true
+            local sock = socket.new(T, box[0]) -- used (no `unused` mark)
             local ip, port = sock:peer_addr()
             return sock, ip, port
         end
         if rc ~= -E_AGAIN then return nil, err_text(rc) end
         if not deadline then
-            local ms = self.accept_timeout
+            local ms = c.accept_timeout
             deadline = ms > 0 and now() + ms / 1000 or 1e300
         end
         if not task then error("accept has to wait: call it from a task", 2) end
         waiters[task], accepting[task] = token, self
         local why = park(token, deadline)
         waiters[task], accepting[task] = nil, nil
-        if self.gen ~= gen then return nil, "closed" end
+        if self[GEN] ~= gen then return nil, "closed" end
         for _, tok in pairs(waiters) do wake(tok) end
         if why == "timeout" then return nil, "timeout" end
     end
@@ -84,7 +89,7 @@ end
 
 --- listener:settimeout(ms): how long accept waits (nil or 0, the default: forever)
 function Listener:settimeout(ms)
-    self.accept_timeout = timeout_ms(ms, "settimeout")
+    self[COLD].accept_timeout = timeout_ms(ms, "settimeout")
 end
 
 function Listener:setoption(name, value) return socket.setoption(self, name, value) end
@@ -92,13 +97,13 @@ function Listener:getoption(name) return socket.getoption(self, name) end
 function Listener:local_addr() return socket.addr(self, 0) end
 
 function Listener:close()
-    if not self.conn then return nil, "closed" end
+    if not self[CONN] then return nil, "closed" end
     release(self)
     return 1
 end
 
 Listener.__tostring = function(self)
-    return self.T.name .. (self.conn and " listener" or " listener (closed)")
+    return self[T_].name .. (self[CONN] and " listener" or " listener (closed)")
 end
 
 return M

@@ -173,10 +173,9 @@ function M.admit(p, deadline)
     end
 end
 
--- sock now uses a connection counted by p.
+-- sock now uses a connection counted by p (the socket keeps p.key).
 function M.join(p, sock)
     p.members[sock] = true
-    sock.pool_key = p.key
 end
 
 -- sock's connection is no longer counted (closed or kept idle).

@@ -19,6 +19,7 @@
 -- at once when the task that last used it dies with an error.
 local ffi = require "ffi"
 local buffer = require "string.buffer"
+local new_tab = require "table.new"
 local C = require "dpdk.cdef"
 local sched = require "dpdk.sched"
 local pool = require "dpdk.pool"
@@ -38,6 +39,66 @@ local int_box = ffi.new("int[1]")
 local M = {}
 M.err_text = err_text
 
+-- The object's layout. A socket (and a listener) is a table whose fields
+-- live in a colocated array part, slots 0..15 right after the table's header
+-- (table.new(15, 0): LuaJIT colocates an array of up to 16 slots), and no
+-- hash part: 192 bytes (3 or 4 cache lines), where ~16 string keys took a
+-- 16-node hash part of 384 bytes apart from the header. At 10 000 connections
+-- each request meets its socket cold, so every line counts
+-- (docs/performance.md, "10 000 connections, seventh pass"). A slot that has
+-- no value holds false, not nil: a nil would send the read on to the
+-- metatable's __index. What is rarely used lives in a side table (slot COLD,
+-- made on first use): pool keys, bind address, family, reuse count, connect
+-- timeout, a listener's waiters. A string key set on the object still works,
+-- but moves the array out of line (the table is rehashed).
+local SLOTS = {
+    T = 0,           -- the transport (dpdk.transport)
+    CONN = 1,        -- the connection (cdata, ffi.gc'd) or false
+    GEN = 2,         -- bumped when conn is closed or replaced (woken tasks compare it)
+    RBUF = 3,        -- received bytes not yet taken (string.buffer)
+    RROOM = 4,       -- bytes the next recv asks for (dpdk.socket_io)
+    RTOKEN = 5,      -- the token reads wait on
+    WTOKEN = 6,      -- the token sends wait on
+    READER = 7,      -- the task reading, or false
+    WRITER = 8,      -- the task sending, or false
+    CONNECTOR = 9,   -- the task connecting, or false
+    USER = 10,       -- the task that used it last, or false
+    READ_CLOSED = 11,
+    WRITE_CLOSED = 12,
+    READ_TIMEOUT = 13, -- ms, 0: the default
+    SEND_TIMEOUT = 14, -- ms, 0: the default
+    COLD = 15,       -- the side table, or false
+}
+M.SLOTS = SLOTS
+local T_, CONN, GEN, RBUF, RROOM, RTOKEN, WTOKEN, READER, WRITER, CONNECTOR, USER, READ_CLOSED,
+    WRITE_CLOSED, READ_TIMEOUT, SEND_TIMEOUT, COLD = SLOTS.T, SLOTS.CONN, SLOTS.GEN, SLOTS.RBUF,
+    SLOTS.RROOM, SLOTS.RTOKEN, SLOTS.WTOKEN, SLOTS.READER, SLOTS.WRITER, SLOTS.CONNECTOR,
+    SLOTS.USER, SLOTS.READ_CLOSED, SLOTS.WRITE_CLOSED, SLOTS.READ_TIMEOUT, SLOTS.SEND_TIMEOUT,
+    SLOTS.COLD
+
+-- A fresh object of the layout above on transport T, every slot set.
+local function new_object(T, mt)
+    local obj = setmetatable(new_tab(15, 0), mt)
+    obj[T_], obj[CONN], obj[GEN], obj[RBUF], obj[RROOM], obj[RTOKEN], obj[WTOKEN] =
+        T, false, 0, false, 0, 0, 0
+    obj[READER], obj[WRITER], obj[CONNECTOR], obj[USER], obj[READ_CLOSED], obj[WRITE_CLOSED] =
+        false, false, false, false, false, false
+    obj[READ_TIMEOUT], obj[SEND_TIMEOUT], obj[COLD] = 0, 0, false
+    return obj
+end
+M.new_object = new_object
+
+-- obj's side table of rarely used fields, made when first asked for.
+local function cold(obj)
+    local c = obj[COLD]
+    if not c then
+        c = {}
+        obj[COLD] = c
+    end
+    return c
+end
+M.cold = cold
+
 -- What OpenResty's lua_socket_* directives set: used when a socket's own
 -- timeout is nil or 0 (seconds here). One set per worker, both transports.
 local defaults = {
@@ -56,28 +117,31 @@ M.live = live
 
 -- obj (its .T set) now owns conn.
 local function attach(obj, conn)
-    obj.conn = ffi_gc(conn, obj.T.free)
-    obj.gen = (obj.gen or 0) + 1
+    obj[CONN] = ffi_gc(conn, obj[T_].free)
+    obj[GEN] = obj[GEN] + 1
     live[obj] = true
 end
 M.attach = attach
 
 -- Close obj's connection now (C wakes the tokens armed on it).
 local function release(obj)
-    local conn = obj.conn
+    local conn = obj[CONN]
     if conn then
-        obj.conn = nil
-        obj.gen = obj.gen + 1 -- the tasks woken below see it and return "closed"
-        obj.reader, obj.writer, obj.connector = nil, nil, nil
+        obj[CONN] = false
+        obj[GEN] = obj[GEN] + 1 -- the tasks woken below see it and return "closed"
+        obj[READER], obj[WRITER], obj[CONNECTOR] = false, false, false
         live[obj] = nil
         ffi_gc(conn, nil)
-        obj.T.free(conn)
-        if obj.waiters then -- a listener: every acceptor, not only the armed one
-            for _, tok in pairs(obj.waiters) do wake(tok) end
-        end
-        if obj.pool_key then
-            pool.leave(obj.pool_key, obj)
-            obj.pool_key = nil
+        obj[T_].free(conn)
+        local c = obj[COLD]
+        if c then
+            if c.waiters then -- a listener: every acceptor, not only the armed one
+                for _, tok in pairs(c.waiters) do wake(tok) end
+            end
+            if c.pool_key then
+                pool.leave(c.pool_key, obj)
+                c.pool_key = nil
+            end
         end
     end
 end
@@ -100,13 +164,15 @@ sched.on_task_end(function(task, ok)
     local l = accepting[task]
     if l then
         accepting[task] = nil
-        l.waiters[task] = nil
-        for _, tok in pairs(l.waiters) do wake(tok) end
+        local waiters = l[COLD].waiters
+        waiters[task] = nil
+        for _, tok in pairs(waiters) do wake(tok) end
     end
     if not ok and not task.killed then
         for obj in pairs(live) do
             -- a listener other tasks still accept on stays theirs
-            if obj.user == task and not (obj.waiters and next(obj.waiters)) then
+            local c = obj[COLD]
+            if obj[USER] == task and not (c and c.waiters and next(c.waiters)) then
                 release(obj)
             end
         end
@@ -117,7 +183,7 @@ end)
 
 -- A flag held by a task that ended (or was killed) is free.
 local function busy(holder)
-    return holder ~= nil and holder.state ~= "dead"
+    return holder and holder.state ~= "dead"
 end
 M.busy = busy
 
@@ -168,9 +234,9 @@ function M.setoption(obj, name, value)
         error("setoption: option '" .. name .. "' expects a number or a boolean, got "
             .. type(value), 3)
     end
-    local conn = obj.conn
+    local conn = obj[CONN]
     if not conn then return nil, "closed" end
-    local rc = obj.T.setopt(conn, opt, value)
+    local rc = obj[T_].setopt(conn, opt, value)
     if rc ~= 0 then return nil, err_text(rc, 2) end
     return true
 end
@@ -179,17 +245,17 @@ function M.getoption(obj, name)
     if name == nil then return nil, 'missing the "option" argument' end
     local opt = OPTIONS[name]
     if not opt then return nil, "unsupported option " .. tostring(name) end
-    local conn = obj.conn
+    local conn = obj[CONN]
     if not conn then return nil, "closed" end
-    local rc = obj.T.getopt(conn, opt, int_box)
+    local rc = obj[T_].getopt(conn, opt, int_box)
     if rc ~= 0 then return nil, err_text(rc, 2) end
     return int_box[0]
 end
 
 local function addr(obj, peer)
-    local conn = obj.conn
+    local conn = obj[CONN]
     if not conn then return nil, "closed" end
-    local rc = obj.T.addr(conn, peer, ip_buf, 64, int_box)
+    local rc = obj[T_].addr(conn, peer, ip_buf, 64, int_box)
     if rc ~= 0 then return nil, err_text(rc, 2) end
     return ffi_string(ip_buf), int_box[0]
 end
@@ -216,17 +282,21 @@ M.Socket = Socket
 -- that has since timed out) wakes a later wait of the same direction of the
 -- same socket, whose loop just asks C again.
 local function new_socket(T, conn)
-    local self = setmetatable({ T = T, rbuf = buffer.new(), rroom = 4096, reused = 0,
-        rtoken = sched.token(), wtoken = sched.token() }, Socket)
+    local self = new_object(T, Socket)
+    self[RBUF], self[RROOM], self[RTOKEN], self[WTOKEN] = buffer.new(), 4096, sched.token(),
+        sched.token()
     if conn then attach(self, conn) end
     return self
 end
 M.new = new_socket
 
--- Give sock (its .family set) a fresh, unconnected connection.
+-- Give sock (its family set) a fresh, unconnected connection. The cold
+-- table's `unused` marks it (connect may take it as it is); without it a
+-- connection counts as used (an accepted one).
 function M.attach_new(sock, level)
-    attach(sock, M.new_conn(sock.T, sock.family, level + 1))
-    sock.used = false
+    local c = cold(sock)
+    attach(sock, M.new_conn(sock[T_], c.family, level + 1))
+    c.unused = true
 end
 
 -- A fatal error (anything but a timeout) closes the connection, as in OpenResty.
@@ -243,7 +313,9 @@ function Socket:settimeout(...)
         error("settimeout: expecting 1 argument (milliseconds), got " .. select("#", ...), 2)
     end
     local t = timeout_ms((...), "settimeout")
-    self.connect_timeout, self.send_timeout, self.read_timeout = t, t, t
+    self[SEND_TIMEOUT], self[READ_TIMEOUT] = t, t
+    local c = self[COLD]
+    if c or t ~= 0 then cold(self).connect_timeout = t end
 end
 
 --- sock:settimeouts(connect_ms, send_ms, read_ms) (each nil or 0: its default)
@@ -253,9 +325,10 @@ function Socket:settimeouts(...)
             .. select("#", ...), 2)
     end
     local c, s, r = ...
-    self.connect_timeout = timeout_ms(c, "settimeouts")
-    self.send_timeout = timeout_ms(s, "settimeouts")
-    self.read_timeout = timeout_ms(r, "settimeouts")
+    c = timeout_ms(c, "settimeouts")
+    self[SEND_TIMEOUT] = timeout_ms(s, "settimeouts")
+    self[READ_TIMEOUT] = timeout_ms(r, "settimeouts")
+    if self[COLD] or c ~= 0 then cold(self).connect_timeout = c end
 end
 
 function Socket:setoption(name, value) return M.setoption(self, name, value) end
@@ -271,43 +344,43 @@ function Socket:shutdown(how)
     if how ~= nil and how ~= "send" and how ~= "write" then
         error("shutdown: only \"send\" is supported, got " .. tostring(how), 2)
     end
-    local conn = self.conn
-    if not conn or self.write_closed then return nil, "closed" end
-    if busy(self.writer) then return nil, "socket busy writing" end
-    local rc = self.T.shutdown_send(conn)
+    local conn = self[CONN]
+    if not conn or self[WRITE_CLOSED] then return nil, "closed" end
+    if busy(self[WRITER]) then return nil, "socket busy writing" end
+    local rc = self[T_].shutdown_send(conn)
     if rc ~= 0 then return nil, fail(self, rc) end
-    self.write_closed = true
+    self[WRITE_CLOSED] = true
     return true
 end
 
 --- sock:close() → 1 | nil, "closed". Tasks waiting in this socket wake with nil, "closed".
 function Socket:close()
-    if not self.conn then return nil, "closed" end
+    if not self[CONN] then return nil, "closed" end
     release(self)
     return 1
 end
 
 function Socket:is_connected()
-    local conn = self.conn
-    return conn ~= nil and self.T.state(conn) % 2 == 1 -- DL_TCP_CONNECTED
+    local conn = self[CONN]
+    return conn ~= false and self[T_].state(conn) % 2 == 1 -- DL_TCP_CONNECTED
 end
 
 --- sock:core_id() → the CPU core of the worker that owns the socket
 function Socket:core_id()
-    local conn = self.conn
+    local conn = self[CONN]
     if not conn then return nil, "closed" end
-    return self.T.core(conn)
+    return self[T_].core(conn)
 end
 
 function Socket:worker_id()
-    local conn = self.conn
+    local conn = self[CONN]
     if not conn then return nil, "closed" end
-    return self.T.worker(conn)
+    return self[T_].worker(conn)
 end
 
 Socket.__tostring = function(self)
-    if not self.conn then return self.T.name .. " socket (closed)" end
-    return self.T.name .. " socket"
+    if not self[CONN] then return self[T_].name .. " socket (closed)" end
+    return self[T_].name .. " socket"
 end
 
 require("dpdk.socket_io")(Socket, M)

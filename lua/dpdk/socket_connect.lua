@@ -16,9 +16,13 @@ local floor, max = math.floor, math.max
 local band = bit.band
 
 return function(Socket, S)
-    local attach, release, fail, busy, park, seconds, timeout_ms, err_text, defaults =
+    local attach, release, fail, busy, park, seconds, timeout_ms, err_text, defaults, cold =
         S.attach, S.release, S.fail, S.busy, S.park, S.seconds, S.timeout_ms, S.err_text,
-        S.defaults
+        S.defaults, S.cold
+    local F = S.SLOTS
+    local T_, CONN, GEN, RBUF, READER, WRITER, CONNECTOR, USER, READ_CLOSED, WRITE_CLOSED, COLD =
+        F.T, F.CONN, F.GEN, F.RBUF, F.READER, F.WRITER, F.CONNECTOR, F.USER, F.READ_CLOSED,
+        F.WRITE_CLOSED, F.COLD
 
     --- sock:bind(ip [, port]) before connect: the local address (and port) it connects from
     function Socket:bind(ip, port)
@@ -26,10 +30,11 @@ return function(Socket, S)
             error("bind: expected an IP address string, got " .. type(ip), 2)
         end
         S.check_port(port or 0, "bind")
-        self.bind_ip, self.bind_port = ip, port or 0
-        local conn = self.conn
+        local c = cold(self)
+        c.bind_ip, c.bind_port = ip, port or 0
+        local conn = self[CONN]
         if not conn then return true end -- applied by connect
-        local rc = self.T.bind(conn, ip, port or 0)
+        local rc = self[T_].bind(conn, ip, port or 0)
         if rc ~= 0 then return nil, err_text(rc) end
         return true
     end
@@ -37,14 +42,15 @@ return function(Socket, S)
     -- A fresh connection for connect: the socket's own if never used, else new.
     local function fresh_conn(self, host)
         local family = S.is_ipv6(host) and 6 or 4
-        if self.conn and not self.used and self.family == family then return true end
+        local c = cold(self)
+        if self[CONN] and c.unused and c.family == family then return true end
         release(self)
-        attach(self, S.new_conn(self.T, family, 4))
-        self.family, self.used = family, false
-        self.rbuf:reset()
-        self.read_closed, self.write_closed, self.reused = nil, nil, 0
-        if self.bind_ip then
-            local rc = self.T.bind(self.conn, self.bind_ip, self.bind_port)
+        attach(self, S.new_conn(self[T_], family, 4))
+        c.family, c.unused = family, true
+        self[RBUF]:reset()
+        self[READ_CLOSED], self[WRITE_CLOSED], c.reused = false, false, 0
+        if c.bind_ip then
+            local rc = self[T_].bind(self[CONN], c.bind_ip, c.bind_port)
             if rc ~= 0 then
                 local err = err_text(rc, 3)
                 release(self)
@@ -58,15 +64,15 @@ return function(Socket, S)
     local function connect_new(self, host, port, deadline)
         local ok, err = fresh_conn(self, host)
         if not ok then return nil, err end
-        self.used = true
-        local conn, gen, connect = self.conn, self.gen, self.T.connect
+        cold(self).unused = false
+        local conn, gen, connect = self[CONN], self[GEN], self[T_].connect
         while true do
             local token = new_token()
             local rc = connect(conn, host, port, token)
             if rc == 0 then return 1 end
             if rc ~= -E_AGAIN then return nil, fail(self, rc) end
             local why = park(token, deadline)
-            if self.gen ~= gen then return nil, "closed" end
+            if self[GEN] ~= gen then return nil, "closed" end
             if why == "timeout" then
                 release(self)
                 return nil, "timeout"
@@ -91,18 +97,19 @@ return function(Socket, S)
         if not port or port < 0 or port > 65535 or port ~= floor(port) then
             return nil, "bad port number: " .. tostring(port)
         end
-        if busy(self.connector) then return nil, "socket busy connecting" end
-        if busy(self.reader) then return nil, "socket busy reading" end
-        if busy(self.writer) then return nil, "socket busy writing" end
-        local task = running_task()
-        self.connector, self.user = task, task
+        if busy(self[CONNECTOR]) then return nil, "socket busy connecting" end
+        if busy(self[READER]) then return nil, "socket busy reading" end
+        if busy(self[WRITER]) then return nil, "socket busy writing" end
+        local task = running_task() or false
+        self[CONNECTOR], self[USER] = task, task
+        local c = cold(self)
         local t = opts and opts.timeout
         local deadline = now() + (t and seconds(timeout_ms(t, "connect"), 0)
-            or seconds(self.connect_timeout, defaults.connect_timeout))
+            or seconds(c.connect_timeout, defaults.connect_timeout))
         if not host:match("^[%x:.]+$") then -- a name
             local addrs, rerr = resolve.lookup(host, nil, max(0, deadline - now()), "connect")
             if not addrs then
-                self.connector = nil
+                self[CONNECTOR] = false
                 return nil, rerr
             end
             host = addrs[1]
@@ -110,23 +117,23 @@ return function(Socket, S)
         local ok, err
         local key = opts and opts.pool
         if key ~= nil and type(key) ~= "string" and type(key) ~= "number" then
-            self.connector = nil
+            self[CONNECTOR] = false
             error("connect: bad \"pool\" option type: " .. type(key), 2)
         end
-        key = self.T.pool_prefix .. (key and tostring(key) or (host .. ":" .. port))
+        key = self[T_].pool_prefix .. (key and tostring(key) or (host .. ":" .. port))
         local spool, perr = pool.get(key, opts, defaults.pool_size)
         if perr then
-            self.connector = nil
+            self[CONNECTOR] = false
             error("connect: " .. perr, 2)
         end
-        self.key = key
-        if self.conn and self.used then release(self) end -- reconnect: the old one goes first
+        c.key = key
+        if self[CONN] and not c.unused then release(self) end -- reconnect: the old one goes first
         if spool then
             local conn, reused = pool.take(spool)
             if not conn then
                 ok, err = pool.admit(spool, deadline)
                 if not ok then
-                    self.connector = nil
+                    self[CONNECTOR] = false
                     return nil, err
                 end
                 conn, reused = pool.take(spool) -- a connection kept meanwhile
@@ -134,20 +141,23 @@ return function(Socket, S)
             if conn then
                 release(self) -- an unused fresh one
                 attach(self, conn)
-                self.used, self.reused, self.read_closed, self.write_closed = true, reused, nil, nil
-                self.rbuf:reset()
+                c.unused, c.reused = false, reused
+                self[READ_CLOSED], self[WRITE_CLOSED] = false, false
+                self[RBUF]:reset()
                 pool.join(spool, self)
-                self.connector = nil
+                c.pool_key = spool.key
+                self[CONNECTOR] = false
                 return 1
             end
             pool.join(spool, self)
+            c.pool_key = spool.key
         end
         ok, err = connect_new(self, host, port, deadline)
-        self.connector = nil
+        self[CONNECTOR] = false
         if not ok then
-            if self.pool_key then
-                pool.leave(self.pool_key, self)
-                self.pool_key = nil
+            if c.pool_key then
+                pool.leave(c.pool_key, self)
+                c.pool_key = nil
             end
             return nil, err
         end
@@ -169,13 +179,13 @@ return function(Socket, S)
         if size ~= nil and type(size) ~= "number" then
             error("setkeepalive: bad size argument (number expected, got " .. type(size) .. ")", 2)
         end
-        local conn = self.conn
-        if not conn or self.read_closed or self.write_closed then return nil, "closed" end
-        if busy(self.connector) then return nil, "socket busy connecting" end
-        if busy(self.reader) then return nil, "socket busy reading" end
-        if busy(self.writer) then return nil, "socket busy writing" end
-        if #self.rbuf > 0 then return nil, "unread data in buffer" end
-        local T = self.T
+        local conn = self[CONN]
+        if not conn or self[READ_CLOSED] or self[WRITE_CLOSED] then return nil, "closed" end
+        if busy(self[CONNECTOR]) then return nil, "socket busy connecting" end
+        if busy(self[READER]) then return nil, "socket busy reading" end
+        if busy(self[WRITER]) then return nil, "socket busy writing" end
+        if #self[RBUF] > 0 then return nil, "unread data in buffer" end
+        local T = self[T_]
         local state = T.state(conn)
         if band(state, CONNECTED) == 0 or band(state, GONE) ~= 0 then
             release(self)
@@ -185,13 +195,14 @@ return function(Socket, S)
             release(self)
             return nil, "connection in dubious state"
         end
-        local key = self.pool_key or self.key
+        local c = self[COLD] or nil
+        local key = c and (c.pool_key or c.key)
         if not key then
             local ip, port = S.addr(self, 1)
             key = ip and (T.pool_prefix .. ip .. ":" .. port)
         end
         local ms = timeout and floor(timeout) or defaults.keepalive_timeout * 1000
-        local ok, err = pool.put(key, T, conn, self.reused, ms,
+        local ok, err = pool.put(key, T, conn, c and c.reused or 0, ms,
             size and floor(size) or defaults.pool_size)
         if not ok then
             if err == "bad size" then
@@ -202,18 +213,19 @@ return function(Socket, S)
         end
         -- ownership: the connection is the pool's now
         S.live[self] = nil
-        self.conn = nil
-        self.gen = self.gen + 1
-        if self.pool_key then
-            pool.leave(self.pool_key, self)
-            self.pool_key = nil
+        self[CONN] = false
+        self[GEN] = self[GEN] + 1
+        if c and c.pool_key then
+            pool.leave(c.pool_key, self)
+            c.pool_key = nil
         end
         return 1
     end
 
     --- sock:getreusedtimes() → how often this connection came from the pool (0: never)
     function Socket:getreusedtimes()
-        if not self.conn then return nil, "closed" end
-        return self.reused
+        if not self[CONN] then return nil, "closed" end
+        local c = self[COLD]
+        return c and c.reused or 0
     end
 end

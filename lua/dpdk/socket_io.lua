@@ -1,10 +1,10 @@
 -- dpdk.socket_io — a cosocket's reading and writing (the hot path), on
--- whichever transport the socket has (sock.T): receive and its forms (the
+-- whichever transport the socket has (its slot T): receive and its forms (the
 -- patterns of dpdk.framing), receiveany, receiveuntil, peek, try_read,
 -- readable, send, try_write, writable. dpdk.socket installs these methods on
 -- its Socket table (this module returns the installer). Steady state makes
--- no garbage but the results: tokens are numbers, the buffers are the
--- socket's own, and a wait is two calls into C.
+-- no garbage but the results: tokens are numbers, the buffers are reused,
+-- and a wait is two calls into C.
 local ffi = require "ffi"
 local buffer = require "string.buffer"
 local C = require "dpdk.cdef"
@@ -25,7 +25,7 @@ local try_line, line_left, try_bytes, try_all, try_any, try_peek, try_some, try_
 
 local char_ptr = ffi.typeof("const char *")
 
--- Bytes asked from the transport per call (sock.rroom): a socket starts at
+-- Bytes asked from the transport per call (the socket's slot RROOM): a socket starts at
 -- 4 KiB (dpdk.socket sets it) and doubles up to RECV_CHUNK each time a read
 -- fills all it asked for; rbuf keeps the room. An idle keep-alive connection
 -- so holds 4 KiB, not 64 (docs/performance.md, "Memory per idle connection").
@@ -35,64 +35,70 @@ local char_ptr = ffi.typeof("const char *")
 local RECV_CHUNK = 65536
 
 return function(Socket, S)
-    local busy, fail, park, seconds, timeout_ms, defaults = S.busy, S.fail, S.park, S.seconds,
-        S.timeout_ms, S.defaults
+    local busy, fail, park, seconds, timeout_ms, defaults, cold = S.busy, S.fail, S.park,
+        S.seconds, S.timeout_ms, S.defaults, S.cold
+    local F = S.SLOTS
+    local T_, CONN, GEN, RBUF, RROOM, RTOKEN, WTOKEN, READER, WRITER, CONNECTOR, USER,
+        READ_CLOSED, WRITE_CLOSED, READ_TIMEOUT, SEND_TIMEOUT = F.T, F.CONN, F.GEN, F.RBUF,
+        F.RROOM, F.RTOKEN, F.WTOKEN, F.READER, F.WRITER, F.CONNECTOR, F.USER, F.READ_CLOSED,
+        F.WRITE_CLOSED, F.READ_TIMEOUT, F.SEND_TIMEOUT
 
     -- The reading loop shared by every receive form: try(rbuf, a1, a2) looks at
     -- rbuf and returns true and the result when it has what it needs; otherwise
     -- more comes from the transport, or the task waits. On EOF (after a last
     -- try), error or timeout: nil, err, partial (what left(rbuf, a1, a2) cuts out).
     local function read_loop(self, try, a1, a2, left)
-        local conn = self.conn
-        if not conn or self.read_closed then return nil, "closed" end
-        if busy(self.connector) then return nil, "socket busy connecting" end
-        if busy(self.reader) then return nil, "socket busy reading" end
-        local task = running_task()
-        self.reader, self.user = task, task
-        local gen, rbuf, recv, deadline = self.gen, self.rbuf, self.T.recv, nil
-        local token = self.rtoken
+        local conn = self[CONN]
+        if not conn or self[READ_CLOSED] then return nil, "closed" end
+        if busy(self[CONNECTOR]) then return nil, "socket busy connecting" end
+        if busy(self[READER]) then return nil, "socket busy reading" end
+        local task = running_task() or false
+        self[READER], self[USER] = task, task
+        local T = self[T_]
+        local gen, rbuf, recv, deadline = self[GEN], self[RBUF], T.recv, nil
+        local token = self[RTOKEN]
         -- loop turns it may run itself before it parks (sched.spin; the
         -- transport's figure: 64 on dpdk, ~2-4 µs of idle turns, about a
         -- request-response peer's round trip; 0 on kernel sockets)
-        local spin_turns = self.T.spin_turns
+        local spin_turns = T.spin_turns
         local spins = spin_turns
         while true do
             local done, result = try(rbuf, a1, a2)
             if done then
-                self.reader = nil
+                self[READER] = false
                 return result
             end
-            local want = self.rroom
+            local want = self[RROOM]
             local n = recv(conn, rbuf:reserve(want), want, token)
             if n > 0 then
                 rbuf:commit(n)
-                if n == want and want < RECV_CHUNK then self.rroom = want * 2 end
+                if n == want and want < RECV_CHUNK then self[RROOM] = want * 2 end
             else
                 rbuf:commit(0)
                 if n == 0 then -- EOF: a last look, then the read half is done
-                    self.reader = nil
+                    self[READER] = false
                     local final_done, final = try(rbuf, a1, a2, true)
                     if final_done then return final end
-                    self.read_closed = true
+                    self[READ_CLOSED] = true
                     return nil, "closed", left(rbuf, a1, a2, true)
                 elseif n ~= -E_AGAIN then
-                    self.reader = nil
+                    self[READER] = false
                     local p = left(rbuf, a1, a2, true)
                     return nil, fail(self, n), p
                 end
-                deadline = deadline or now() + seconds(self.read_timeout, defaults.read_timeout)
+                deadline = deadline or now() + seconds(self[READ_TIMEOUT], defaults.read_timeout)
                 if spins > 0 and spin(deadline) then -- a turn of the loop in this task, then again
                     spins = spins - 1
                 else
                     local why = park(token, deadline)
                     spins = spin_turns
-                    if why == "timeout" and self.gen == gen then
-                        self.reader = nil
+                    if why == "timeout" and self[GEN] == gen then
+                        self[READER] = false
                         return nil, "timeout", left(rbuf, a1, a2, false)
                     end
                 end
-                if self.gen ~= gen then -- closed (or reconnected) by another task meanwhile
-                    if self.reader == task then self.reader = nil end
+                if self[GEN] ~= gen then -- closed (or reconnected) by another task meanwhile
+                    if self[READER] == task then self[READER] = false end
                     return nil, "closed", left(rbuf, a1, a2, true)
                 end
             end
@@ -109,7 +115,7 @@ return function(Socket, S)
             size = floor(size)
             if size < 0 then error("receive: bad number argument " .. tostring(pattern), 2) end
             if size == 0 then
-                if not self.conn or self.read_closed then return nil, "closed" end
+                if not self[CONN] or self[READ_CLOSED] then return nil, "closed" end
                 return ""
             end
             return read_loop(self, try_bytes, size, nil, all_left)
@@ -172,22 +178,22 @@ return function(Socket, S)
     --- sock:try_read(max) → data | nil, "again" | nil, err — never waits
     function Socket:try_read(max)
         max = max or RECV_CHUNK
-        local conn = self.conn
-        if not conn or self.read_closed then return nil, "closed" end
-        if busy(self.reader) then return nil, "socket busy reading" end
-        local rbuf = self.rbuf
+        local conn = self[CONN]
+        if not conn or self[READ_CLOSED] then return nil, "closed" end
+        if busy(self[READER]) then return nil, "socket busy reading" end
+        local rbuf = self[RBUF]
         local done, data = try_any(rbuf, max)
         if done then return data end
-        local want = self.rroom
-        local n = self.T.recv(conn, rbuf:reserve(want), want, 0)
+        local want = self[RROOM]
+        local n = self[T_].recv(conn, rbuf:reserve(want), want, 0)
         rbuf:commit(n > 0 and n or 0)
-        if n == want and want < RECV_CHUNK then self.rroom = want * 2 end
+        if n == want and want < RECV_CHUNK then self[RROOM] = want * 2 end
         if n > 0 then
             local _, got = try_any(rbuf, max)
             return got
         end
         if n == 0 then
-            self.read_closed = true
+            self[READ_CLOSED] = true
             return nil, "closed"
         end
         if n == -E_AGAIN then return nil, "again" end
@@ -197,24 +203,36 @@ return function(Socket, S)
     --- sock:readable([timeout_ms]) → true once data (or EOF) is there | nil, err
     -- A read: while another task reads, "socket busy reading".
     function Socket:readable(ms)
-        local conn = self.conn
-        if not conn or self.read_closed then return nil, "closed" end
+        local conn = self[CONN]
+        if not conn or self[READ_CLOSED] then return nil, "closed" end
         if ms ~= nil then
-            local saved = self.read_timeout
-            self.read_timeout = timeout_ms(ms, "readable")
+            local saved = self[READ_TIMEOUT]
+            self[READ_TIMEOUT] = timeout_ms(ms, "readable")
             local ok, err = read_loop(self, try_some, nil, nil, nothing)
-            self.read_timeout = saved
+            self[READ_TIMEOUT] = saved
             return ok, err
         end
         local ok, err = read_loop(self, try_some, nil, nil, nothing)
         return ok, err
     end
 
+    -- The worker's buffer that send(table) joins its pieces into (each Lua
+    -- state has its own): the transport copies what it takes, so the buffer is
+    -- free again when send returns, and one buffer that stays in cache serves
+    -- every socket (at 10 000 connections a socket's own buffer was cold
+    -- lines written on every request). Only a send that has to wait moves
+    -- what is left into the socket's own buffer (send_loop), as another task
+    -- may join into this one meanwhile. Freed after a large send, so that the
+    -- worker does not keep its largest reply's memory.
+    local joined = buffer.new()
+    local JOINED_KEEP = 65536
+
     -- The send loop: len bytes of data (a Lua string or a pointer: FFI passes a
     -- string without copying it); token waits while the send buffer is full.
-    local function send_loop(self, conn, data, len)
-        local gen, deadline, off, send = self.gen, nil, 0, self.T.send
-        local token = self.wtoken
+    -- volatile: data is in `joined`, to be moved before a wait.
+    local function send_loop(self, conn, data, len, volatile)
+        local gen, deadline, off, send = self[GEN], nil, 0, self[T_].send
+        local token, total = self[WTOKEN], len
         while true do
             local n
             if off == 0 then
@@ -224,15 +242,27 @@ return function(Socket, S)
             end
             if n > 0 then
                 off = off + n
-                if off >= len then return len end
+                if off >= len then return total end
             elseif n == 0 then
-                return len -- only send space was asked for (len 0)
+                return total -- only send space was asked for (len 0)
             elseif n ~= -E_AGAIN then
                 return nil, fail(self, n)
             else
-                deadline = deadline or now() + seconds(self.send_timeout, defaults.send_timeout)
+                if volatile then -- what is left, into the socket's own buffer
+                    local c = cold(self)
+                    local own = c.sbuf
+                    if not own then
+                        own = buffer.new()
+                        c.sbuf = own
+                    end
+                    local rest = len - off
+                    own:reset()
+                    own:putcdata(cast(char_ptr, data) + off, rest)
+                    data, len, off, volatile = own:ref(), rest, 0, false
+                end
+                deadline = deadline or now() + seconds(self[SEND_TIMEOUT], defaults.send_timeout)
                 local why = park(token, deadline)
-                if self.gen ~= gen then return nil, "closed" end
+                if self[GEN] ~= gen then return nil, "closed" end
                 if why == "timeout" then return nil, "timeout" end
             end
         end
@@ -240,17 +270,17 @@ return function(Socket, S)
 
     --- sock:writable([timeout_ms]) → true once send space is free | nil, err
     function Socket:writable(ms)
-        local conn = self.conn
-        if not conn or self.write_closed then return nil, "closed" end
-        if busy(self.connector) then return nil, "socket busy connecting" end
-        if busy(self.writer) then return nil, "socket busy writing" end
-        local task = running_task()
-        self.writer, self.user = task, task
-        local saved = self.send_timeout
-        if ms ~= nil then self.send_timeout = timeout_ms(ms, "writable") end
-        local ok, err = send_loop(self, conn, nil, 0)
-        self.send_timeout = saved
-        if self.writer == task then self.writer = nil end
+        local conn = self[CONN]
+        if not conn or self[WRITE_CLOSED] then return nil, "closed" end
+        if busy(self[CONNECTOR]) then return nil, "socket busy connecting" end
+        if busy(self[WRITER]) then return nil, "socket busy writing" end
+        local task = running_task() or false
+        self[WRITER], self[USER] = task, task
+        local saved = self[SEND_TIMEOUT]
+        if ms ~= nil then self[SEND_TIMEOUT] = timeout_ms(ms, "writable") end
+        local ok, err = send_loop(self, conn, nil, 0, false)
+        self[SEND_TIMEOUT] = saved
+        if self[WRITER] == task then self[WRITER] = false end
         if not ok then return nil, err end
         return true
     end
@@ -269,50 +299,48 @@ return function(Socket, S)
         end
     end
 
-    -- The bytes to send: a string as it is, a table joined into the socket's own
-    -- buffer (reused: no garbage; one writer at a time keeps it stable).
-    local function bytes_of(self, data)
+    -- The bytes to send: a string as it is, a table joined into the worker's
+    -- buffer (`joined`, above): data, len, volatile (true: in `joined`).
+    local function bytes_of(data)
         local t = type(data)
-        if t == "string" then return data, #data end
-        if t == "number" then data = tostring(data) return data, #data end
+        if t == "string" then return data, #data, false end
+        if t == "number" then data = tostring(data) return data, #data, false end
         if t == "table" then
-            local sbuf = self.sbuf
-            if not sbuf then
-                sbuf = buffer.new()
-                self.sbuf = sbuf
-            end
-            sbuf:reset()
-            put_all(sbuf, data, 1)
-            return sbuf:ref()
+            joined:reset()
+            put_all(joined, data, 1)
+            local p, len = joined:ref()
+            return p, len, true
         end
         error("send: expected a string or a table of strings, got " .. t, 3)
     end
 
     --- sock:send(data) → bytes sent | nil, err — data: a string or a (nested) array of strings
     function Socket:send(data)
-        local conn = self.conn
-        if not conn or self.write_closed then return nil, "closed" end
-        if busy(self.connector) then return nil, "socket busy connecting" end
-        if busy(self.writer) then return nil, "socket busy writing" end
-        local str, len = bytes_of(self, data)
+        local conn = self[CONN]
+        if not conn or self[WRITE_CLOSED] then return nil, "closed" end
+        if busy(self[CONNECTOR]) then return nil, "socket busy connecting" end
+        if busy(self[WRITER]) then return nil, "socket busy writing" end
+        local str, len, volatile = bytes_of(data)
         if len == 0 then return 0 end
-        local task = running_task()
-        self.writer, self.user = task, task
-        local n, err = send_loop(self, conn, str, len)
-        if self.writer == task then self.writer = nil end
+        local task = running_task() or false
+        self[WRITER], self[USER] = task, task
+        local n, err = send_loop(self, conn, str, len, volatile)
+        if self[WRITER] == task then self[WRITER] = false end
         local _ = str -- referenced until here: C read it
+        if volatile and len > JOINED_KEEP then joined:free() end
         if not n then return nil, err end
         return n
     end
 
     --- sock:try_write(data) → bytes queued (may be fewer than #data) | nil, "again" | nil, err
     function Socket:try_write(data)
-        local conn = self.conn
-        if not conn or self.write_closed then return nil, "closed" end
-        if busy(self.writer) then return nil, "socket busy writing" end
-        local p, len = bytes_of(self, data)
+        local conn = self[CONN]
+        if not conn or self[WRITE_CLOSED] then return nil, "closed" end
+        if busy(self[WRITER]) then return nil, "socket busy writing" end
+        local p, len, volatile = bytes_of(data)
         if len == 0 then return 0 end
-        local n = self.T.send(conn, p, len, 0)
+        local n = self[T_].send(conn, p, len, 0)
+        if volatile and len > JOINED_KEEP then joined:free() end
         if n > 0 then return n end
         if n == -E_AGAIN then return nil, "again" end
         return nil, fail(self, n)

@@ -25,7 +25,7 @@ function M.new(T, name)
                 .. tostring(family), 2)
         end
         local sock = socket.new(T)
-        sock.family = family == "inet6" and 6 or 4
+        socket.cold(sock).family = family == "inet6" and 6 or 4
         socket.attach_new(sock, 2)
         return sock
     end
