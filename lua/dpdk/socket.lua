@@ -123,6 +123,24 @@ local function attach(obj, conn)
 end
 M.attach = attach
 
+-- obj's connection counts in pool p (dpdk.pool) until leave_pool; the side
+-- table keeps p's key.
+local function join_pool(obj, p)
+    pool.join(p, obj)
+    cold(obj).pool_key = p.key
+end
+M.join_pool = join_pool
+
+-- obj's connection no longer counts in its pool (closed or kept idle).
+local function leave_pool(obj)
+    local c = obj[COLD]
+    if c and c.pool_key then
+        pool.leave(c.pool_key, obj)
+        c.pool_key = nil
+    end
+end
+M.leave_pool = leave_pool
+
 -- Close obj's connection now (C wakes the tokens armed on it).
 local function release(obj)
     local conn = obj[CONN]
@@ -134,15 +152,10 @@ local function release(obj)
         ffi_gc(conn, nil)
         obj[T_].free(conn)
         local c = obj[COLD]
-        if c then
-            if c.waiters then -- a listener: every acceptor, not only the armed one
-                for _, tok in pairs(c.waiters) do wake(tok) end
-            end
-            if c.pool_key then
-                pool.leave(c.pool_key, obj)
-                c.pool_key = nil
-            end
+        if c and c.waiters then -- a listener: every acceptor, not only the armed one
+            for _, tok in pairs(c.waiters) do wake(tok) end
         end
+        leave_pool(obj)
     end
 end
 M.release = release

@@ -16,9 +16,9 @@ local floor, max = math.floor, math.max
 local band = bit.band
 
 return function(Socket, S)
-    local attach, release, fail, busy, park, seconds, timeout_ms, err_text, defaults, cold =
-        S.attach, S.release, S.fail, S.busy, S.park, S.seconds, S.timeout_ms, S.err_text,
-        S.defaults, S.cold
+    local attach, release, fail, busy, park, seconds, timeout_ms, err_text, defaults, cold,
+        join_pool, leave_pool = S.attach, S.release, S.fail, S.busy, S.park, S.seconds,
+        S.timeout_ms, S.err_text, S.defaults, S.cold, S.join_pool, S.leave_pool
     local F = S.SLOTS
     local T_, CONN, GEN, RBUF, READER, WRITER, CONNECTOR, USER, READ_CLOSED, WRITE_CLOSED, COLD =
         F.T, F.CONN, F.GEN, F.RBUF, F.READER, F.WRITER, F.CONNECTOR, F.USER, F.READ_CLOSED,
@@ -144,21 +144,16 @@ return function(Socket, S)
                 c.unused, c.reused = false, reused
                 self[READ_CLOSED], self[WRITE_CLOSED] = false, false
                 self[RBUF]:reset()
-                pool.join(spool, self)
-                c.pool_key = spool.key
+                join_pool(self, spool)
                 self[CONNECTOR] = false
                 return 1
             end
-            pool.join(spool, self)
-            c.pool_key = spool.key
+            join_pool(self, spool)
         end
         ok, err = connect_new(self, host, port, deadline)
         self[CONNECTOR] = false
         if not ok then
-            if c.pool_key then
-                pool.leave(c.pool_key, self)
-                c.pool_key = nil
-            end
+            leave_pool(self)
             return nil, err
         end
         return 1
@@ -215,10 +210,7 @@ return function(Socket, S)
         S.live[self] = nil
         self[CONN] = false
         self[GEN] = self[GEN] + 1
-        if c and c.pool_key then
-            pool.leave(c.pool_key, self)
-            c.pool_key = nil
-        end
+        leave_pool(self)
         return 1
     end
 
