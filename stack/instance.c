@@ -71,7 +71,9 @@ enum { MEM_CACHE_MAX = 0 }; /* ASan sees every block's use after free */
 #else
 enum { MEM_CACHE_MAX = 4096 }; /* 8 MiB per worker at most */
 #endif
-enum { MEM_HDR = 16, MEM_BLOCK = 2048 };
+/* MEM_PREFETCH: the block's first lines (header, pbuf, a short segment's
+ * frame: a ~110-byte reply ends in its fourth) */
+enum { MEM_HDR = 16, MEM_BLOCK = 2048, MEM_PREFETCH = 256 };
 
 typedef struct mem_free_block {
     struct mem_free_block *next;
@@ -90,8 +92,19 @@ void *st_mem_malloc(size_t size)
         b = (char *)mem_cache;
         mem_cache = mem_cache->next;
         mem_cached--;
+        /* The next block out (LIFO) was written a round trip ago: at many
+         * connections its lines are cold, and tcp_write copies into them at
+         * once. Fetch them now, a request's work ahead. Only a hint. */
+        if (mem_cache)
+            for (int o = 0; o < MEM_PREFETCH; o += 64)
+                __builtin_prefetch((char *)mem_cache + o, 1, 3);
+    } else if (total <= MEM_BLOCK) {
+        /* line-aligned: the header and the pbuf behind it share a line */
+        b = aligned_alloc(64, MEM_BLOCK);
+        if (!b)
+            return NULL;
     } else {
-        b = malloc(total <= MEM_BLOCK ? MEM_BLOCK : total);
+        b = malloc(total);
         if (!b)
             return NULL;
     }
