@@ -289,6 +289,35 @@ print(rb:join())
         assert.are.equal("true\t4000000\ntrue\t4000000\ntrue\ttrue\ntrue\ttrue\n", out)
     end)
 
+    it("keeps a socket's unread bytes while other sockets read", function()
+        -- a read may borrow the worker's receive buffer; the next socket to
+        -- borrow it moves what the holder left into the holder's own buffer
+        local out = run([[
+local a = assert(tcp.connect(PEER, 7300))
+local b = assert(tcp.connect(PEER, 7300))
+assert(a:send("one\ntwo\nthr"))
+print(a:receive(), a:peek(3))       -- "two\nthr" left after the line
+assert(b:send("bee\n"))
+print(b:receive())                  -- b borrows: a's bytes move to a's own buffer
+print(a:setkeepalive())             -- they are still a's
+print(a:receive())
+local r = dpdk.spawn(function() return a:receive() end) -- "thr", then waits for the rest
+dpdk.sleep(0.05)
+assert(b:send("bee2\n"))
+print(b:receive())
+assert(a:send("ee\n"))
+print(r:join())
+assert(b:send("partial"))
+print(b:receive(3))                 -- "tial" left in the borrowed buffer
+b = nil
+collectgarbage() collectgarbage()   -- its holder gone: the bytes go with it
+assert(a:send("last\n"))
+print(a:receive(), a:setkeepalive())
+]])
+        assert.are.equal("one\ttwo\nbee\nnil\tunread data in buffer\ntwo\nbee2\ntrue\tthree\n"
+            .. "par\nlast\t1\n", out)
+    end)
+
     it("tells a second concurrent reader it is busy", function()
         local out = run([[
 local c = assert(tcp.connect(PEER, 7300))

@@ -107,6 +107,17 @@ print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) <= 1240, reply)
         assert.matches("pool: 4096 of 4096 mbufs back after shutdown\nring_link: ok\n", out)
     end)
 
+    it("sends a connection's data while lwIP's own output holds the TX queue above 512 frames", function()
+        -- the dirty list stopped at 512 queued frames; the fast timer's delayed
+        -- ACKs (and other output of lwIP's own) kept the load generator's queue
+        -- above that at 10 000 connections, and requests that missed the
+        -- timer's burst waited seconds, past the server's read timeout
+        local rc, out = child.sh((RING_LINK:gsub("&& ", "&& MTU=1500 ")) .. " starve")
+        assert.are.equal(0, rc, out)
+        assert.matches("starve: the probe's 100 bytes: 100 arrived after %d cycles of 5 ms", out)
+        assert.matches("pool: 4096 of 4096 mbufs back after shutdown\nring_link: ok\n", out)
+    end)
+
     it("sends a delayed ACK its full TX queue refused at a later tick: the peer does not retransmit", function()
         -- lwIP's fast timer cleared a delayed ACK's flags even when the netif
         -- refused the frame (ERR_MEM: the TX queue holds its share of the

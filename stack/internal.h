@@ -19,8 +19,9 @@
  * a power of two). Deep enough for a timer's burst (lwIP's fast timer sends
  * every delayed ACK at once: one frame per connection), but never more than
  * half the port's mbuf pool (netif_dpdk.c: 4096 with the default 8192);
- * connections' output waits in lwIP while a queue holds DL_TX_QUEUE_HIGH
- * frames or more (glue_output_dirty). */
+ * a reader about to park sends at once only while a queue holds fewer than
+ * DL_TX_QUEUE_HIGH frames (glue_recv), the dirty list while it holds less
+ * than seven eighths of what it may (glue_output_dirty). */
 enum { DL_TX_QUEUE = 8192, DL_TX_QUEUE_HIGH = 512 };
 _Static_assert((DL_TX_QUEUE & (DL_TX_QUEUE - 1)) == 0, "DL_TX_QUEUE: a power of two");
 
@@ -103,6 +104,9 @@ void st_netif_input(st_port *port, struct rte_mbuf **pkts, int n);
 int st_netif_flush(st_port *port);
 /* A port's TX queue holds DL_TX_QUEUE_HIGH frames or more (the NIC is behind). */
 bool st_netif_tx_backlogged(void);
+/* A port's TX queue holds seven eighths of what it may, at least DL_TX_QUEUE_HIGH
+ * frames (glue_output_dirty stops). */
+bool st_netif_tx_nearly_full(void);
 void st_netif_drop_tx(st_port *port);
 
 /* tcp_glue.c: the TCP members of stack_ops, and the instance's hooks into TCP. */

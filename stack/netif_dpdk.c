@@ -15,8 +15,9 @@
  * take for the next. The queue is bounded (DL_TX_QUEUE frames, at most half
  * the port's pool): a frame that finds it full even after a burst is dropped
  * (tx_full). Connections' output waits in lwIP
- * instead while any queue holds DL_TX_QUEUE_HIGH frames (glue_output_dirty),
- * so a turn in which thousands of connections send does not fill it.
+ * instead while any queue holds seven eighths of what it may
+ * (glue_output_dirty), so a turn in which thousands of connections send
+ * leaves room for what lwIP sends on its own (delayed ACKs, retransmissions).
  */
 #include <assert.h>
 #include <string.h>
@@ -321,6 +322,28 @@ bool st_netif_tx_backlogged(void)
     for (int i = 0; i < st_inst.n_live; i++)
         if (st_inst.live[i]->n_tx >= DL_TX_QUEUE_HIGH)
             return true;
+    return false;
+}
+
+/* tx_cap, below */
+static unsigned tx_cap(const st_port *port);
+
+/* The dirty list's mark, not DL_TX_QUEUE_HIGH: lwIP's own output (the fast
+ * timer's delayed ACKs with the unsent data of their connections, replies to
+ * input, retransmissions) can hold a queue above that mark for as long as
+ * the NIC is behind, and the dirty list then never ran: under 10 000
+ * keep-alive connections whose server is slower than their client, the
+ * client's requests that missed the timer's burst waited there for seconds
+ * (or for their RTO, backing off, after a refused try), past the server's
+ * 10 s read timeout. A small pool's queue keeps the old mark. */
+bool st_netif_tx_nearly_full(void)
+{
+    for (int i = 0; i < st_inst.n_live; i++) {
+        const st_port *port = st_inst.live[i];
+        unsigned cap = tx_cap(port), mark = cap - cap / 8;
+        if (port->n_tx >= (mark > DL_TX_QUEUE_HIGH ? mark : DL_TX_QUEUE_HIGH))
+            return true;
+    }
     return false;
 }
 

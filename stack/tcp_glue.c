@@ -613,13 +613,13 @@ int glue_peer_addr(const dl_conn *dc, int *family, uint8_t addr[16], uint16_t *p
 /* ---- the instance's hooks (poll, busy, shutdown) and the ends of conns ---- */
 
 /* Once per loop turn: one tcp_output per connection that queued data, oldest
- * first, until a TX queue is backlogged or out of mbufs: the rest stay dirty
- * for the next turn rather than overflow the queue (a dropped frame costs an
- * RTO). */
+ * first, until a TX queue holds seven eighths of what it may or is out of
+ * mbufs: the rest stay dirty for the next turn rather than overflow the queue
+ * (a dropped frame costs an RTO). */
 void glue_output_dirty(void)
 {
     while (tc_dirty_head) {
-        if (st_netif_tx_backlogged())
+        if (st_netif_tx_nearly_full())
             return;
         conn *c = tc_dirty_head;
         tc_unmark_dirty(c);

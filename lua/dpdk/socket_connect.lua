@@ -20,8 +20,8 @@ return function(Socket, S)
         join_pool, leave_pool = S.attach, S.release, S.fail, S.busy, S.park, S.seconds,
         S.timeout_ms, S.err_text, S.defaults, S.cold, S.join_pool, S.leave_pool
     local F = S.SLOTS
-    local T_, CONN, GEN, RBUF, READER, WRITER, CONNECTOR, USER, READ_CLOSED, WRITE_CLOSED, COLD =
-        F.T, F.CONN, F.GEN, F.RBUF, F.READER, F.WRITER, F.CONNECTOR, F.USER, F.READ_CLOSED,
+    local T_, CONN, GEN, READER, WRITER, CONNECTOR, USER, READ_CLOSED, WRITE_CLOSED, COLD =
+        F.T, F.CONN, F.GEN, F.READER, F.WRITER, F.CONNECTOR, F.USER, F.READ_CLOSED,
         F.WRITE_CLOSED, F.COLD
 
     --- sock:bind(ip [, port]) before connect: the local address (and port) it connects from
@@ -47,7 +47,7 @@ return function(Socket, S)
         release(self)
         attach(self, S.new_conn(self[T_], family, 4))
         c.family, c.unused = family, true
-        self[RBUF]:reset()
+        S.rbuf_reset(self)
         self[READ_CLOSED], self[WRITE_CLOSED], c.reused = false, false, 0
         if c.bind_ip then
             local rc = self[T_].bind(self[CONN], c.bind_ip, c.bind_port)
@@ -143,7 +143,7 @@ return function(Socket, S)
                 attach(self, conn)
                 c.unused, c.reused = false, reused
                 self[READ_CLOSED], self[WRITE_CLOSED] = false, false
-                self[RBUF]:reset()
+                S.rbuf_reset(self)
                 join_pool(self, spool)
                 self[CONNECTOR] = false
                 return 1
@@ -179,7 +179,7 @@ return function(Socket, S)
         if busy(self[CONNECTOR]) then return nil, "socket busy connecting" end
         if busy(self[READER]) then return nil, "socket busy reading" end
         if busy(self[WRITER]) then return nil, "socket busy writing" end
-        if #self[RBUF] > 0 then return nil, "unread data in buffer" end
+        if S.unread(self) > 0 then return nil, "unread data in buffer" end
         local T = self[T_]
         local state = T.state(conn)
         if band(state, CONNECTED) == 0 or band(state, GONE) ~= 0 then

@@ -35,11 +35,11 @@ local char_ptr = ffi.typeof("const char *")
 local RECV_CHUNK = 65536
 
 return function(Socket, S)
-    local busy, fail, park, seconds, timeout_ms, defaults, cold = S.busy, S.fail, S.park,
-        S.seconds, S.timeout_ms, S.defaults, S.cold
+    local busy, fail, park, seconds, timeout_ms, defaults, cold, rbuf_of, rbuf_for_read = S.busy,
+        S.fail, S.park, S.seconds, S.timeout_ms, S.defaults, S.cold, S.rbuf_of, S.rbuf_for_read
     local F = S.SLOTS
-    local T_, CONN, GEN, RBUF, RROOM, RTOKEN, WTOKEN, READER, WRITER, CONNECTOR, USER,
-        READ_CLOSED, WRITE_CLOSED, READ_TIMEOUT, SEND_TIMEOUT = F.T, F.CONN, F.GEN, F.RBUF,
+    local T_, CONN, GEN, RROOM, RTOKEN, WTOKEN, READER, WRITER, CONNECTOR, USER,
+        READ_CLOSED, WRITE_CLOSED, READ_TIMEOUT, SEND_TIMEOUT = F.T, F.CONN, F.GEN,
         F.RROOM, F.RTOKEN, F.WTOKEN, F.READER, F.WRITER, F.CONNECTOR, F.USER, F.READ_CLOSED,
         F.WRITE_CLOSED, F.READ_TIMEOUT, F.SEND_TIMEOUT
 
@@ -55,7 +55,7 @@ return function(Socket, S)
         local task = running_task() or false
         self[READER], self[USER] = task, task
         local T = self[T_]
-        local gen, rbuf, recv, deadline = self[GEN], self[RBUF], T.recv, nil
+        local gen, rbuf, recv, deadline = self[GEN], rbuf_for_read(self), T.recv, nil
         local token = self[RTOKEN]
         -- loop turns it may run itself before it parks (sched.spin; the
         -- transport's figure: 64 on dpdk, ~2-4 µs of idle turns, about a
@@ -89,9 +89,14 @@ return function(Socket, S)
                 deadline = deadline or now() + seconds(self[READ_TIMEOUT], defaults.read_timeout)
                 if spins > 0 and spin(deadline) then -- a turn of the loop in this task, then again
                     spins = spins - 1
+                    rbuf = rbuf_for_read(self) -- other tasks ran (see below)
                 else
                     local why = park(token, deadline)
                     spins = spin_turns
+                    -- others read meanwhile: what this socket had moved to its own
+                    -- buffer if another borrowed the shared one; if it had nothing,
+                    -- it borrows again
+                    rbuf = rbuf_for_read(self)
                     if why == "timeout" and self[GEN] == gen then
                         self[READER] = false
                         return nil, "timeout", left(rbuf, a1, a2, false)
@@ -181,7 +186,7 @@ return function(Socket, S)
         local conn = self[CONN]
         if not conn or self[READ_CLOSED] then return nil, "closed" end
         if busy(self[READER]) then return nil, "socket busy reading" end
-        local rbuf = self[RBUF]
+        local rbuf = rbuf_of(self)
         local done, data = try_any(rbuf, max)
         if done then return data end
         local want = self[RROOM]

@@ -131,18 +131,28 @@ static uint16_t filter(int to, struct rte_mbuf **rx, uint16_t n)
 }
 
 /* stack_env.tx_burst: copy 1's NIC takes nothing while stall_1 is set, so
- * its frames wait in its TX queue (ackretry()). */
+ * its frames wait in its TX queue (ackretry()); copy 0's takes at most
+ * meter_0 frames a turn when that is not negative (starve()). */
 static bool stall_1;
+static int meter_0 = -1, budget_0;
 static uint16_t tx_burst(uint16_t port_id, uint16_t queue, struct rte_mbuf **pkts, uint16_t n)
 {
     if (stall_1 && port_id == pid[1])
         return 0;
+    if (meter_0 >= 0 && port_id == pid[0]) {
+        if (n > budget_0)
+            n = (uint16_t)budget_0;
+        n = rte_eth_tx_burst(port_id, queue, pkts, n);
+        budget_0 -= n;
+        return n;
+    }
     return rte_eth_tx_burst(port_id, queue, pkts, n);
 }
 
 static void turn(void)
 {
     struct rte_mbuf *rx[32];
+    budget_0 = meter_0;
     for (int i = 0; i < 2; i++) {
         uint16_t n = rte_eth_rx_burst(pid[i], 0, rx, 32);
         for (uint16_t k = 0; k < n; k++) {
@@ -494,6 +504,73 @@ static void ackretry(void)
     fake_clock = false;
 }
 
+/* The dirty list goes on while lwIP's own output holds a TX queue above
+ * DL_TX_QUEUE_HIGH (512 frames). Copy 1 sends a byte on each of 256
+ * connections every 5 ms; copy 0's fast timer queues a delayed ACK for each,
+ * and its NIC takes 16 frames a turn, 256 a cycle: its queue (filled first
+ * while the NIC took nothing) stays at 500-800 frames, under seven eighths of
+ * the 2048 it may hold. A probe connection of copy 0 then sends 100 bytes,
+ * which only the dirty list sends (no ACK is due on it, nothing is in flight,
+ * so no timer runs). Before, the dirty list stopped at 512 frames and the
+ * bytes waited as long as the load: the load generator's requests at 10 000
+ * connections waited seconds, past the server's read timeout. */
+#define STARVE_CONNS 256
+static void starve_cycle(dl_conn **s)
+{
+    int err = 0;
+    for (int i = 0; i < STARVE_CONNS; i++) {
+        size_t k = 0;
+        CHECK(S[1]->send(s[i], "x", 1, &k, 3, &err) == DL_OK && k == 1, "send err %d", err);
+    }
+    for (int t = 0; t < 15; t++)
+        turn();
+    tick();
+}
+
+static void starve(void)
+{
+    fake_start = fake_ms = now_ms();
+    fake_clock = true;
+    static dl_conn *c[STARVE_CONNS + 1], *s[STARVE_CONNS + 1];
+    dl_conn *l = listener(4, 5004);
+    int err = 0;
+    for (int i = 0; i <= STARVE_CONNS; i++) {
+        connect_accept(l, 4, "10.88.0.2", 5004, turn_or_tick, &c[i], &s[i]);
+        CHECK(S[1]->setopt(s[i], DL_OPT_NODELAY, 1, &err) == DL_OK, "nodelay %d", err);
+    }
+    dl_conn *probe = c[STARVE_CONNS], *probe_s = s[STARVE_CONNS];
+    stack_counters k0, k1;
+    S[0]->counters(&k0);
+    meter_0 = 0;
+    for (int i = 0; i < 3; i++) /* 768 delayed ACKs queued */
+        starve_cycle(s);
+    meter_0 = 16;
+    for (int i = 0; i < 4; i++)
+        starve_cycle(s);
+    static char buf[1 << 16];
+    size_t k = 0, got = 0;
+    int cycles = 0;
+    CHECK(S[0]->send(probe, buf, 100, &k, 5, &err) == DL_OK && k == 100, "send err %d", err);
+    for (; cycles < 40 && got < 100; cycles++) { /* 200 ms of load */
+        starve_cycle(s);
+        k = 0;
+        if (S[1]->recv(probe_s, buf, sizeof buf, &k, 6, &err) == DL_OK)
+            got += k;
+    }
+    S[0]->counters(&k1);
+    printf("starve: the probe's 100 bytes: %zu arrived after %d cycles of 5 ms (TX queue refused "
+           "%lu frames)\n",
+           got, cycles, (unsigned long)(k1.tx_nombuf - k0.tx_nombuf));
+    CHECK(got == 100, "the probe's bytes never left copy 0 while the load lasted");
+    meter_0 = -1;
+    for (int i = 0; i < 200; i++)
+        turn_or_tick();
+    for (int i = 0; i < STARVE_CONNS; i++)
+        close_pair(c[i], s[i]);
+    close_conns(l, probe, probe_s, turn_or_tick);
+    fake_clock = false;
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -556,6 +633,8 @@ int main(int argc, char **argv)
         ooseq(mtu);
     } else if (ack) {
         ackretry();
+    } else if (argc > 1 && strcmp(argv[1], "starve") == 0) {
+        starve();
     } else {
         transfer(4, "10.88.0.2", 32u << 20);
         transfer(6, "fd88::2", 32u << 20);
