@@ -27,8 +27,9 @@ local char_ptr = ffi.typeof("const char *")
 
 -- Bytes asked from the transport per call (the socket's slot RROOM): a socket starts at
 -- 4 KiB (dpdk.socket sets it) and doubles up to RECV_CHUNK each time a read
--- fills all it asked for; rbuf keeps the room. An idle keep-alive connection
--- so holds 4 KiB, not 64 (docs/performance.md, "Memory per idle connection").
+-- fills all it asked for; rbuf keeps the room. A socket with a buffer of its own
+-- (dpdk.socket: reads past 4 KiB, or bytes left when another borrowed the
+-- worker's) so keeps 4 KiB, not 64; one that borrows the worker's keeps none.
 -- rbuf:reserve's pointer goes straight into the recv call, never into a
 -- local: a local keeps the boxed pointer alive in the loop's trace, which
 -- then allocates it on every exit to the scheduler (24 bytes a round trip).
