@@ -90,7 +90,7 @@ return function(Socket, S)
                 deadline = deadline or now() + seconds(self[READ_TIMEOUT], defaults.read_timeout)
                 if spins > 0 and spin(deadline) then -- a turn of the loop in this task, then again
                     spins = spins - 1
-                    rbuf = rbuf_for_read(self) -- other tasks ran (see below)
+                    rbuf = rbuf_for_read(self) -- what the turn ran may have borrowed it (see below)
                 else
                     local why = park(token, deadline)
                     spins = spin_turns
