@@ -139,14 +139,6 @@ local function own_rbuf(obj)
     return own
 end
 
--- obj's received bytes, to read into: the shared buffer while obj holds it,
--- else its own.
-local function rbuf_of(obj)
-    if holder[1] == obj then return shared end
-    return own_rbuf(obj)
-end
-M.rbuf_of = rbuf_of
-
 -- How many received bytes obj has that nobody took.
 function M.unread(obj)
     if holder[1] == obj then return #shared end
@@ -154,7 +146,8 @@ function M.unread(obj)
     return own and #own or 0
 end
 
--- The buffer a read of obj begins with (the shared one when it may borrow it).
+-- The buffer a read of obj (waiting or not) begins with: the shared one when
+-- it may borrow it, else its own.
 function M.rbuf_for_read(obj)
     local h = holder[1]
     if h == obj then return shared end

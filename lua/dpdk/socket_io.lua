@@ -36,8 +36,8 @@ local char_ptr = ffi.typeof("const char *")
 local RECV_CHUNK = 65536
 
 return function(Socket, S)
-    local busy, fail, park, seconds, timeout_ms, defaults, cold, rbuf_of, rbuf_for_read = S.busy,
-        S.fail, S.park, S.seconds, S.timeout_ms, S.defaults, S.cold, S.rbuf_of, S.rbuf_for_read
+    local busy, fail, park, seconds, timeout_ms, defaults, cold, rbuf_for_read = S.busy, S.fail,
+        S.park, S.seconds, S.timeout_ms, S.defaults, S.cold, S.rbuf_for_read
     local F = S.SLOTS
     local T_, CONN, GEN, RROOM, RTOKEN, WTOKEN, READER, WRITER, CONNECTOR, USER,
         READ_CLOSED, WRITE_CLOSED, READ_TIMEOUT, SEND_TIMEOUT = F.T, F.CONN, F.GEN,
@@ -187,7 +187,7 @@ return function(Socket, S)
         local conn = self[CONN]
         if not conn or self[READ_CLOSED] then return nil, "closed" end
         if busy(self[READER]) then return nil, "socket busy reading" end
-        local rbuf = rbuf_of(self)
+        local rbuf = rbuf_for_read(self)
         local done, data = try_any(rbuf, max)
         if done then return data end
         local want = self[RROOM]
