@@ -325,8 +325,13 @@ bool st_netif_tx_backlogged(void)
     return false;
 }
 
-/* tx_cap, below */
-static unsigned tx_cap(const st_port *port);
+/* The frames a port's TX queue may hold: DL_TX_QUEUE, or half its pool if
+ * that is less (the default pool is DL_TX_QUEUE mbufs). */
+static unsigned tx_cap(const st_port *port)
+{
+    unsigned half = port->pool->size / 2;
+    return half < DL_TX_QUEUE ? half : DL_TX_QUEUE;
+}
 
 /* The dirty list's mark, not DL_TX_QUEUE_HIGH: lwIP's own output (the fast
  * timer's delayed ACKs with the unsent data of their connections, replies to
@@ -371,14 +376,6 @@ static bool is_answer(const struct pbuf *p)
         return h[ETH_HLEN + 6] == 0 && h[ETH_HLEN + 7] == 2; /* op: reply */
     return type == ETHTYPE_IPV6 && n >= ETH_HLEN + 41 && h[ETH_HLEN + 6] == IP6_NEXTH_ICMP6 &&
            h[ETH_HLEN + 40] == ICMP6_TYPE_NA;
-}
-
-/* The frames a port's TX queue may hold: DL_TX_QUEUE, or half its pool if
- * that is less (the default pool is DL_TX_QUEUE mbufs). */
-static unsigned tx_cap(const st_port *port)
-{
-    unsigned half = port->pool->size / 2;
-    return half < DL_TX_QUEUE ? half : DL_TX_QUEUE;
 }
 
 static err_t low_level_output(struct netif *netif, struct pbuf *p)
