@@ -225,7 +225,7 @@ unsigned short st_chksum(const void *data, int len);
  * (stack/patches/60-pcb-hash.patch), not by walking lists of up to
  * MEMP_NUM_TCP_PCB pcbs. 2^14 buckets: one per pcb of the pool. */
 #define LWIP_TCP_PCB_HASH 1
-#define TCP_PCB_HASH_BITS 14
+#define TCP_PCB_HASH_BITS 16
 /* The active and TIME-WAIT lists doubly linked (80-pcb-dlist.patch): with a
  * pool full of TIME-WAIT pcbs (a server that closes first, thousands of
  * connections a second) recycling one no longer walks all of them. */

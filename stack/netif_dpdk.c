@@ -178,9 +178,15 @@ u16_t st_hook_ooseq_pbufs(const struct tcp_pcb *pcb)
     return st_inst.rx_pool_low ? OOSEQ_LOW_PBUFS : OOSEQ_WINDOW_PBUFS;
 }
 
+/* A TCP/IPv4 frame's 4-tuple as tcp_input will see it: the pcb's. */
+struct frame_key {
+    u32_t local_ip, remote_ip; /* network order, as ip4_addr_t */
+    u16_t local_port, remote_port;
+};
+
 /* A TCP/IPv4 frame's pcb bucket, or NULL (another protocol, IP options
- * longer than the frame): the 4-tuple as tcp_input will see it. */
-static struct tcp_pcb **frame_slot(const struct rte_mbuf *m)
+ * longer than the frame); *k its 4-tuple. */
+static struct tcp_pcb **frame_slot(const struct rte_mbuf *m, struct frame_key *k)
 {
     const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
     if (m->data_len < ETH_HLEN + 20 || f[12] != 0x08 || f[13] != 0x00)
@@ -190,12 +196,42 @@ static struct tcp_pcb **frame_slot(const struct rte_mbuf *m)
     if (ip[9] != IP_PROTO_TCP || m->data_len < ETH_HLEN + ihl + 4)
         return NULL;
     const uint8_t *th = ip + ihl;
+    memcpy(&k->remote_ip, ip + 12, 4);
+    memcpy(&k->local_ip, ip + 16, 4);
+    k->remote_port = (u16_t)(th[0] << 8 | th[1]);
+    k->local_port = (u16_t)(th[2] << 8 | th[3]);
     ip_addr_t src, dst;
-    memcpy(&ip_2_ip4(&src)->addr, ip + 12, 4);
-    memcpy(&ip_2_ip4(&dst)->addr, ip + 16, 4);
-    IP_SET_TYPE_VAL(src, IPADDR_TYPE_V4);
-    IP_SET_TYPE_VAL(dst, IPADDR_TYPE_V4);
-    return tcp_pcb_hash_slot(&dst, (u16_t)(th[2] << 8 | th[3]), &src, (u16_t)(th[0] << 8 | th[1]));
+    ip_addr_set_ip4_u32_val(src, k->remote_ip);
+    ip_addr_set_ip4_u32_val(dst, k->local_ip);
+    return tcp_pcb_hash_slot(&dst, k->local_port, &src, k->remote_port);
+}
+
+/* Whether pcb is the frame's (its fields read here are in its first two
+ * lines, which the caller prefetched). An IPv6 pcb may pass: a hint. */
+static bool pcb_is(const struct tcp_pcb *pcb, const struct frame_key *k)
+{
+    return pcb->remote_port == k->remote_port && pcb->local_port == k->local_port &&
+           ip4_addr_get_u32(ip_2_ip4(&pcb->remote_ip)) == k->remote_ip &&
+           ip4_addr_get_u32(ip_2_ip4(&pcb->local_ip)) == k->local_ip;
+}
+
+static void prefetch_lines(const void *p, size_t len)
+{
+    for (size_t o = 0; o < len; o += RTE_CACHE_LINE_SIZE)
+        rte_prefetch0((const char *)p + o);
+}
+
+/* The lines of pcb that tcp_input and the glue read next: its conn, and the
+ * oldest unacked segment (the ACK the frame carries frees it). */
+static void prefetch_pcb_next(const struct tcp_pcb *pcb)
+{
+    const void *arg = pcb->callback_arg;
+    if (arg && !tc_is_orphan(arg)) { /* a conn, not an orphan's deadline */
+        rte_prefetch0(arg);
+        rte_prefetch0((const char *)arg + RTE_CACHE_LINE_SIZE);
+    }
+    if (pcb->unacked)
+        rte_prefetch0(pcb->unacked);
 }
 
 /* At many connections each frame's pcb, its glue connection and the oldest
@@ -203,34 +239,48 @@ static struct tcp_pcb **frame_slot(const struct rte_mbuf *m)
  * one after another: the misses of a burst came one at a time. Walk the
  * chain for the whole burst first, a level per pass, prefetching the next
  * level, so that each level's misses overlap; tcp_input then finds the
- * lines in the cache. Only hints: a wrong guess costs a wasted prefetch. */
+ * lines in the cache. A bucket's first pcb is another 4-tuple's for a few
+ * frames (more pcbs than buckets would make it one in three): those take
+ * the next pcb of the chain in a pass of their own. Only hints: a wrong
+ * guess costs a wasted prefetch. */
 static void prefetch_pcbs(struct rte_mbuf **pkts, int n)
 {
     struct tcp_pcb **slot[DL_PREFETCH_BURST];
     struct tcp_pcb *pcb[DL_PREFETCH_BURST];
+    struct frame_key key[DL_PREFETCH_BURST];
+    bool again = false;
     if (n > DL_PREFETCH_BURST)
         n = DL_PREFETCH_BURST;
     for (int i = 0; i < n; i++) {
-        slot[i] = frame_slot(pkts[i]);
+        slot[i] = frame_slot(pkts[i], &key[i]);
         if (slot[i])
             rte_prefetch0(slot[i]);
     }
     for (int i = 0; i < n; i++) {
         pcb[i] = slot[i] ? *slot[i] : NULL;
         if (pcb[i])
-            for (size_t o = 0; o < sizeof(struct tcp_pcb); o += RTE_CACHE_LINE_SIZE)
-                rte_prefetch0((const char *)pcb[i] + o);
+            prefetch_lines(pcb[i], sizeof(struct tcp_pcb));
     }
     for (int i = 0; i < n; i++) {
         if (!pcb[i])
             continue;
-        const void *arg = pcb[i]->callback_arg;
-        if (arg && !tc_is_orphan(arg)) { /* a conn, not an orphan's deadline */
-            rte_prefetch0(arg);
-            rte_prefetch0((const char *)arg + RTE_CACHE_LINE_SIZE);
+        if (!pcb_is(pcb[i], &key[i])) { /* the chain's next, in the pass below */
+            pcb[i] = pcb[i]->hash_next;
+            slot[i] = NULL; /* marks it for that pass */
+            if (pcb[i])
+                prefetch_lines(pcb[i], sizeof(struct tcp_pcb));
+            again = true;
+            continue;
         }
-        if (pcb[i]->unacked)
-            rte_prefetch0(pcb[i]->unacked);
+        prefetch_pcb_next(pcb[i]);
+    }
+    for (int i = 0; again && i < n; i++) {
+        if (slot[i] || !pcb[i])
+            continue;
+        if (pcb_is(pcb[i], &key[i]))
+            prefetch_pcb_next(pcb[i]);
+        else
+            pcb[i] = NULL; /* a third in its bucket: rare, left to tcp_input */
     }
     for (int i = 0; i < n; i++) {
         struct tcp_seg *seg = pcb[i] ? pcb[i]->unacked : NULL;
