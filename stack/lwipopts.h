@@ -223,7 +223,10 @@ unsigned short st_chksum(const void *data, int len);
 #define LWIP_TCP_SYNCOOKIES 1
 /* tcp_input finds a segment's pcb in a hash of the active and TIME-WAIT pcbs
  * (stack/patches/60-pcb-hash.patch), not by walking lists of up to
- * MEMP_NUM_TCP_PCB pcbs. 2^14 buckets: one per pcb of the pool. */
+ * MEMP_NUM_TCP_PCB pcbs. 2^16 buckets, four per pcb of the pool: the
+ * driver prefetches each received frame's pcb as its bucket's first
+ * (prefetch_pcbs), which at 10 000 connections in 2^14 buckets was
+ * another 4-tuple's for a quarter of the frames, in 2^16 for 7 %. */
 #define LWIP_TCP_PCB_HASH 1
 #define TCP_PCB_HASH_BITS 16
 /* The active and TIME-WAIT lists doubly linked (80-pcb-dlist.patch): with a
