@@ -33,21 +33,24 @@ _Static_assert(POLL_TICKS >= 1 && POLL_TICKS <= 255, "tcp_poll takes a u8_t inte
 #define RX_BUDGET (64 * 1024 * 1024)
 
 typedef struct conn conn;
+/* 64-byte aligned (tc_conn_alloc): what a request reads and writes (pub, the
+ * receive queue, the flags, the dirty links) is in the first two lines,
+ * the ones the driver prefetches for each received frame (prefetch_pcbs). */
 struct conn {
-    dl_conn pub;                   /* first: a dl_conn* is a conn* */
-    conn *all_prev, *all_next;     /* every connection of the instance */
-    conn *dirty_prev, *dirty_next; /* queued tcp_output */
-    bool dirty;
-    bool bound, connecting, wr_shut, closed;
-    /* parked on tc_res_head until res_need segments are free (write_token armed) */
-    conn *res_prev, *res_next;
-    bool res_waiting;
-    u16_t res_need;
+    dl_conn pub; /* first: a dl_conn* is a conn* */
     /* receive queue: pbufs linked through ->next, each holding one reference */
     struct pbuf *rx_head, *rx_tail;
-    u16_t rx_off; /* bytes of rx_head already read */
     size_t rx_bytes;
+    u16_t rx_off; /* bytes of rx_head already read */
+    bool dirty;
+    bool bound, connecting, wr_shut, closed;
+    bool res_waiting;
     u32_t rx_withheld; /* window not given back to lwIP yet (RX_GRANT) */
+    u16_t res_need;
+    conn *dirty_prev, *dirty_next; /* queued tcp_output */
+    /* parked on tc_res_head until res_need segments are free (write_token armed) */
+    conn *res_prev, *res_next;
+    conn *all_prev, *all_next; /* every connection of the instance */
     /* listener: accepted connections not yet taken by accept() */
     conn **acc;
     int acc_head, acc_n, acc_cap;
