@@ -233,9 +233,6 @@ unsigned short st_chksum(const void *data, int len);
  * pool full of TIME-WAIT pcbs (a server that closes first, thousands of
  * connections a second) recycling one no longer walks all of them. */
 #define LWIP_TCP_PCB_DLIST 1
-/* tcp_fasttmr walks the pcbs that may have a delayed ACK, a pending FIN or
- * refused data (92-fasttmr-list.patch), not every active pcb each 5 ms. */
-#define LWIP_TCP_FAST_LIST 1
 /* TIME-WAIT lasts 2 MSL = 2 min (lwIP's MSL, RFC 793; Linux: 60 s). Kept: a
  * full pool of TIME-WAIT pcbs costs O(1) per new connection (tcp_kill_timewait
  * takes the oldest, 80-pcb-dlist.patch) and per slow tick (86-timewait-timer-
