@@ -81,7 +81,9 @@ local SEQ = 11    -- heap entry: sequence number (FIFO among equal keys)
 local ID = 12     -- its number
 local WHERE = 13  -- its name for the watchdog
 local ARGS = 14   -- start arguments until its first run
-local CB = 0      -- call_at record: the function (a task's slot 0 is nil)
+local CB = 0      -- call_at record: the function
+local HOT = 0     -- a waiting task's: the table it reads first when woken, or nil
+                  -- (dispatch reads its slot 1 ahead: a socket's connection)
 local DATA = 15   -- call_at record: its argument
 local NSLOTS = 15 -- table.new(NSLOTS, ...): slots 0..15, colocated
 local LADDR = 15  -- its coroutine's lua_State address, nil without peek (below)
@@ -619,7 +621,8 @@ end
 -- Wait for the token (may be nil) and/or until the time `at` (dl_now()
 -- seconds, may be nil). Returns "event", arg or "timeout". The cosockets'
 -- waits: their deadline is known, so no clock read here.
-local function wait_at(task, token, at)
+local function wait_at(task, token, at, hot)
+    task[HOT] = hot
     if token then
         waiting[token] = task
         task[TOKEN] = token
@@ -641,7 +644,7 @@ local function wait_at(task, token, at)
         if waiting[token] == task then waiting[token] = nil end
         task[TOKEN] = nil
     end
-    task[WOKE] = nil
+    task[WOKE], task[HOT] = nil, nil
     task[DL] = nil -- its heap entry is dropped or re-used later
     return why, arg
 end
@@ -655,10 +658,10 @@ end
 
 -- The running task waits on token until `at` (dl_now() seconds): "event",
 -- arg | "timeout" at once when `at` is not after the start of this turn.
-function M.wait_until(token, at)
+function M.wait_until(token, at, hot)
     local task = running
     if turn_clock ~= nil and at <= turn_clock[0] then return "timeout" end
-    return wait_at(task, token, at)
+    return wait_at(task, token, at, hot)
 end
 
 -- Wake the task waiting on token (used by C events and Lua-side waiters);
@@ -745,6 +748,26 @@ end
 -- it for the next one (mail_due), and the mailbox holds it until then.
 local mail_due = false
 local function dispatch(n)
+    if n > 1 then
+        -- Look each woken task up first: with many connections its node in
+        -- `waiting` and its slots are cold, and these lookups overlap where
+        -- one M.wake after another waits for each in turn.
+        local sum = 0
+        for i = 0, n - 1 do
+            local ev = events[i]
+            if ev.kind == EV_WAKE then
+                local task = waiting[ev.token]
+                if task and task[ST] == "waiting" then
+                    local hot = rawget(task, HOT)
+                    local first = hot and hot[1]
+                    if first then -- and the cdata box a socket's slot 1 holds
+                        sum = sum + ((type(first) == "cdata" and first ~= nil) and 2 or 1)
+                    end
+                end
+            end
+        end
+        touched = sum
+    end
     for i = 0, n - 1 do
         local ev = events[i]
         local kind = ev.kind
