@@ -62,6 +62,50 @@ print(table.concat(trace, " "))
     end)
 end)
 
+describe("the scheduler's waiters", function()
+    it("keeps every waiter apart when thousands of tokens share their low bits", function()
+        -- tokens 1024 apart fall in the same slot of the waiters' table at any
+        -- size it grows to for them: most go to its spill; some waiters are
+        -- killed, some time out, the rest are woken once each, out of order
+        local r = run([[
+rt:block_on(function()
+    local n, tokens, got, tasks = 3000, {}, {}, {}
+    for i = 1, n do
+        tokens[i] = sched.token()
+        for _ = 1, 1023 do sched.token() end
+    end
+    for i = 1, n do
+        tasks[i] = dpdk.spawn(function()
+            local why, arg = sched.wait(tokens[i], i % 7 == 0 and 0.05 or nil)
+            got[i] = why .. ":" .. tostring(arg)
+        end)
+    end
+    local parked = 0
+    for i = 1, n do if sched.is_waiting(tokens[i]) then parked = parked + 1 end end
+    local woken, again = 0, 0
+    for i = n, 1, -1 do
+        if i % 5 == 0 then
+            assert(dpdk.kill(tasks[i]))
+        elseif i % 7 ~= 0 then
+            if sched.wake(tokens[i], i) then woken = woken + 1 end
+            if sched.wake(tokens[i], -i) then again = again + 1 end
+        end
+    end
+    dpdk.sleep(0.2)
+    local right = 0
+    for i = 1, n do
+        local want = i % 5 == 0 and "nil" or i % 7 == 0 and "timeout:nil" or "event:" .. i
+        if tostring(got[i]) == want then right = right + 1 end
+        if sched.is_waiting(tokens[i]) then right = right - 1 end
+    end
+    print(parked, woken, again, right)
+end)
+]])
+        -- 600 killed, 343 of the rest time out
+        assert.are.equal("3000\t2057\t0\t3000\n", r.stdout)
+    end)
+end)
+
 describe("dpdk.kill", function()
     it("kills a sleeping child: it never wakes, its timer is gone", function()
         local r = run([[

@@ -16,6 +16,7 @@
 local ffi = require "ffi"
 local C = require "dpdk.cdef"
 local table_new = require "table.new"
+local band = require("bit").band
 
 local co_create, co_resume, co_running, co_status, co_yield =
     coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.yield
@@ -47,7 +48,9 @@ local timers, n_timers, timer_seq = {}, 0, 0 -- binary min-heap: tasks and call_
 -- value refers to the key, which a weak key alone would keep alive) and the
 -- user coroutines a task resumed (collected with them).
 local by_co = setmetatable({}, { __mode = "k" })
-local waiting = {}    -- token -> task
+-- token -> task, in two parts (the waiter functions below, after the task's
+-- slots)
+local wait_slots, wait_mask, wait_spill, n_spill, n_waiting
 local next_token = 0
 local mail_handler    -- function(data_ptr, len) for DL_EV_MAIL
 local stopping = false
@@ -81,15 +84,18 @@ local SEQ = 11    -- heap entry: sequence number (FIFO among equal keys)
 local ID = 12     -- its number
 local WHERE = 13  -- its name for the watchdog
 local ARGS = 14   -- start arguments until its first run
-local CB = 0      -- call_at record: the function (a task's slot 0 is nil)
+local CB = 0      -- call_at record: the function
+local HOT = 0     -- a waiting task's: the table it reads first when woken, or nil
+                  -- (dispatch reads its slot 1 ahead: a socket's connection)
 local DATA = 15   -- call_at record: its argument
 local NSLOTS = 15 -- table.new(NSLOTS, ...): slots 0..15, colocated
 local LADDR = 15  -- its coroutine's lua_State address, nil without peek (below)
 
--- Before a turn resumes two or more tasks, run_ready reads a few bytes of
--- each one's coroutine stack below its top frame, so the cache misses of
--- the coming resumes overlap in one loop instead of stalling each resume
--- in turn (at 10 000 connections every task's stack is cold). Lua cannot
+-- Before a turn resumes two or more tasks, run_ready reads a byte in each
+-- of the eight lines below each one's coroutine stack top (a parked socket
+-- reader's frames: wait_at, read_loop and its callers, ~0.5 KiB), so the
+-- cache misses of the coming resumes overlap in one loop instead of
+-- stalling each resume in turn (at 10 000 connections every task's stack is cold). Lua cannot
 -- reach a coroutine's stack, so this reads LuaJIT 2.1's lua_State (GC64:
 -- base, top, maxstack, stack at bytes 32-63) through its address
 -- (string.format "%p"); checked once below on a live coroutine, and left
@@ -112,6 +118,64 @@ if ffi.abi("gc64") and ffi.abi("64bit") and jit and jit.version:match("^LuaJIT 2
     end
 end
 local touched = 0 -- what the reads summed (kept, so the loads are not dropped)
+
+-- The tasks parked on tokens. A waiter sits in wait_slots at its token's low
+-- bits, or in wait_spill (by token) when another waiter holds that slot; a
+-- slot's task waits on the token asked for only if its [TOKEN] is that token.
+-- A table keyed by the tokens themselves spreads its nodes over a hash part
+-- whose lines are cold at every wake with many connections; here the slots
+-- are an array part (a socket's tokens, made together, fall in neighbouring
+-- slots), doubled when the spill passes a sixteenth of it, up to four slots
+-- a waiter (tokens that share low bits whatever the size stay in the spill).
+local function reset_waiters(size)
+    wait_slots, wait_mask, wait_spill = table_new(size, 0), size - 1, {}
+    n_spill, n_waiting = 0, 0
+end
+reset_waiters(1024)
+
+local function waiter(token)
+    local task = wait_slots[band(token, wait_mask)]
+    if task and task[TOKEN] == token then return task end
+    return wait_spill[token]
+end
+
+local add_waiter
+local function grow_waiters()
+    local slots, spill, mask = wait_slots, wait_spill, wait_mask
+    reset_waiters((mask + 1) * 2)
+    for i = 0, mask do
+        local task = slots[i]
+        if task then add_waiter(task[TOKEN], task) end
+    end
+    for token, task in pairs(spill) do add_waiter(token, task) end
+end
+
+-- task waits on token (its [TOKEN] already set to it).
+function add_waiter(token, task)
+    local i = band(token, wait_mask)
+    local other = wait_slots[i]
+    n_waiting = n_waiting + 1
+    if not other then
+        wait_slots[i] = task
+    else
+        wait_spill[token] = task
+        n_spill = n_spill + 1
+        local size = wait_mask + 1
+        if n_spill > size / 16 and n_waiting > size / 4 then grow_waiters() end
+    end
+end
+
+-- task no longer waits on token (nothing if another took its place).
+local function remove_waiter(token, task)
+    local i = band(token, wait_mask)
+    if wait_slots[i] == task then
+        wait_slots[i] = nil
+        n_waiting = n_waiting - 1
+    elseif wait_spill[token] == task then
+        wait_spill[token] = nil
+        n_spill, n_waiting = n_spill - 1, n_waiting - 1
+    end
+end
 
 local Task = {}
 M.Task = Task
@@ -471,10 +535,11 @@ function M.kill(target)
     target.killed, target.waited = true, true
     local token = target[TOKEN]
     if token then
+        local parked = waiter(token) == target -- before [TOKEN] goes: waiter reads it
         target[TOKEN] = nil
         forget_joins(target, token)
-        if waiting[token] == target then
-            waiting[token] = nil
+        if parked then
+            remove_waiter(token, target)
             abandoned(token, false)
         end
     end
@@ -619,10 +684,11 @@ end
 -- Wait for the token (may be nil) and/or until the time `at` (dl_now()
 -- seconds, may be nil). Returns "event", arg or "timeout". The cosockets'
 -- waits: their deadline is known, so no clock read here.
-local function wait_at(task, token, at)
+local function wait_at(task, token, at, hot)
+    task[HOT] = hot
     if token then
-        waiting[token] = task
         task[TOKEN] = token
+        add_waiter(token, task)
     end
     if at then
         timer_seq = timer_seq + 1
@@ -638,10 +704,10 @@ local function wait_at(task, token, at)
     task[ST] = "waiting"
     local why, arg = co_yield(PARKED)
     if token then
-        if waiting[token] == task then waiting[token] = nil end
+        remove_waiter(token, task)
         task[TOKEN] = nil
     end
-    task[WOKE] = nil
+    task[WOKE], task[HOT] = nil, nil
     task[DL] = nil -- its heap entry is dropped or re-used later
     return why, arg
 end
@@ -655,18 +721,18 @@ end
 
 -- The running task waits on token until `at` (dl_now() seconds): "event",
 -- arg | "timeout" at once when `at` is not after the start of this turn.
-function M.wait_until(token, at)
+function M.wait_until(token, at, hot)
     local task = running
     if turn_clock ~= nil and at <= turn_clock[0] then return "timeout" end
-    return wait_at(task, token, at)
+    return wait_at(task, token, at, hot)
 end
 
 -- Wake the task waiting on token (used by C events and Lua-side waiters);
 -- false when nobody waits on it (any more).
 function M.wake(token, arg)
-    local task = waiting[token]
+    local task = waiter(token)
     if task and task[ST] == "waiting" then
-        waiting[token] = nil
+        remove_waiter(token, task)
         push_ready(task, "event", arg)
         task[WOKE] = token
         return true
@@ -677,7 +743,7 @@ end
 -- Whether a task still waits on token (a Lua-side waker's queue may hold
 -- tokens whose waiters timed out or were killed).
 function M.is_waiting(token)
-    local task = waiting[token]
+    local task = waiter(token)
     return task ~= nil and task[ST] == "waiting"
 end
 
@@ -724,6 +790,10 @@ local function run_ready()
             if b - 64 >= lo then sum = sum + b[-64] end
             if b - 128 >= lo then sum = sum + b[-128] end
             if b - 192 >= lo then sum = sum + b[-192] end
+            if b - 256 >= lo then sum = sum + b[-256] end
+            if b - 320 >= lo then sum = sum + b[-320] end
+            if b - 384 >= lo then sum = sum + b[-384] end
+            if b - 448 >= lo then sum = sum + b[-448] end
         end
         touched = sum
     end
@@ -745,6 +815,26 @@ end
 -- it for the next one (mail_due), and the mailbox holds it until then.
 local mail_due = false
 local function dispatch(n)
+    if n > 1 then
+        -- Look each woken task up first: with many connections its waiter
+        -- slot and its own slots are cold, and these lookups overlap where
+        -- one M.wake after another waits for each in turn.
+        local sum = 0
+        for i = 0, n - 1 do
+            local ev = events[i]
+            if ev.kind == EV_WAKE then
+                local task = waiter(ev.token)
+                if task and task[ST] == "waiting" then
+                    local hot = rawget(task, HOT)
+                    local first = hot and hot[1]
+                    if first then -- and the cdata box a socket's slot 1 holds
+                        sum = sum + ((type(first) == "cdata" and first ~= nil) and 2 or 1)
+                    end
+                end
+            end
+        end
+        touched = sum
+    end
     for i = 0, n - 1 do
         local ev = events[i]
         local kind = ev.kind
@@ -898,7 +988,7 @@ function M.detach(budget)
     ready, ready_head, ready_tail = {}, 1, 0
     for i = 1, n_timers do timers[i][HIDX] = nil end -- no entry is in a heap any more
     timers, n_timers = {}, 0
-    waiting = {}
+    reset_waiters(1024)
     stopping = false
     exiting = false
 end

@@ -267,12 +267,12 @@ M.seconds = seconds
 
 -- Park on token until C wakes it or deadline passes: "event" | "timeout".
 -- No clock read: the timer heap compares the deadline with the turn's clock.
-local function park(token, deadline)
+local function park(token, deadline, sock)
     if not running_task() then
         error("this socket call has to wait: make it from a task (rt:block_on, rt:run or "
             .. "dpdk.spawn)", 4)
     end
-    return wait_until(token, deadline)
+    return wait_until(token, deadline, sock)
 end
 M.park = park
 

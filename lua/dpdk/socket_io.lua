@@ -92,7 +92,7 @@ return function(Socket, S)
                     spins = spins - 1
                     rbuf = rbuf_for_read(self) -- what the turn ran may have borrowed it (see below)
                 else
-                    local why = park(token, deadline)
+                    local why = park(token, deadline, self)
                     spins = spin_turns
                     -- others read meanwhile: what this socket had moved to its own
                     -- buffer if another borrowed the shared one; if it had nothing,
@@ -267,7 +267,7 @@ return function(Socket, S)
                     data, len, off, volatile = own:ref(), rest, 0, false
                 end
                 deadline = deadline or now() + seconds(self[SEND_TIMEOUT], defaults.send_timeout)
-                local why = park(token, deadline)
+                local why = park(token, deadline, self)
                 if self[GEN] ~= gen then return nil, "closed" end
                 if why == "timeout" then return nil, "timeout" end
             end
