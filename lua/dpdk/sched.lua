@@ -95,11 +95,11 @@ local LADDR = 15  -- its coroutine's lua_State address, nil without peek (below)
 -- of the eight lines below each one's coroutine stack top (a parked socket
 -- reader's frames: wait_at, read_loop and its callers, ~0.5 KiB), so the
 -- cache misses of the coming resumes overlap in one loop instead of
--- stalling each resume in turn (at 10 000 connections every task's stack is cold). Lua cannot
--- reach a coroutine's stack, so this reads LuaJIT 2.1's lua_State (GC64:
--- base, top, maxstack, stack at bytes 32-63) through its address
--- (string.format "%p"); checked once below on a live coroutine, and left
--- off when the check fails.
+-- stalling each resume in turn (at 10 000 connections every task's stack
+-- is cold). Lua cannot reach a coroutine's stack, so this reads LuaJIT
+-- 2.1's lua_State (GC64: base, top, maxstack, stack at bytes 32-63) through
+-- its address (string.format "%p"); checked once below on a live
+-- coroutine, and left off when the check fails.
 ffi.cdef[[typedef struct { uint8_t pad[32]; uint8_t *base; uint8_t *top; uint8_t *maxstack;
     uint8_t *stack; } dl_lstate_peek;]]
 local peek_p = ffi.typeof("dl_lstate_peek *")

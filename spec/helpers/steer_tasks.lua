@@ -39,6 +39,23 @@ function M.forwarding()
     return table.concat(parts, " ")
 end
 
+-- Wait (at most `seconds`) until every frame a worker forwarded has been
+-- taken by its owner: the counters are live, and the last frames of a test
+-- (the closing connections' ACKs) may still be in a worker's ring when the
+-- figures are asked for, more so while other processes busy-poll the cores.
+function M.settle(seconds)
+    local deadline = dpdk.now() + seconds
+    repeat
+        local out, inn = 0, 0 -- forwarded_out counts what a ring took, drops apart
+        for _, w in ipairs(dpdk.stats().workers) do
+            out, inn = out + w.forwarded_out, inn + w.forwarded_in
+        end
+        if out == inn then return true end
+        dpdk.sleep(0.01)
+    until dpdk.now() >= deadline
+    return false
+end
+
 -- Answer with forwarding() and close.
 function M.send_forwarding(c)
     c:send(M.forwarding() .. "\n")
