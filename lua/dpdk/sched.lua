@@ -127,11 +127,12 @@ local touched = 0 -- what the reads summed (kept, so the loads are not dropped)
 -- are an array part (a socket's tokens, made together, fall in neighbouring
 -- slots), doubled when the spill passes a sixteenth of it, up to four slots
 -- a waiter (tokens that share low bits whatever the size stay in the spill).
+local WAIT_SLOTS_FIRST = 1024 -- a power of two, like every size after it
 local function reset_waiters(size)
     wait_slots, wait_mask, wait_spill = table_new(size, 0), size - 1, {}
     n_spill, n_waiting = 0, 0
 end
-reset_waiters(1024)
+reset_waiters(WAIT_SLOTS_FIRST)
 
 local function waiter(token)
     local task = wait_slots[band(token, wait_mask)]
@@ -988,7 +989,7 @@ function M.detach(budget)
     ready, ready_head, ready_tail = {}, 1, 0
     for i = 1, n_timers do timers[i][HIDX] = nil end -- no entry is in a heap any more
     timers, n_timers = {}, 0
-    reset_waiters(1024)
+    reset_waiters(WAIT_SLOTS_FIRST)
     stopping = false
     exiting = false
 end
