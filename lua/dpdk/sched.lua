@@ -86,7 +86,8 @@ local WHERE = 13  -- its name for the watchdog
 local ARGS = 14   -- start arguments until its first run
 local CB = 0      -- call_at record: the function
 local HOT = 0     -- a waiting task's: the table it reads first when woken, or nil
-                  -- (dispatch reads its slot 1 ahead: a socket's connection)
+                  -- (dispatch reads its slots 1, 8 and 15 ahead, and the cdata
+                  -- box in slot 1: a socket's connection)
 local DATA = 15   -- call_at record: its argument
 local NSLOTS = 15 -- table.new(NSLOTS, ...): slots 0..15, colocated
 local LADDR = 15  -- its coroutine's lua_State address, nil without peek (below)
@@ -722,6 +723,8 @@ end
 
 -- The running task waits on token until `at` (dl_now() seconds): "event",
 -- arg | "timeout" at once when `at` is not after the start of this turn.
+-- hot (may be nil): the table it reads first when woken (a socket), which
+-- dispatch reads ahead (HOT above).
 function M.wait_until(token, at, hot)
     local task = running
     if turn_clock ~= nil and at <= turn_clock[0] then return "timeout" end
