@@ -836,7 +836,7 @@ local function look_ahead(n)
     for i = 0, n - 1 do
         local task = ahead[i]
         if task and task[ST] == "waiting" then
-            -- a task's sixteen slots span three lines past its header
+            -- its sixteen slots span up to three lines after its header
             if rawget(task, DSEQ) then sum = sum + 1 end
             if rawget(task, LADDR) then sum = sum + 1 end
             ahead[i] = rawget(task, HOT) or false
