@@ -226,10 +226,8 @@ static void prefetch_lines(const void *p, size_t len)
 static void prefetch_pcb_next(const struct tcp_pcb *pcb)
 {
     const void *arg = pcb->callback_arg;
-    if (arg && !tc_is_orphan(arg)) { /* a conn, not an orphan's deadline */
-        rte_prefetch0(arg);
-        rte_prefetch0((const char *)arg + RTE_CACHE_LINE_SIZE);
-    }
+    if (arg && !tc_is_orphan(arg)) /* a conn, not an orphan's deadline: its first two lines */
+        prefetch_lines(arg, 2 * RTE_CACHE_LINE_SIZE);
     if (pcb->unacked)
         rte_prefetch0(pcb->unacked);
 }
