@@ -39,6 +39,48 @@ dofile(%q)
         assert.matches("Hello from dpdklua %(worker 0, core 0%): GET /b\n", out)
         assert.matches("Re%-using existing connection", out)
     end)
+
+    it("closes after HTTP/1.0 and after Connection: close, keeps 1.0 with keep-alive", function()
+        local svc = net.service("dltk11", 71, ([[
+arg = { [0] = "http.lua", "8080" }
+local real_runtime = dpdk.runtime
+dpdk.runtime = function(o) o.config = CONFIG return real_runtime(o) end
+dofile(%q)
+]]):format((os.getenv("DPDKLUA_ROOT") or ".") .. "/examples/http.lua"),
+            { ready = "http server on port 8080: try curl http://10.71.0.2:8080/" })
+        finally(svc.stop)
+        -- each case: the requests sent on one connection, then what came back
+        -- until the server closed it (or 1 s of silence: still open)
+        local rc, out = net.python(([[
+import socket
+def talk(*reqs):
+    s = socket.create_connection(("%s", 8080), timeout=10)
+    for r in reqs:
+        s.sendall(r)
+    s.settimeout(1)
+    got = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return got.decode(), "closed"
+            got += b
+    except socket.timeout:
+        return got.decode(), "open"
+body, state = talk(b"GET /ten HTTP/1.0\r\n\r\n")
+print(state, "GET /ten" in body, "Connection: close" in body)
+body, state = talk(b"GET /a HTTP/1.1\r\nconnection: close\r\n\r\n")
+print(state, "GET /a" in body, "Connection: close" in body)
+body, state = talk(b"HEAD /k HTTP/1.0\r\nCONNECTION: Keep-Alive\r\n\r\n")
+print(state, "HEAD /k" in body)
+body, state = talk(b"POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", b"GET /q HTTP/1.1\r\n\r\n")
+print(state, "POST /p" in body, "GET /q" in body)
+body, state = talk(b"nonsense\r\n\r\n")
+print(state, repr(body))
+]]):format(svc.ip))
+        assert.are.equal(0, rc, out)
+        assert.are.equal("closed True True\nclosed True True\nopen True\nopen True True\nclosed ''\n", out)
+    end)
 end)
 
 describe("a dpdklua echo server", function()

@@ -100,9 +100,13 @@ local LADDR = 15  -- its coroutine's lua_State address, nil without peek (below)
 -- is cold). Lua cannot reach a coroutine's stack, so this reads LuaJIT
 -- 2.1's lua_State (GC64: base, top, maxstack, stack at bytes 32-63) through
 -- its address (string.format "%p"); checked once below on a live
--- coroutine, and left off when the check fails.
-ffi.cdef[[typedef struct { uint8_t pad[32]; uint8_t *base; uint8_t *top; uint8_t *maxstack;
-    uint8_t *stack; } dl_lstate_peek;]]
+-- coroutine, and left off when the check fails. The wake's lookahead
+-- (look_ahead) reads the lua_State's own lines before that: status (byte
+-- 11) and cframe (byte 80), which coroutine.resume checks first, span the
+-- 96-byte object.
+ffi.cdef[[typedef struct { uint8_t pad0[11]; uint8_t status; uint8_t pad1[20]; uint8_t *base;
+    uint8_t *top; uint8_t *maxstack; uint8_t *stack; void *openupval; void *env;
+    void *cframe; } dl_lstate_peek;]]
 local peek_p = ffi.typeof("dl_lstate_peek *")
 local function lstate(co)
     return tonumber(string.format("%p", co))
@@ -116,6 +120,7 @@ if ffi.abi("gc64") and ffi.abi("64bit") and jit and jit.version:match("^LuaJIT 2
         local L = ffi.cast(peek_p, a)
         local lo, b, t, hi = L.stack, L.base, L.top, L.maxstack
         peek = lo ~= nil and lo < b and b <= t and t <= hi and hi - lo < 65536
+            and L.status == 1 and L.cframe == nil -- LUA_YIELD, no C frame
     end
 end
 local touched = 0 -- what the reads summed (kept, so the loads are not dropped)
@@ -820,12 +825,15 @@ end
 local mail_due = false
 -- Before the wakes of a poll with two or more events, each woken task's
 -- objects are read ahead: with many connections its waiter slot, its own
--- slots, the socket it parked on (sched.wait_until's hot) and that socket's
--- connection box are all cold. One loop per hop, each reading only what the
--- loop before it brought in, so the misses of the whole batch overlap
--- instead of one chain of four after another (a slot's task is read even if
--- it waits on another token: only a read, harmless).
+-- slots, its coroutine's lua_State, the socket it parked on
+-- (sched.wait_until's hot) and that socket's connection box are all cold.
+-- One loop per hop, each reading only what the loop before it brought in,
+-- so the misses of the whole batch overlap instead of one chain after
+-- another (a slot's task is read even if it waits on another token: only a
+-- read, harmless). The lua_State read here lets run_ready's reads of the
+-- stacks below it start at once.
 local ahead = table_new(MAX_EVENTS, 0)
+local ahead_l = table_new(MAX_EVENTS, 0) -- the tasks' lua_State addresses
 local function look_ahead(n)
     local slots, mask = wait_slots, wait_mask
     for i = 0, n - 1 do
@@ -838,10 +846,21 @@ local function look_ahead(n)
         if task and task[ST] == "waiting" then
             -- its sixteen slots span up to three lines after its header
             if rawget(task, DSEQ) then sum = sum + 1 end
-            if rawget(task, LADDR) then sum = sum + 1 end
+            ahead_l[i] = rawget(task, LADDR) or false
             ahead[i] = rawget(task, HOT) or false
         else
             ahead[i] = false
+            ahead_l[i] = false
+        end
+    end
+    for i = 0, n - 1 do
+        local a = ahead_l[i]
+        if a then -- its coroutine's lua_State: the lines coroutine.resume reads
+            local L = ffi.cast(peek_p, a)
+            sum = sum + L.status
+            if L.base ~= nil then sum = sum + 1 end
+            if L.cframe == nil then sum = sum + 1 end
+            ahead_l[i] = false
         end
     end
     for i = 0, n - 1 do
