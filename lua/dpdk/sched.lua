@@ -102,8 +102,9 @@ local LADDR = 15  -- its coroutine's lua_State address, nil without peek (below)
 -- its address (string.format "%p"); checked once below on a live
 -- coroutine, and left off when the check fails. The wake's lookahead
 -- (look_ahead) reads the lua_State's own lines before that: status (byte
--- 11) and cframe (byte 80), which coroutine.resume checks first, span the
--- 96-byte object.
+-- 11), base (32) and cframe (80), a field in each line the 96-byte object
+-- spans at 16-byte alignment (coroutine.resume checks status and cframe
+-- first).
 ffi.cdef[[typedef struct { uint8_t pad0[11]; uint8_t status; uint8_t pad1[20]; uint8_t *base;
     uint8_t *top; uint8_t *maxstack; uint8_t *stack; void *openupval; void *env;
     void *cframe; } dl_lstate_peek;]]
