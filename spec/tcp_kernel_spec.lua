@@ -22,15 +22,21 @@ rt:block_on(function()
 end)
 ]]
 
-describe("a dpdklua HTTP server", function()
-    it("answers curl, two requests on one keep-alive connection", function()
-        local svc = net.service("dltk1", 61, ([[
+-- examples/http.lua, unmodified, on port 8080 of 10.<n>.0.2 (its runtime given
+-- the spec's CONFIG)
+local function http_service(name, n)
+    return net.service(name, n, ([[
 arg = { [0] = "http.lua", "8080" }
 local real_runtime = dpdk.runtime
 dpdk.runtime = function(o) o.config = CONFIG return real_runtime(o) end
 dofile(%q)
 ]]):format((os.getenv("DPDKLUA_ROOT") or ".") .. "/examples/http.lua"),
-            { ready = "http server on port 8080: try curl http://10.61.0.2:8080/" })
+        { ready = ("http server on port 8080: try curl http://10.%d.0.2:8080/"):format(n) })
+end
+
+describe("a dpdklua HTTP server", function()
+    it("answers curl, two requests on one keep-alive connection", function()
+        local svc = http_service("dltk1", 61)
         finally(svc.stop)
         local rc, out = child.sh(("curl -sS -v --max-time 10 http://%s:8080/a http://%s:8080/b")
             :format(svc.ip, svc.ip))
@@ -41,13 +47,7 @@ dofile(%q)
     end)
 
     it("closes after HTTP/1.0 and after Connection: close, keeps 1.0 with keep-alive", function()
-        local svc = net.service("dltk11", 71, ([[
-arg = { [0] = "http.lua", "8080" }
-local real_runtime = dpdk.runtime
-dpdk.runtime = function(o) o.config = CONFIG return real_runtime(o) end
-dofile(%q)
-]]):format((os.getenv("DPDKLUA_ROOT") or ".") .. "/examples/http.lua"),
-            { ready = "http server on port 8080: try curl http://10.71.0.2:8080/" })
+        local svc = http_service("dltk11", 71)
         finally(svc.stop)
         -- each case: the requests sent on one connection, then what came back
         -- until the server closed it (or 1 s of silence: still open)
