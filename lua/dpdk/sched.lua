@@ -834,7 +834,8 @@ local mail_due = false
 -- read, harmless). The lua_State read here lets run_ready's reads of the
 -- stacks below it start at once.
 local ahead = table_new(MAX_EVENTS, 0)
-local ahead_l = table_new(MAX_EVENTS, 0) -- the tasks' lua_State addresses
+local ahead_l = table_new(MAX_EVENTS, 0) -- the tasks' lua_State addresses (numbers,
+                                          -- all n rewritten by the task loop)
 local function look_ahead(n)
     local slots, mask = wait_slots, wait_mask
     for i = 0, n - 1 do
@@ -861,7 +862,6 @@ local function look_ahead(n)
             sum = sum + L.status
             if L.base ~= nil then sum = sum + 1 end
             if L.cframe == nil then sum = sum + 1 end
-            ahead_l[i] = false
         end
     end
     for i = 0, n - 1 do
