@@ -1,4 +1,4 @@
-# Benchmarks (bench/README.md, docs/performance.md).
+# Benchmarks (docs/performance.md).
 #   make bench              every row, medians of BENCH_RUNS runs, one table
 #   make bench QUICK=1      a smoke run of a few seconds per row
 #   make bench ROWS="pingpong http"   some rows only

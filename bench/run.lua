@@ -310,8 +310,6 @@ end
 
 local rows, order = {}, {}
 local function row(name, fn) rows[name] = fn; order[#order + 1] = name end
--- A row that runs only when named (bash bench/run.sh steer): not in make bench.
-local function named_row(name, fn) rows[name] = fn end
 
 row("pingpong", function()
     local n = QUICK and 5000 or 100000
@@ -668,28 +666,37 @@ row("conns", function()
 end)
 
 -- The cost of forwarding a frame to the worker that owns its flow (host/steer.c,
--- host/worker.c). A 1-worker load generator (one memif queue) drives
--- bench/steer.lua on (a) 1 worker, core 1: nothing forwarded, the anchor, and
--- (b) 2 workers, cores 1 and 0: every frame arrives on worker 0's queue and
--- the half whose flows worker 1 owns is forwarded to it. This machine has 2
--- cores, so in (b) worker 1 shares core 0 with the load generator (its own
--- lock dir lets both take the core): the rates are contended, and the cost is
--- counted in CPU time, not in rate. Each worker's work = its thread's CPU time
--- minus its loop turns times its idle turn (measured in the same run, 0.5 s
--- before the load); ns per forwarded frame = (work(b) - frames(b) x work per
--- frame of (a)) / frames forwarded.
--- Both memif ends open DL_MEMIF_QUEUES queue pairs (host/port.c): the
--- generator sends everything on queue 0, which the server's worker 0 polls.
--- Run only when named (bash bench/run.sh steer): not in make bench.
+-- host/worker.c), on 2 cores. A 1-worker load generator (one memif queue, core
+-- 0) drives bench/steer.lua with STEER_CONNS keep-alive connections, run
+-- three ways:
+-- - anchor: 1 worker on core 1, nothing forwarded;
+-- - sender: 2 workers, worker 0 on core 1, worker 1 beside the generator on
+--   core 0;
+-- - owner: the same with the cores swapped, worker 1 on core 1.
+-- With 2 workers every connection is on a flow worker 1 owns (the generator's
+-- owned mode keeps the connections worker 1 answers), so every frame arrives
+-- on worker 0's queue (the generator sends on queue 0) and is forwarded to
+-- worker 1, which serves it and sends on its own queue. Each figure is read
+-- from a worker on a core of its own, as busy_ns (dpdk.stats(): the wall time
+-- of its turns that had work; on a shared core that would count the other
+-- thread's time slices too): the sender's worker 0 per forwarded frame (the
+-- classification and the hand-over), the owner's worker 1 per frame it takes
+-- against the anchor's worker per frame (what taking a frame from another
+-- worker costs the owner: the ring, lines from the other core). ns per
+-- forwarded frame = the sum. The worker beside the generator shares core 0's
+-- time slices with it, so the 2-worker rates are those of time slices, but
+-- all connections wait on the same slices and the closed loop runs them alike
+-- (with half the flows on each worker, worker 0's made thousands of requests
+-- per slice to worker 1's one and ~1 % of the frames were forwarded).
 local function snap(proc)
     local last
     for l in proc:stdout():gmatch("snap [^\n]+") do last = l end
     if not last then error("steer.lua printed no snapshot\n" .. read(proc.err), 2) end
     local s = { t = tonumber(last:match("t=([%d%.]+)")), workers = {} }
-    for w, loops, rx, fout, fin, cpu, conns in
-        last:gmatch("w(%d+)=(%d+),(%d+),(%d+),(%d+),(%-?%d+),(%d+)") do
+    for w, loops, rx, fout, fin, cpu, conns, busy in
+        last:gmatch("w(%d+)=(%d+),(%d+),(%d+),(%d+),(%-?%d+),(%d+),(%d+)") do
         s.workers[tonumber(w)] = { loops = tonumber(loops), rx = tonumber(rx), fout = tonumber(fout),
-            fin = tonumber(fin), cpu = tonumber(cpu), conns = tonumber(conns) }
+            fin = tonumber(fin), cpu = tonumber(cpu), conns = tonumber(conns), busy = tonumber(busy) }
     end
     return s
 end
@@ -708,77 +715,92 @@ local function fresh_snap(proc)
     error("steer.lua stopped printing snapshots\n" .. read(proc.err), 2)
 end
 
-named_row("steer", function()
+local STEER_CONNS = tonumber(os.getenv("BENCH_STEER_CONNS") or "") or (QUICK and 32 or 1000)
+row("steer", function()
     local m = {}
     local secs = HTTP_SECONDS
-    local scfg1, ccfg, ip = memif_configs("steer", 8)
-    local scfg2 = write(tmp("steer-server2.json"), read(scfg1):gsub('"dpdk_cores":%[1%]',
-        ('"dpdk_cores":[%d,%d]'):format(SERVER_CORE, CLIENT_CORE)))
-    local locks2 = tmp("locks")
-    os.execute("mkdir -p " .. q(locks2))
-    local per_frame_one = {}
-    for _, case in ipairs({ { "one", scfg1, 1, "" }, { "two", scfg2, 2,
-        ("env DPDKLUA_LOCK_DIR=%s "):format(q(locks2)) } }) do
-        local name, cfg, workers, env = case[1], case[2], case[3], case[4]
-        for _ = 1, RUNS do
+    local anchor_cfg, ccfg, ip = memif_configs("steer", 8) -- the server on core 1
+    local function two(name, w0_core, w1_core)
+        return write(tmp(name .. ".json"), read(anchor_cfg):gsub('"dpdk_cores":%[1%]',
+            ('"dpdk_cores":[%d,%d]'):format(w0_core, w1_core)))
+    end
+    local locks = tmp("locks") -- the generator's: it may share core 0 with a server worker
+    os.execute("mkdir -p " .. q(locks))
+    local gen_env = ("env DPDKLUA_LOCK_DIR=%s "):format(q(locks))
+    local cases = {
+        { "anchor", anchor_cfg, 1, 0 },
+        { "sender", two("steer-sender", SERVER_CORE, CLIENT_CORE), 2, 0 },
+        { "owner", two("steer-owner", CLIENT_CORE, SERVER_CORE), 2, 1 },
+    }
+    for _ = 1, RUNS do
+        for _, case in ipairs(cases) do
+            local name, cfg, workers, measured = case[1], case[2], case[3], case[4]
             local server = start(dpdklua("bench/steer.lua", cfg, ip, 8090, workers))
                 :wait_output("READY")
-            local idle0 = fresh_snap(server)
-            sleep(0.5)
-            local idle1 = fresh_snap(server)
-            local gen = start(env .. dpdklua("bench/httpload.lua", ccfg, ip, 8090, 32, secs, "ka"))
-            sleep(math.min(1, secs / 4) + secs / 2) -- the warm-up, then half the measurement
-            local mid = fresh_snap(server) -- the connections each worker owns, under load
+            local gen = start(gen_env .. (workers == 1
+                and dpdklua("bench/httpload.lua", ccfg, ip, 8090, STEER_CONNS, secs, "ka")
+                or dpdklua("bench/httpload.lua", ccfg, ip, 8090, STEER_CONNS, secs, "owned", "(worker 1,")))
+            -- over the generator's measurement: not the connections it opened
+            -- and closed to find worker 1's flows
             local deadline = os.time() + secs + 120
+            while not gen:stdout():find("MEASURE", 1, true) do
+                if not gen:alive() or os.time() > deadline then
+                    error(("load generator printed no MEASURE\nstdout:\n%s\nstderr:\n%s")
+                        :format(gen:stdout(), read(gen.err)))
+                end
+                sleep(0.005)
+            end
+            local before = fresh_snap(server)
+            sleep(math.max(0, secs - 0.3))
+            local after = fresh_snap(server)
             while gen:alive() and os.time() < deadline do sleep(0.05) end
             local r = kv(gen:stdout())
-            local done = fresh_snap(server)
             server:stop()
             if not r.req_s or r.requests == 0 then error("load generator: no requests") end
-            local work, frames, fwd = 0, 0, 0
-            for w = 0, workers - 1 do
-                local a, b, c = idle0.workers[w], idle1.workers[w], done.workers[w]
-                if not (a and b and c) or a.cpu < 0 then error("steer.lua: no figures for worker " .. w) end
-                local turn = idle_turn(a, b)
-                work = work + math.max(0, (c.cpu - b.cpu) - (c.loops - b.loops) * turn)
-                frames = frames + (c.rx - b.rx)
-                fwd = fwd + (c.fout - b.fout)
-                add(m, ("%s_idle_turn_ns_w%d"):format(name, w), turn)
-            end
+            local function delta(w, field) return after.workers[w][field] - before.workers[w][field] end
+            local frames = delta(0, "rx") -- every frame arrives on worker 0's queue
             add(m, name .. "_req_s", r.req_s)
-            if workers == 2 then
-                local w1 = mid.workers[1].conns
-                add(m, "two_conns_w1", w1)
-                add(m, "two_conns_share_w1", w1 / math.max(1, w1 + mid.workers[0].conns))
-            end
-            add(m, name .. "_work_ns_per_frame", work / math.max(1, frames))
-            add(m, name .. "_forwarded_share", fwd / math.max(1, frames))
-            if name == "one" then
-                per_frame_one[#per_frame_one + 1] = work / math.max(1, frames)
+            add(m, name .. "_errors", r.errors)
+            if workers == 1 then
+                add(m, "anchor_ns_per_frame", delta(0, "busy") / math.max(1, frames))
             else
-                add(m, "two_forwarded_per_s", fwd / (done.t - idle1.t))
-                local anchor = summary(per_frame_one).median
-                add(m, "ns_per_forwarded", fwd > 0 and (work - frames * anchor) / fwd or 0)
+                local fwd = delta(0, "fout")
+                add(m, name .. "_forwarded_share", fwd / math.max(1, frames))
+                add(m, name .. "_opened", tonumber(r.opened) or 0)
+                if measured == 0 then
+                    add(m, "sender_ns_per_forwarded", delta(0, "busy") / math.max(1, fwd))
+                    add(m, "forwarded_per_s", fwd / (after.t - before.t))
+                else
+                    add(m, "owner_ns_per_frame", delta(1, "busy") / math.max(1, delta(1, "fin")))
+                end
             end
         end
     end
+    local function summarized(name) return m[name] and summary(m[name]).median end
+    local sender, owner = summarized("sender_ns_per_forwarded"), summarized("owner_ns_per_frame")
+    local anchor = summarized("anchor_ns_per_frame")
+    if sender and owner and anchor then
+        add(m, "owner_extra_ns", owner - anchor)
+        add(m, "ns_per_forwarded", sender + owner - anchor)
+    end
     record("steer", m, function(s)
-        local share, owned = med(s, "two_forwarded_share"), med(s, "two_conns_share_w1")
-        local ns = med(s, "ns_per_forwarded")
-        local conns = ("worker 1 owned %s of the 32 connections (%s%%) and got %s%% of the frames forwarded")
-            :format(fmt(med(s, "two_conns_w1")), owned and ("%.0f"):format(100 * owned) or "-",
-                share and ("%.0f"):format(100 * share) or "-")
-        -- A valid figure needs worker 1's flows to carry their share of the
-        -- load: frames forwarded in proportion to the connections it owns.
-        if not (share and owned and ns) or owned == 0 or share < owned / 2 or ns <= 0 then
-            return { ("steering, 2 workers: no valid figure: %s; worker 1 shares core 0 with the closed-loop generator, so its connections make a request per time slice while worker 0's make thousands (req/s %s vs %s on 1 worker; %s ns per forwarded frame computed). It needs a core of its own: >= 3 cores")
-                :format(conns, fmt(med(s, "two_req_s")), fmt(med(s, "one_req_s")), fmt(ns)) }
+        local share = math.min(med(s, "sender_forwarded_share") or 0, med(s, "owner_forwarded_share") or 0)
+        local found = ("the generator opened %d connections to find %d on worker 1's flows; %.0f%% of the frames forwarded; req/s %s on 1 worker, %s and %s on 2 (sender, owner: one worker beside the generator on core 0); errors %s/%s/%s")
+            :format(med(s, "owner_opened") or 0, STEER_CONNS, 100 * share, fmt(med(s, "anchor_req_s")),
+                fmt(med(s, "sender_req_s")), fmt(med(s, "owner_req_s")), fmt(med(s, "anchor_errors")),
+                fmt(med(s, "sender_errors")), fmt(med(s, "owner_errors")))
+        -- A valid figure needs the load on worker 1's flows: nearly every
+        -- frame forwarded (the rest: the handshakes and closes of the
+        -- connections the generator did not keep).
+        if share < 0.9 or not med(s, "ns_per_forwarded") then
+            return { ("steering, 2 workers: no valid figure: %s"):format(found) }
         end
-        return { ("steering, 2 workers: %s frames forwarded/s (%s), %s ns of CPU per forwarded frame; work per frame %s ns on 2 workers vs %s on 1 (anchor, nothing forwarded); req/s %s vs %s (worker 1 shares the generator's core)")
-            :format(fmt(med(s, "two_forwarded_per_s")), conns,
-                fmt(ns), fmt(med(s, "two_work_ns_per_frame")),
-                fmt(med(s, "one_work_ns_per_frame")), fmt(med(s, "two_req_s")), fmt(med(s, "one_req_s"))) }
-    end, { seconds = secs, connections = 32 })
+        return { ("steering, 2 workers: %s ns of CPU per forwarded frame = worker 0 (receive, classify, hand over) %s + worker 1 (take, serve) %s - 1 worker (receive, serve) %s; %s frames forwarded/s (time-sliced)")
+            :format(fmt(med(s, "ns_per_forwarded")), fmt(med(s, "sender_ns_per_forwarded")),
+                fmt(med(s, "owner_ns_per_frame")), fmt(med(s, "anchor_ns_per_frame")),
+                fmt(med(s, "forwarded_per_s"))),
+            ("steering: %s"):format(found) }
+    end, { seconds = secs, connections = STEER_CONNS })
 end)
 
 -- A real kernel client: wrk → tap dlb1 → examples/http.lua, against wrk →

@@ -1,12 +1,14 @@
--- The steer row's server: bench/nullhttp.lua's canned response on <workers>
--- workers (each listens on the port; a connection is served by the worker
--- that owns its flow), and a snapshot line every 0.1 s, from worker 0, of
+-- The steer row's server: bench/nullhttp.lua's canned response, naming the
+-- worker that sends it, on <workers> workers (each listens on the port; a
+-- connection is served by the worker that owns its flow), and a snapshot line
+-- every 0.1 s, from worker 0, of
 -- every worker's loop turns, frames received from the port, frames forwarded
 -- out and in, and its thread's CPU time (ns, /proc/self/task/<tid>/schedstat:
 -- time on a CPU, not time waiting for one).
 --   dpdklua bench/steer.lua <config> <ip> <port> <workers>
--- prints READY, then lines "snap t=<s> w0=loops,rx,fwd_out,fwd_in,cpu_ns,conns w1=..."
--- (conns: the worker's established connections, i.e. the flows it owns)
+-- prints READY, then lines "snap t=<s> w0=loops,rx,fwd_out,fwd_in,cpu_ns,conns,busy_ns w1=..."
+-- (conns: the worker's established connections, i.e. the flows it owns;
+-- busy_ns: dpdk.stats()'s, the wall time of its turns that had work)
 local dpdk = require "dpdk"
 
 local config, ip, port, workers = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4])
@@ -16,7 +18,10 @@ local rt = assert(dpdk.runtime{ workers = workers, config = config })
 rt:run(function(ip, port)
     local dpdk = require "dpdk"
     local tcp = require "dpdk.tcp"
-    local BODY = "Hello from dpdklua (worker 0, core 1): GET /\n"
+    -- names the worker that serves the connection: the steer row's load
+    -- keeps only connections worker 1 answers (its flows)
+    local BODY = ("Hello from dpdklua (worker %d, core %d): GET /\n"):format(dpdk.worker_id(),
+        dpdk.core_id())
     local RESPONSE = ("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s")
         :format(#BODY, BODY)
 
@@ -70,8 +75,8 @@ rt:run(function(ip, port)
         for _, w in ipairs(dpdk.stats().workers) do
             local cpu = (read("/proc/self/task/" .. (tids[w.worker] or "?") .. "/schedstat") or "")
                 :match("^(%d+)")
-            parts[#parts + 1] = ("w%d=%d,%d,%d,%d,%s,%d"):format(w.worker, w.loops, w.rx_packets,
-                w.forwarded_out, w.forwarded_in, cpu or "-1", w.tcp_established)
+            parts[#parts + 1] = ("w%d=%d,%d,%d,%d,%s,%d,%d"):format(w.worker, w.loops, w.rx_packets,
+                w.forwarded_out, w.forwarded_in, cpu or "-1", w.tcp_established, w.busy_ns)
         end
         print(table.concat(parts, " ")) io.stdout:flush()
         dpdk.sleep(0.1)

@@ -76,6 +76,7 @@ struct dl_worker {
     bool stack_up;            /* init()ed for this runtime: shutdown() due */
     stack_env env;
     double turn_s;     /* dl_now at the start of this turn (dl_worker_clock) */
+    bool turn_busy;    /* this turn moved frames or handed Lua events: its time is busy_ns */
     uint32_t turn_ms;  /* the same in ms: lwIP's sys_now for this turn (now_ms) */
     dl_event *pending; /* wakes recorded by stack callbacks, handed out by dl_poll */
     int n_pending, cap_pending;

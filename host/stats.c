@@ -24,6 +24,7 @@ static const char *const field_names[] = {
     "tx_packets",
     "tx_bytes",
     "loops",
+    "busy_ns",
     "rx_dropped",
     "rx_not_ours",
     "rx_bad_cksum",

@@ -393,8 +393,8 @@ static bool poll_queue(dl_worker *w, int p, uint16_t queue)
 
 /* (forwarded frames →) rx bursts → stack input → stack poll. A worker polls
  * the queues that are its index modulo the worker count: a port may have
- * more queues than workers (memif, host/port.c). */
-static void poll_io(dl_worker *w)
+ * more queues than workers (memif, host/port.c). True if frames moved. */
+static bool poll_io(dl_worker *w)
 {
     dl_runtime *rt = w->rt;
     bool busy = w->steer_in && take_forwarded(w);
@@ -440,18 +440,23 @@ static void poll_io(dl_worker *w)
     /* the clock only every 1024 turns: TCP and Lua figures every period */
     if ((w->stats.loops & 1023) == 0 && rte_rdtsc() >= w->stats_next_tsc)
         dl_stats_publish(w);
+    return busy;
 }
 
 int dl_poll(dl_worker *w, dl_event *events, int max)
 {
     int n = 0;
     dl_wd_turn(w->index); /* between turns: inside no burst (host/watchdog.c) */
+    double last_turn_s = w->turn_s;
     turn_clock(w);
+    if (w->turn_busy) /* the last turn ran from its clock read to this one */
+        stat_add(&w->stats.busy_ns, (uint64_t)((w->turn_s - last_turn_s) * 1e9));
     if (atomic_load_explicit(&w->rt->stopping, memory_order_relaxed)) {
         events[n++] = (dl_event){.kind = DL_EV_STOP};
+        w->turn_busy = false;
         return n;
     }
-    poll_io(w);
+    bool moved = poll_io(w);
     if (w->n_pending > 0) {
         int take = w->n_pending < max - n ? w->n_pending : max - n;
         memcpy(events + n, w->pending, (size_t)take * sizeof *events);
@@ -471,6 +476,7 @@ int dl_poll(dl_worker *w, dl_event *events, int max)
     }
     if (n < max && !rte_ring_empty(w->mailbox))
         events[n++] = (dl_event){.kind = DL_EV_MAIL, .arg = rte_ring_count(w->mailbox)};
+    w->turn_busy = moved || n > 0;
     return n;
 }
 

@@ -5,7 +5,7 @@
 -- skips it (a smoke of the figures, not of memory safety; ~1 min).
 local child = require "spec.helpers.child"
 
-local ROWS = { "pingpong", "turn", "http", "cps", "bulk", "conns", "tap" }
+local ROWS = { "pingpong", "turn", "http", "cps", "bulk", "conns", "steer", "tap" }
 
 describe("make bench QUICK=1 #bench", function()
     it("runs every row and its anchors and writes bench/results/<row>.json", function()
@@ -35,7 +35,7 @@ describe("make bench QUICK=1 #bench", function()
             "http load generator ceiling", "connections/s", "bulk one stream",
             "keep-alive at 200 connections", "generator ceiling at 200:", "wrk c=32 req/s",
             "server work per request (busy CPU): ", "http server work per request",
-            "idle turn of the loop" }) do
+            "idle turn of the loop", "steering, 2 workers: ", "steering: the generator opened" }) do
             assert(out:find(label, 1, true), "missing table line " .. label .. "\n" .. out)
         end
     end)

@@ -73,6 +73,34 @@ c.close()
         assert.matches("port net_tap_dlv0 8192 True True True\n", out, 1, true)
     end)
 
+    it("counts the busy time of a worker: the turns that moved frames, not the idle ones",
+        function()
+        local svc = start("dlvb", 28, 1)
+        finally(function() svc.stop() end)
+        local rc, out = net.python(PARSE .. ([[
+import socket, time
+IP = "%s"
+c = socket.create_connection((IP, 7015), timeout=10)
+a = stats(c); ta = time.time()
+time.sleep(1)  # the worker polls on, with nothing to do
+b = stats(c); tb = time.time()
+N = 2000
+for i in range(N):
+    c.sendall(b"ping\n")
+    assert c.recv(100) == b"ping\n"
+d = stats(c); td = time.time()
+idle, wall_idle = b["w0.busy_ns"] - a["w0.busy_ns"], (tb - ta) * 1e9
+busy, wall_busy = d["w0.busy_ns"] - b["w0.busy_ns"], (td - tb) * 1e9
+# idle: millions of turns, only the stats requests' few busy ones
+print("idle", idle < 0.2 * wall_idle, b["w0.loops"] - a["w0.loops"] > 1000)
+# loaded: at least a busy turn per request, never more than the time that passed
+print("busy", busy > N * 100, busy <= wall_busy * 1.05)
+c.close()
+]]):format(svc.ip))
+        assert.are.equal(0, rc, out .. svc.proc:stderr())
+        assert.matches("idle True True\nbusy True True\n", out, 1, true)
+    end)
+
     it("counts retransmissions while the peer cannot hear, and the frames not for us", function()
         local svc = start("dlv1", 16, 1, -- .3 first: the primary, which stays when the secondary .1 goes
             { peer_addresses = { "10.16.0.3/24", "10.16.0.1/24" } })

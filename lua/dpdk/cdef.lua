@@ -149,8 +149,9 @@ typedef struct dl_event {
  * list). A new field goes at the end of its group, its name at the same place
  * in host/stats.c's list. ---- */
 typedef struct dl_worker_stats {
-    /* traffic, live (host/worker.c) */
-    uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, loops;
+    /* traffic, live (host/worker.c); busy_ns: the wall time of the turns that
+     * moved frames or handed Lua events (wakes, mail), its Lua work included */
+    uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, loops, busy_ns;
     /* drops, by cause (the stack's driver; moves when packets do) */
     uint64_t rx_dropped, rx_not_ours, rx_bad_cksum, rx_nobuf, rx_copied;
     uint64_t tx_dropped, tx_full, tx_nombuf, tx_too_big;
