@@ -10,9 +10,11 @@
 -- owned: keep-alive on <connections> connections whose first response
 -- contains <text>: a connection answered otherwise is closed and another
 -- opened (the steer row loads only the flows one server worker owns, by the
--- worker named in bench/steer.lua's response). Prints one line of key=value pairs: req_s,
--- p50_us, p99_us (latency of a request, connect included in close mode), errors,
--- connect_s (opening the connections, keep-alive and idle modes); before it,
+-- worker named in bench/steer.lua's response).
+-- Prints one line of key=value pairs: req_s, p50_us, p99_us (latency of a
+-- request, connect included in close mode), errors, connect_s (opening the
+-- connections, keep-alive and idle modes), opened (connections opened, all
+-- but close mode), the generator's own frame counters; before it,
 -- MEASURE when its measurement starts (after the warm-up); on stderr
 -- each error message with its count and the phase of its first (connect,
 -- hold, load).

@@ -679,11 +679,12 @@ end)
 -- worker 1, which serves it and sends on its own queue. Each figure is read
 -- from a worker on a core of its own, as busy_ns (dpdk.stats(): the wall time
 -- of its turns that had work; on a shared core that would count the other
--- thread's time slices too): the sender's worker 0 per forwarded frame (the
--- classification and the hand-over), the owner's worker 1 per frame it takes
--- against the anchor's worker per frame (what taking a frame from another
--- worker costs the owner: the ring, lines from the other core). ns per
--- forwarded frame = the sum. The worker beside the generator shares core 0's
+-- thread's time slices too): the sender's worker 0 per forwarded frame
+-- (receive, classify, hand over), the owner's worker 1 per frame it takes
+-- (take from the ring, serve) and the anchor's worker per frame (receive,
+-- serve). ns per forwarded frame = sender + owner - anchor: the receiving and
+-- the serving cancel; the classification, the ring and the lines that cross
+-- cores remain. The worker beside the generator shares core 0's
 -- time slices with it, so the 2-worker rates are those of time slices, but
 -- all connections wait on the same slices and the closed loop runs them alike
 -- (with half the flows on each worker, worker 0's made thousands of requests

@@ -1,10 +1,10 @@
 -- The steer row's server: bench/nullhttp.lua's canned response, naming the
 -- worker that sends it, on <workers> workers (each listens on the port; a
 -- connection is served by the worker that owns its flow), and a snapshot line
--- every 0.1 s, from worker 0, of
--- every worker's loop turns, frames received from the port, frames forwarded
--- out and in, and its thread's CPU time (ns, /proc/self/task/<tid>/schedstat:
--- time on a CPU, not time waiting for one).
+-- every 0.1 s, from worker 0, of every worker's loop turns, frames received
+-- from the port, frames forwarded out and in, its thread's CPU time (ns,
+-- /proc/self/task/<tid>/schedstat: time on a CPU, not time waiting for one),
+-- its connections and its busy time.
 --   dpdklua bench/steer.lua <config> <ip> <port> <workers>
 -- prints READY, then lines "snap t=<s> w0=loops,rx,fwd_out,fwd_in,cpu_ns,conns,busy_ns w1=..."
 -- (conns: the worker's established connections, i.e. the flows it owns;
