@@ -255,6 +255,7 @@ int dl_worker_enter(dl_worker *w)
     if (rc != 0)
         return dl_fail("worker %d: cannot pin to core %d: %s", w->index, w->core, strerror(rc));
     turn_clock(w);
+    w->turn_busy = false; /* a last turn of an earlier entry is not this one's busy time */
     self = w;
     dl_wd_online(w->index, true); /* before any burst: the memif guard waits for it */
     dl_log_set_worker(w->index);
