@@ -224,18 +224,23 @@ local function idle_turn_now(server)
     return idle_turn(a, worker_snap(server))
 end
 
+-- Until the load generator prints MEASURE (its measurement starts).
+local function wait_measure(gen, deadline)
+    while not gen:stdout():find("MEASURE", 1, true) do
+        if not gen:alive() or os.time() > deadline then
+            error(("load generator printed no MEASURE\nstdout:\n%s\nstderr:\n%s")
+                :format(gen:stdout(), read(gen.err)), 3)
+        end
+        sleep(0.005)
+    end
+end
+
 -- The worker over a load generator's measurement: a snapshot once it prints
 -- MEASURE and one 0.1 s before its window of <seconds> ends; its figures once
 -- it has exited (its req_s gives the requests served between the snapshots).
 local function measure_worker(server, gen, seconds, timeout)
     local deadline = os.time() + timeout
-    while not gen:stdout():find("MEASURE", 1, true) do
-        if not gen:alive() or os.time() > deadline then
-            error(("load generator printed no MEASURE\nstdout:\n%s\nstderr:\n%s")
-                :format(gen:stdout(), read(gen.err)), 2)
-        end
-        sleep(0.005)
-    end
+    wait_measure(gen, deadline)
     local a = worker_snap(server)
     sleep(math.max(0, seconds - 0.1 - (now() - a.t)))
     local b = worker_snap(server)
@@ -694,10 +699,9 @@ local function snap(proc)
     for l in proc:stdout():gmatch("snap [^\n]+") do last = l end
     if not last then error("steer.lua printed no snapshot\n" .. read(proc.err), 2) end
     local s = { t = tonumber(last:match("t=([%d%.]+)")), workers = {} }
-    for w, loops, rx, fout, fin, cpu, conns, busy in
-        last:gmatch("w(%d+)=(%d+),(%d+),(%d+),(%d+),(%-?%d+),(%d+),(%d+)") do
-        s.workers[tonumber(w)] = { loops = tonumber(loops), rx = tonumber(rx), fout = tonumber(fout),
-            fin = tonumber(fin), cpu = tonumber(cpu), conns = tonumber(conns), busy = tonumber(busy) }
+    for w, rx, fout, fin, busy in last:gmatch("w(%d+)=(%d+),(%d+),(%d+),(%d+)") do
+        s.workers[tonumber(w)] = { rx = tonumber(rx), fout = tonumber(fout), fin = tonumber(fin),
+            busy = tonumber(busy) }
     end
     return s
 end
@@ -744,13 +748,7 @@ row("steer", function()
             -- over the generator's measurement: not the connections it opened
             -- and closed to find worker 1's flows
             local deadline = os.time() + secs + 120
-            while not gen:stdout():find("MEASURE", 1, true) do
-                if not gen:alive() or os.time() > deadline then
-                    error(("load generator printed no MEASURE\nstdout:\n%s\nstderr:\n%s")
-                        :format(gen:stdout(), read(gen.err)))
-                end
-                sleep(0.005)
-            end
+            wait_measure(gen, deadline)
             local before = fresh_snap(server)
             sleep(math.max(0, secs - 0.3))
             local after = fresh_snap(server)
